@@ -241,7 +241,7 @@ func (pr *Reader) ReadAll() error {
 }
 
 // Done reports whether the whole file has been read and checked.
-func (pr *Reader) Done() bool { return pr.err == nil && pr.signedHash != nil && pr.next == len(pr.ops) }
+func (pr *Reader) Done() bool { return pr.err == io.EOF }
 
 // SignedHash is the SHA-256 of every byte before the Signatures blob: the
 // digest each signature signs. Valid once Next returned io.EOF.

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"crypto"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+		"github.com/augen-project/augen/payload"
+	"github.com/augen-project/augen/payload/generate"
+	"github.com/augen-project/augen/signer"
+)
+
+const payloadBuildUsage = `Usage: augen payload build --image USR.bin [--kernel VMLINUZ] [--pcr-policy ZIP] [--key URI]... -o OUT
+
+Builds a full update payload (CrAU v1) the way update_engine's delta_generator
+does: the image in 1 MiB chunks, each bzip2-compressed when that is smaller,
+the kernel as a KERNEL procedure, every blob hashed. Chunks are compressed on
+all cores; the output is the same whatever the core count.
+
+Signing: each --key adds one signature, in the order given. update_engine
+checks ONLY the signature with version 2, which is the LAST key given; earlier
+keys are for other verifiers (and key rotation). Keys must be RSA (2048 bits
+for clients older than late 2022). Without --key the payload is unsigned:
+sign it later with "augen payload digest" and "augen payload attach".
+
+Key URIs: file:PATH (a PEM key, mode 0600).
+
+Example:
+  augen payload build --image flatcar_production_update.bin \
+      --kernel flatcar_production_image.vmlinuz \
+      --key file:/secure/update-key.pem -o flatcar_production_update.gz
+`
+
+// buildResult is the --json output of payload build.
+type buildResult struct {
+	Output     string               `json:"output"`
+	Omaha      payload.OmahaSummary `json:"omaha"`
+	SignedHash string               `json:"signed_hash_sha256"`
+	Keys       []keyInfo            `json:"keys"`
+}
+
+type keyInfo struct {
+	URI             string `json:"uri"`
+	Fingerprint     string `json:"fingerprint"`
+	Version         uint32 `json:"signature_version"`
+	CheckedByClient bool   `json:"checked_by_client"`
+}
+
+func payloadBuild(e *env, args []string) error {
+	fs := newFlags(e, "payload build", payloadBuildUsage)
+	image := fs.String("image", "", "the USR partition `image` (size a multiple of 4096)")
+	kernel := fs.String("kernel", "", "the kernel `file` to ship as a KERNEL procedure")
+	pcr := fs.String("pcr-policy", "", "a PCR policy `zip` to ship as a PCR_POLICY procedure")
+	var keys []string
+	fs.StringArrayVar(&keys, "key", nil, "sign with this key `URI` (repeatable; the LAST is the one update_engine checks)")
+	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
+	out := fs.StringP("output", "o", "", "write the payload to `path`")
+	workers := fs.Int("workers", 0, "compress on `n` goroutines (default: all cores)")
+	asJSON := fs.Bool("json", false, "print a JSON summary to stdout")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (the image goes in --image)", fs.Arg(0))
+	}
+	if *image == "" || *out == "" {
+		return withHint(usagef("--image and -o are required"), `run "augen payload build --help"`)
+	}
+	opts := generate.BuildOptions{TempDir: tempDirFor(*out)}
+	opts.Workers = *workers
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	var err error
+	if opts.Image, err = openInput(*image, "image", &closers); err != nil {
+		return err
+	}
+	if *kernel != "" {
+		if opts.Kernel, err = openInput(*kernel, "kernel", &closers); err != nil {
+			return err
+		}
+	}
+	if *pcr != "" {
+		if opts.PCRPolicy, err = openInput(*pcr, "PCR policy", &closers); err != nil {
+			return err
+		}
+	}
+	if opts.Image.Size%payload.BlockSize != 0 || opts.Image.Size == 0 {
+		return withHint(fmt.Errorf("image %s is %d bytes, not a non-zero multiple of %d", *image, opts.Image.Size, payload.BlockSize),
+			"the image is the first 1 GiB of USR-A (augen unpack, or disk_util extract)")
+	}
+	for _, in := range []struct {
+		path string
+		in   generate.Input
+	}{{*kernel, opts.Kernel}, {*pcr, opts.PCRPolicy}} {
+		if in.path != "" && in.in.Size == 0 {
+			return fmt.Errorf("%s is empty", in.path)
+		}
+	}
+	signers, err := openKeys(e, keys, &signer.Options{AllowInsecureKeyFile: *insecure})
+	if err != nil {
+		return err
+	}
+	defer closeKeys(signers)
+	cs := make([]crypto.Signer, len(signers))
+	for i, k := range signers {
+		cs[i] = k
+		opts.SignatureSizes = append(opts.SignatureSizes, k.SignatureSize())
+	}
+	if len(cs) > 0 {
+		opts.Sign = payload.SignWith(cs)
+	}
+	if *asJSON && *out == "-" {
+		return usagef("--json and -o - both write to stdout")
+	}
+	f, err := createOutput(e, *out)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	var done func()
+	opts.Progress, done = progress(e, "building")
+	res, err := generate.BuildFull(e.ctx, f, opts)
+	done()
+	if err != nil {
+		return err
+	}
+	if err := f.Commit(); err != nil {
+		return err
+	}
+	r := buildResult{Output: *out, SignedHash: fmt.Sprintf("%x", res.Digest), Keys: []keyInfo{}}
+	h := res.Hashes
+	r.Omaha = payload.OmahaSummary{Size: h.Size, SHA256Base64: h.OmahaSHA256(), SHA1Base64: h.OmahaSHA1(), SHA256Hex: h.HexSHA256()}
+	versions := payload.SignatureVersions(len(signers))
+	for i, k := range signers {
+		r.Keys = append(r.Keys, keyInfo{URI: k.URI(), Fingerprint: k.Fingerprint(), Version: versions[i], CheckedByClient: versions[i] == payload.CurrentSignatureVersion})
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, r)
+	}
+	fmt.Fprintf(e.stdout, "wrote %s\n  size         %d\n  sha256 (b64) %s\n  sha1 (b64)   %s\n", r.Output, h.Size, r.Omaha.SHA256Base64, r.Omaha.SHA1Base64)
+	if len(signers) == 0 {
+		fmt.Fprintf(e.stdout, "  unsigned: sign with \"augen payload digest\" and \"augen payload attach\"\n")
+	}
+	for _, k := range r.Keys {
+		note := ""
+		if k.CheckedByClient {
+			note = "  <- the signature update_engine checks"
+		}
+		fmt.Fprintf(e.stdout, "  signature v%d %s (%s)%s\n", k.Version, k.URI, k.Fingerprint[:16], note)
+	}
+	return nil
+}
+
+// openInput opens a regular input file and records its size.
+func openInput(path, what string, closers *[]io.Closer) (generate.Input, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return generate.Input{}, fmt.Errorf("%s: %w", what, err)
+	}
+	*closers = append(*closers, f)
+	st, err := f.Stat()
+	if err != nil {
+		return generate.Input{}, err
+	}
+	if !st.Mode().IsRegular() {
+		return generate.Input{}, fmt.Errorf("%s %s is not a regular file", what, path)
+	}
+	return generate.Input{R: f, Size: st.Size()}, nil
+}
+
+// tempDirFor keeps temporary data beside the output, on the same disk.
+func tempDirFor(out string) string {
+	if out == "-" {
+		return ""
+	}
+	return filepath.Dir(out)
+}

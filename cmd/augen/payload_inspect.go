@@ -1,0 +1,135 @@
+package main
+
+import (
+	"crypto"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/augen-project/augen/internal/pubkey"
+	"github.com/augen-project/augen/payload"
+)
+
+const payloadInspectUsage = `Usage: augen payload inspect PAYLOAD [--pubkey PUB.pem]... [--json]
+
+Reads a whole payload, checking every rule the client enforces (but not
+applying it), and shows its header, manifest summary, operations by type,
+procedures, signatures and the values an update service publishes. With
+--pubkey, signatures are matched to keys by fingerprint. PAYLOAD may be "-".
+
+Exit status 3 means the payload is invalid.
+`
+
+func payloadInspect(e *env, args []string) error {
+	fs := newFlags(e, "payload inspect", payloadInspectUsage)
+	var pubPaths []string
+	fs.StringArrayVar(&pubPaths, "pubkey", nil, "a public key `PEM` to match signatures against (repeatable)")
+	asJSON := fs.Bool("json", false, "print JSON (shape in doc/payload-format.md)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return withHint(usagef("expected one payload, got %d arguments", fs.NArg()), `run "augen payload inspect --help"`)
+	}
+	pubs, err := loadPubkeys(pubPaths)
+	if err != nil {
+		return err
+	}
+	in, closeIn, err := openPayload(e, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	pr, err := payload.NewReader(in, nil)
+	if err != nil {
+		return err
+	}
+	if err := pr.ReadAll(); err != nil {
+		return err
+	}
+	s, err := payload.Summarize(pr, pubs)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, s)
+	}
+	printSummary(e.stdout, fs.Arg(0), s)
+	return nil
+}
+
+func loadPubkeys(paths []string) ([]crypto.PublicKey, error) {
+	var pubs []crypto.PublicKey
+	for _, p := range paths {
+		k, err := pubkey.Load(p)
+		if err != nil {
+			return nil, err
+		}
+		pubs = append(pubs, k)
+	}
+	return pubs, nil
+}
+
+func openPayload(e *env, path string) (io.Reader, func(), error) {
+	if path == "-" {
+		return e.stdin, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+func printSummary(w io.Writer, name string, s *payload.Summary) {
+	fmt.Fprintf(w, "%s: CrAU v%d %s payload\n", name, s.FormatVersion, s.Kind)
+	fmt.Fprintf(w, "  manifest      %d bytes, block size %d\n", s.ManifestSize, s.BlockSize)
+	fmt.Fprintf(w, "  data          %d bytes\n", s.DataSize)
+	if s.OldPartition != nil {
+		fmt.Fprintf(w, "  old partition %d bytes, sha256 %s\n", s.OldPartition.Size, s.OldPartition.SHA256)
+	}
+	fmt.Fprintf(w, "  new partition %d bytes, sha256 %s\n", s.NewPartition.Size, s.NewPartition.SHA256)
+	printOps(w, "  ", s.Operations, s.NewPartition.Size)
+	for _, p := range s.Procedures {
+		fmt.Fprintf(w, "  procedure %s", p.Type)
+		if p.NewInfo != nil {
+			fmt.Fprintf(w, ": %d bytes, sha256 %s", p.NewInfo.Size, p.NewInfo.SHA256)
+		}
+		if p.OldInfo != nil {
+			fmt.Fprintf(w, " (from %d bytes, sha256 %s)", p.OldInfo.Size, p.OldInfo.SHA256)
+		}
+		fmt.Fprintln(w)
+		printOps(w, "    ", p.Operations, 0)
+	}
+	fmt.Fprintf(w, "  noop operations %d\n", s.NoopOps)
+	if len(s.Signatures) == 0 {
+		fmt.Fprintf(w, "  signatures    none (unsigned)\n")
+	}
+	for i, sig := range s.Signatures {
+		var notes []string
+		if sig.CheckedByClient {
+			notes = append(notes, "checked by update_engine")
+		}
+		if sig.KeyFingerprint != "" {
+			notes = append(notes, "key "+sig.KeyFingerprint)
+		}
+		fmt.Fprintf(w, "  signature %d   version %d, %d bytes", i, sig.Version, sig.Size)
+		if len(notes) > 0 {
+			fmt.Fprintf(w, " (%s)", strings.Join(notes, "; "))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "  signed hash   %s\n", s.SignedHash)
+	fmt.Fprintf(w, "  omaha size    %d\n  omaha sha256  %s\n  omaha sha1    %s\n", s.Omaha.Size, s.Omaha.SHA256Base64, s.Omaha.SHA1Base64)
+}
+
+func printOps(w io.Writer, indent string, ops []payload.OpStats, partSize uint64) {
+	for _, o := range ops {
+		fmt.Fprintf(w, "%s%-10s %5d ops, %8d blocks", indent, o.Type, o.Count, o.Blocks)
+		if partSize > 0 {
+			fmt.Fprintf(w, " (%5.1f%% of the image)", 100*float64(o.Blocks*payload.BlockSize)/float64(partSize))
+		}
+		fmt.Fprintf(w, ", %d data bytes\n", o.DataBytes)
+	}
+}

@@ -1,0 +1,50 @@
+package generate
+
+import (
+	"context"
+	"io"
+	"os"
+
+	"github.com/augen-project/augen/payload"
+)
+
+// BuildOptions complete FullOptions for writing a finished payload.
+type BuildOptions struct {
+	FullOptions
+	// SignatureSizes reserves room for signatures (one per key, in
+	// order). Empty means an unsigned payload.
+	SignatureSizes []int
+	// Sign signs the payload's digest; nil with SignatureSizes set writes a
+	// payload prepared for two-pass signing.
+	Sign payload.SignFunc
+	// TempDir holds the blob spool ("" means os.TempDir()).
+	TempDir string
+}
+
+// BuildFull plans a full payload and writes it to w. Blobs are spooled to a
+// temporary file, since the manifest that precedes them can only be written
+// once every blob's size and hash is known; memory stays bounded whatever
+// the image size.
+func BuildFull(ctx context.Context, w io.Writer, opts BuildOptions) (*payload.Result, error) {
+	spool, err := os.CreateTemp(opts.TempDir, "augen-blobs-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(spool.Name())
+	defer spool.Close()
+	fo := opts.FullOptions
+	fo.Blobs = spool
+	m, err := Full(ctx, fo)
+	if err != nil {
+		return nil, err
+	}
+	if len(opts.SignatureSizes) > 0 {
+		if err := payload.Prepare(m, opts.SignatureSizes); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return payload.Assemble(w, m, spool, opts.Sign)
+}

@@ -1,0 +1,175 @@
+package payload
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"encoding/hex"
+	"fmt"
+	"sort"
+
+	"github.com/augen-project/augen/internal/pubkey"
+)
+
+// Summary is what inspect and verify report about a payload. Its JSON shape
+// is stable (doc/payload-format.md, "Inspect output").
+type Summary struct {
+	FormatVersion int    `json:"format_version"`
+	Kind          string `json:"kind"` // "full" or "delta"
+	ManifestSize  int64  `json:"manifest_size"`
+	DataSize      uint64 `json:"data_size"`
+	BlockSize     uint32 `json:"block_size"`
+
+	NewPartition *InfoSummary `json:"new_partition"`
+	OldPartition *InfoSummary `json:"old_partition,omitempty"`
+
+	Operations []OpStats          `json:"operations"`
+	Procedures []ProcedureSummary `json:"procedures"`
+	NoopOps    int                `json:"noop_operations"`
+	Signatures []SignatureSummary `json:"signatures"`
+	SignedHash string             `json:"signed_hash_sha256"`
+	Omaha      OmahaSummary       `json:"omaha"`
+}
+
+// InfoSummary is an InstallInfo in hex.
+type InfoSummary struct {
+	Size   uint64 `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// OpStats counts the partition operations of one type: how many, how many
+// destination blocks they cover, and how many data bytes they cost.
+type OpStats struct {
+	Type      string `json:"type"`
+	Count     int    `json:"count"`
+	Blocks    uint64 `json:"blocks"`
+	DataBytes uint64 `json:"data_bytes"`
+}
+
+// ProcedureSummary describes a KERNEL or PCR_POLICY procedure.
+type ProcedureSummary struct {
+	Type       string       `json:"type"`
+	Operations []OpStats    `json:"operations"`
+	NewInfo    *InfoSummary `json:"new_info,omitempty"`
+	OldInfo    *InfoSummary `json:"old_info,omitempty"`
+}
+
+// SignatureSummary describes one entry of the Signatures blob.
+type SignatureSummary struct {
+	Version uint32 `json:"version"`
+	Size    int    `json:"size"`
+	// CheckedByClient is true for the entry update_engine verifies: the
+	// first with version 2.
+	CheckedByClient bool `json:"checked_by_client"`
+	// KeyFingerprint names the given public key that verifies the entry
+	// ("" when none of them does, or none was given).
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
+}
+
+// OmahaSummary holds the values an update service publishes.
+type OmahaSummary struct {
+	Size         int64  `json:"size"`
+	SHA256Base64 string `json:"sha256_base64"`
+	SHA1Base64   string `json:"sha1_base64"`
+	SHA256Hex    string `json:"sha256_hex"`
+}
+
+func infoSummary(i *InstallInfo) *InfoSummary {
+	if i == nil {
+		return nil
+	}
+	return &InfoSummary{Size: i.GetSize(), SHA256: hex.EncodeToString(i.GetHash())}
+}
+
+func opStats(ops []*Operation) []OpStats {
+	by := map[OperationType]*OpStats{}
+	for _, op := range ops {
+		s := by[op.GetType()]
+		if s == nil {
+			s = &OpStats{Type: op.GetType().String()}
+			by[op.GetType()] = s
+		}
+		s.Count++
+		for _, e := range op.DstExtents {
+			if e.GetStartBlock() != SparseHole {
+				s.Blocks += e.GetNumBlocks()
+			}
+		}
+		s.DataBytes += uint64(op.GetDataLength())
+	}
+	out := []OpStats{}
+	for _, s := range by {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Type < out[j].Type })
+	return out
+}
+
+// Summarize describes a payload that pr has read to the end, matching its
+// signatures against pubs.
+func Summarize(pr *Reader, pubs []crypto.PublicKey) (*Summary, error) {
+	if !pr.Done() {
+		return nil, fmt.Errorf("payload: Summarize needs a fully read payload")
+	}
+	m := pr.Manifest()
+	s := &Summary{
+		FormatVersion: Version,
+		Kind:          "full",
+		ManifestSize:  pr.ManifestSize(),
+		DataSize:      pr.DataSize(),
+		BlockSize:     m.GetBlockSize(),
+		NewPartition:  infoSummary(m.GetNewPartitionInfo()),
+		OldPartition:  infoSummary(m.GetOldPartitionInfo()),
+		Operations:    opStats(m.PartitionOperations),
+		Procedures:    []ProcedureSummary{},
+		NoopOps:       len(m.NoopOperations),
+		Signatures:    []SignatureSummary{},
+		SignedHash:    hex.EncodeToString(pr.SignedHash()),
+	}
+	if m.OldPartitionInfo != nil {
+		s.Kind = "delta"
+	}
+	for _, p := range m.Procedures {
+		t := "UNTYPED"
+		if p.Type != nil {
+			t = p.GetType().String()
+		}
+		s.Procedures = append(s.Procedures, ProcedureSummary{Type: t, Operations: opStats(p.Operations), NewInfo: infoSummary(p.GetNewInfo()), OldInfo: infoSummary(p.GetOldInfo())})
+	}
+	h := pr.Hashes()
+	s.Omaha = OmahaSummary{Size: h.Size, SHA256Base64: h.OmahaSHA256(), SHA1Base64: h.OmahaSHA1(), SHA256Hex: h.HexSHA256()}
+	client := -1
+	if sigs := pr.Signatures(); sigs != nil {
+		for i, e := range sigs.Signatures {
+			ss := SignatureSummary{Version: e.GetVersion(), Size: len(e.GetData())}
+			if client < 0 && e.GetVersion() == CurrentSignatureVersion {
+				client = i
+				ss.CheckedByClient = true
+			}
+			for _, pub := range pubs {
+				if k, ok := pub.(*rsa.PublicKey); ok && VerifyDigest(k, pr.SignedHash(), e.GetData()) == nil {
+					ss.KeyFingerprint, _ = pubkey.Fingerprint(pub)
+					break
+				}
+			}
+			s.Signatures = append(s.Signatures, ss)
+		}
+	}
+	return s, nil
+}
+
+// CheckSignature applies the client's rule to a summarized payload: the
+// first entry with version 2 must verify against one of the trusted keys.
+func (s *Summary) CheckSignature() error {
+	if len(s.Signatures) == 0 {
+		return fmt.Errorf("%w: the payload is not signed", ErrSignature)
+	}
+	for i, e := range s.Signatures {
+		if e.CheckedByClient {
+			if e.KeyFingerprint == "" {
+				return fmt.Errorf("%w: signature %d (version 2, the one update_engine checks) does not verify with any given public key", ErrSignature, i)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no signature has version 2, the only one update_engine checks", ErrSignature)
+}

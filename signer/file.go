@@ -1,0 +1,88 @@
+package signer
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/augen-project/augen/internal/pubkey"
+)
+
+// openFile opens a PKCS#1 or PKCS#8 PEM private key file. The file must
+// be readable by its owner only, unless opts allow otherwise; encrypted
+// keys are refused with a hint, since augen never asks for a key file's
+// passphrase.
+func openFile(path string, opts *Options) (Signer, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%w: file: needs a path, e.g. file:/path/key.pem", ErrUnsupported)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("signer: opening key: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("signer: key %s is not a regular file", path)
+	}
+	if st.Size() > pubkey.MaxPEMSize {
+		return nil, fmt.Errorf("signer: key %s is %d bytes: too large for a key file", path, st.Size())
+	}
+	if st.Mode().Perm()&0o077 != 0 && !opts.AllowInsecureKeyFile {
+		return nil, fmt.Errorf("%w: %s has mode %04o: others can read it (chmod 600 it, or keep the key in an HSM or TPM)",
+			ErrInsecure, path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("signer: reading key: %w", err)
+	}
+	key, err := parsePrivate(b)
+	if err != nil {
+		return nil, fmt.Errorf("signer: key %s: %w", path, err)
+	}
+	return newChecked(key, "file:"+path)
+}
+
+func parsePrivate(b []byte) (crypto.Signer, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("no PEM block found (expected a PEM private key)")
+	}
+	if blk.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(blk.Headers["Proc-Type"], "ENCRYPTED") {
+		return nil, errors.New("the key is encrypted; augen does not prompt for key file passphrases (decrypt it into a 0600 file, or better, keep it in an HSM or TPM)")
+	}
+	switch blk.Type {
+	case "RSA PRIVATE KEY":
+		k, err := x509.ParsePKCS1PrivateKey(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		return k, nil
+	case "PRIVATE KEY":
+		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		s, ok := k.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("unsupported %T key", k)
+		}
+		if rk, isRSA := s.(*rsa.PrivateKey); isRSA {
+			if err := rk.Validate(); err != nil {
+				return nil, err
+			}
+		}
+		return s, nil
+	case "PUBLIC KEY", "RSA PUBLIC KEY":
+		return nil, errors.New("this is a public key; signing needs the private key")
+	}
+	return nil, fmt.Errorf("PEM block %q is not a private key", blk.Type)
+}

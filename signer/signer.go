@@ -1,0 +1,145 @@
+// Package signer opens signing keys from one URI syntax and returns them as
+// crypto.Signers that check what they are asked to sign and prove every
+// signature before returning it.
+//
+// Backends: "file:PATH" (a PEM key file). Hardware backends (pkcs11:,
+// tpm:) plug in behind the same Open. signer knows nothing of payloads: it
+// signs SHA-256 digests.
+package signer
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/augen-project/augen/internal/pubkey"
+)
+
+// Signer is an opened key.
+type Signer interface {
+	crypto.Signer
+	// URI is the key's URI as given (secrets removed).
+	URI() string
+	// Fingerprint is the hex SHA-256 of the public key's
+	// SubjectPublicKeyInfo.
+	Fingerprint() string
+	// SignatureSize is the size of one signature in bytes.
+	SignatureSize() int
+	// Close releases the key.
+	Close() error
+}
+
+// Options changes how keys are opened.
+type Options struct {
+	// AllowInsecureKeyFile accepts key files that users other than the
+	// owner can read. Never appropriate for official keys.
+	AllowInsecureKeyFile bool
+}
+
+// Errors.
+var (
+	ErrUnsupported = errors.New("signer: unsupported key URI")
+	ErrInsecure    = errors.New("signer: insecure key file")
+	ErrVerify      = errors.New("signer: signature does not verify against the public key")
+)
+
+// Open opens the key named by uri.
+func Open(ctx context.Context, uri string, opts *Options) (Signer, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	scheme, rest, ok := strings.Cut(uri, ":")
+	if !ok {
+		return nil, fmt.Errorf("%w %q: expected SCHEME:…, e.g. file:/path/key.pem", ErrUnsupported, uri)
+	}
+	switch scheme {
+	case "file":
+		return openFile(rest, opts)
+	case "pkcs11", "tpm":
+		return nil, fmt.Errorf("%w %q: the %s backend is not built into this version", ErrUnsupported, uri, scheme)
+	}
+	return nil, fmt.Errorf("%w %q: unknown scheme %q (known: file)", ErrUnsupported, uri, scheme)
+}
+
+// checked wraps a crypto.Signer: it validates the digest, signs, and
+// verifies the signature with the public key before returning it.
+type checked struct {
+	inner       crypto.Signer
+	uri         string
+	fingerprint string
+	size        int
+}
+
+func newChecked(inner crypto.Signer, uri string) (*checked, error) {
+	pub := inner.Public()
+	fp, err := pubkey.Fingerprint(pub)
+	if err != nil {
+		return nil, err
+	}
+	c := &checked{inner: inner, uri: uri, fingerprint: fp}
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		c.size = k.Size()
+	case *ecdsa.PublicKey:
+		c.size = 2*((k.Curve.Params().BitSize+7)/8) + 9 // DER upper bound
+	case ed25519.PublicKey:
+		c.size = ed25519.SignatureSize
+	default:
+		return nil, fmt.Errorf("signer: %s holds an unsupported %T key", uri, pub)
+	}
+	return c, nil
+}
+
+func (c *checked) Public() crypto.PublicKey { return c.inner.Public() }
+func (c *checked) URI() string              { return c.uri }
+func (c *checked) Fingerprint() string      { return c.fingerprint }
+func (c *checked) SignatureSize() int       { return c.size }
+func (c *checked) Close() error             { return nil }
+
+// Sign signs a SHA-256 digest (or, for Ed25519, a message with crypto.Hash(0)).
+func (c *checked) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if h := opts.HashFunc(); h != 0 {
+		if h != crypto.SHA256 {
+			return nil, fmt.Errorf("signer: %s: only SHA-256 digests are signed, not %v", c.uri, h)
+		}
+		if len(digest) != sha256.Size {
+			return nil, fmt.Errorf("signer: %s: digest is %d bytes, a SHA-256 digest is %d", c.uri, len(digest), sha256.Size)
+		}
+	}
+	sig, err := c.inner.Sign(rand, digest, opts)
+	if err != nil {
+		return nil, fmt.Errorf("signer: %s: %w", c.uri, err)
+	}
+	if err := Verify(c.Public(), digest, sig, opts); err != nil {
+		return nil, fmt.Errorf("%w (%s)", err, c.uri)
+	}
+	return sig, nil
+}
+
+// Verify checks a signature made by Sign.
+func Verify(pub crypto.PublicKey, digest, sig []byte, opts crypto.SignerOpts) error {
+	ok := false
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if pss, isPSS := opts.(*rsa.PSSOptions); isPSS {
+			ok = rsa.VerifyPSS(k, pss.Hash, digest, sig, pss) == nil
+		} else {
+			ok = rsa.VerifyPKCS1v15(k, opts.HashFunc(), digest, sig) == nil
+		}
+	case *ecdsa.PublicKey:
+		ok = ecdsa.VerifyASN1(k, digest, sig)
+	case ed25519.PublicKey:
+		ok = ed25519.Verify(k, digest, sig)
+	}
+	if !ok {
+		return ErrVerify
+	}
+	return nil
+}
