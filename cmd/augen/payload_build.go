@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-		"github.com/augen-project/augen/payload"
+	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/generate"
 	"github.com/augen-project/augen/signer"
 )

@@ -20,12 +20,12 @@ import (
 
 // Exit codes (DESIGN.md): data to stdout, everything else to stderr.
 const (
-	exitOK       = 0
-	exitFailure  = 1
-	exitUsage    = 2
-	exitVerify   = 3
-	programName  = "augen"
-	globalUsage  = `augen builds, signs and verifies Flatcar Container Linux update payloads.
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+	exitVerify  = 3
+	programName = "augen"
+	globalUsage = `augen builds, signs and verifies Flatcar Container Linux update payloads.
 
 Usage:
   augen <command> [flags]

@@ -153,4 +153,3 @@ func hashFile(f *os.File, size uint64, name string) (Rebuilt, error) {
 	h.Sum(r.SHA256[:0])
 	return r, nil
 }
-
