@@ -73,9 +73,18 @@ func DecodeSignatures(b []byte) (*SignaturesMsg, error) {
 	if len(msg.Signatures) > MaxSignatures {
 		return nil, invalidf("signatures blob holds %d signatures, more than %d", len(msg.Signatures), MaxSignatures)
 	}
+	if len(msg.Signatures) > CurrentSignatureVersion+1 {
+		return nil, invalidf("signatures blob holds %d signatures; version numbering allows %d", len(msg.Signatures), CurrentSignatureVersion+1)
+	}
+	// Versions are slots, numbered 3-N … 2 by every generator. Anything
+	// else means the blob was altered (it is outside the signed region).
+	want := SignatureVersions(len(msg.Signatures))
 	for i, s := range msg.Signatures {
 		if s.Version == nil || len(s.GetData()) == 0 {
 			return nil, invalidf("signature %d has no version or no data", i)
+		}
+		if s.GetVersion() != want[i] {
+			return nil, invalidf("signature %d has version %d; with %d signatures the versions are %v", i, s.GetVersion(), len(want), want)
 		}
 	}
 	return msg, nil

@@ -35,9 +35,8 @@ func strictUnmarshal(b []byte, m proto.Message) error {
 	return nil
 }
 
-// checkKnown walks a message and fails on the first unknown field. A closed
-// proto2 enum keeps an unknown value as an unknown field, so this also
-// catches unknown operation and procedure types, which it names as such.
+// checkKnown walks a message and fails on the first unknown field or
+// unknown enum value, naming unknown operation and procedure types as such.
 func checkKnown(m protoreflect.Message, path string) error {
 	if raw := m.GetUnknown(); len(raw) > 0 {
 		num, typ, n := protowire.ConsumeTag(raw)
@@ -52,6 +51,15 @@ func checkKnown(m protoreflect.Message, path string) error {
 	}
 	var err error
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if ed := fd.Enum(); ed != nil && !fd.IsList() {
+			// Go keeps out-of-range values of proto2 enums in the field
+			// itself: check them against the schema.
+			if ed.Values().ByNumber(v.Enum()) == nil {
+				err = fmt.Errorf("%s.%s: unknown %s value %d", path, fd.Name(), ed.Name(), v.Enum())
+				return false
+			}
+			return true
+		}
 		if fd.Message() == nil {
 			return true
 		}

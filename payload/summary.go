@@ -157,19 +157,27 @@ func Summarize(pr *Reader, pubs []crypto.PublicKey) (*Summary, error) {
 	return s, nil
 }
 
-// CheckSignature applies the client's rule to a summarized payload: the
-// first entry with version 2 must verify against one of the trusted keys.
+// CheckSignature applies the client's rule to a summarized payload (the
+// first entry with version 2 must verify against one of the trusted keys)
+// and one stricter rule: every other entry must verify with a given key too.
 func (s *Summary) CheckSignature() error {
 	if len(s.Signatures) == 0 {
 		return fmt.Errorf("%w: the payload is not signed", ErrSignature)
 	}
+	client := false
 	for i, e := range s.Signatures {
-		if e.CheckedByClient {
-			if e.KeyFingerprint == "" {
+		if e.KeyFingerprint == "" {
+			if e.CheckedByClient {
 				return fmt.Errorf("%w: signature %d (version 2, the one update_engine checks) does not verify with any given public key", ErrSignature, i)
 			}
-			return nil
+			// Clients ignore it, but other verifiers do not, and a
+			// signature nobody can check is one nobody should ship.
+			return fmt.Errorf("%w: signature %d (version %d) does not verify with any given public key (give every signer's key with --pubkey)", ErrSignature, i, e.Version)
 		}
+		client = client || e.CheckedByClient
 	}
-	return fmt.Errorf("%w: no signature has version 2, the only one update_engine checks", ErrSignature)
+	if !client {
+		return fmt.Errorf("%w: no signature has version 2, the only one update_engine checks", ErrSignature)
+	}
+	return nil
 }

@@ -1,0 +1,109 @@
+package payload_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"testing"
+
+	"github.com/augen-project/augen/internal/pubkey"
+	"github.com/augen-project/augen/payload"
+	"github.com/augen-project/augen/payload/generate"
+)
+
+const vectors = "../testdata/vectors/"
+
+func readFile(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// testKey loads a TEST-ONLY private key from the vectors.
+func testKey(t testing.TB, name string) crypto.Signer {
+	t.Helper()
+	blk, _ := pem.Decode(readFile(t, vectors+"TEST-ONLY-key-"+name+".pem"))
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		k2, err2 := x509.ParsePKCS1PrivateKey(blk.Bytes)
+		if err2 != nil {
+			t.Fatal(err)
+		}
+		return k2
+	}
+	return k.(crypto.Signer)
+}
+
+func testPub(t testing.TB, name string) crypto.PublicKey {
+	t.Helper()
+	k, err := pubkey.Load(vectors + "TEST-ONLY-key-" + name + ".pub.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// tinyPayload builds a small signed payload: a 3-block image (one block
+// compressible, one random, one short pattern) and a 100-byte kernel.
+func tinyPayload(t testing.TB, keys ...crypto.Signer) []byte {
+	t.Helper()
+	img := make([]byte, 3*payload.BlockSize)
+	for i := range img[:payload.BlockSize] {
+		img[i] = 0xFF
+	}
+	x := uint32(1)
+	for i := payload.BlockSize; i < 2*payload.BlockSize; i++ {
+		x = x*1664525 + 1013904223
+		img[i] = byte(x >> 24)
+	}
+	copy(img[2*payload.BlockSize:], "augen test image")
+	kernel := bytes.Repeat([]byte("kernel"), 17)[:100]
+	return buildPayload(t, img, kernel, keys...)
+}
+
+func buildPayload(t testing.TB, img, kernel []byte, keys ...crypto.Signer) []byte {
+	t.Helper()
+	opts := generate.BuildOptions{}
+	opts.Image = generate.Input{R: bytes.NewReader(img), Size: int64(len(img))}
+	if kernel != nil {
+		opts.Kernel = generate.Input{R: bytes.NewReader(kernel), Size: int64(len(kernel))}
+	}
+	for _, k := range keys {
+		n, err := payload.SignatureSize(k.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.SignatureSizes = append(opts.SignatureSizes, n)
+	}
+	if len(keys) > 0 {
+		opts.Sign = payload.SignWith(keys)
+	}
+	var out bytes.Buffer
+	if _, err := generate.BuildFull(context.Background(), &out, opts); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// verifyBytes runs every check short of applying: the reader's rules, and
+// the signatures against pubs.
+func verifyBytes(b []byte, pubs ...crypto.PublicKey) (*payload.Summary, error) {
+	pr, err := payload.NewReader(bytes.NewReader(b), nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := pr.ReadAll(); err != nil {
+		return nil, err
+	}
+	s, err := payload.Summarize(pr, pubs)
+	if err != nil {
+		return nil, err
+	}
+	return s, s.CheckSignature()
+}
