@@ -80,7 +80,7 @@ func payloadAttach(e *env, args []string) error {
 	sign := func(digest []byte) ([][]byte, error) {
 		for i, s := range sigs {
 			if err := payload.VerifyDigest(keys[i], digest, s); err != nil {
-				return nil, withHint(fmt.Errorf("signature %s does not verify with %s over this payload's digest %x: %w", sigPaths[i], pubPaths[i], digest, err),
+				return nil, withHint(fmt.Errorf("signature %s does not verify with %s over this payload's digest %x: %v", sigPaths[i], pubPaths[i], digest, err),
 					"was it made over the digest from \"augen payload digest\" for this very file, with the matching key?")
 			}
 		}

@@ -128,7 +128,7 @@ func report(e *env, err error) int {
 	}
 	var u usageError
 	switch {
-	case errors.As(err, &u):
+	case errors.As(err, &u), errors.Is(err, apply.ErrNeedSource):
 		return exitUsage
 	case isVerification(err):
 		return exitVerify
@@ -140,7 +140,7 @@ func report(e *env, err error) int {
 // "augen could not do its job".
 func isVerification(err error) bool {
 	return errors.Is(err, payload.ErrInvalid) || errors.Is(err, payload.ErrSignature) ||
-		errors.Is(err, apply.ErrApply) || errors.Is(err, bz.ErrFormat) || errors.Is(err, bsdiff.ErrCorrupt)
+		errors.Is(err, apply.ErrApply) || errors.Is(err, apply.ErrMismatch) || errors.Is(err, bz.ErrFormat) || errors.Is(err, bsdiff.ErrCorrupt)
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
@@ -161,8 +161,7 @@ func newFlags(e *env, name, usage string) *pflag.FlagSet {
 func parse(fs *pflag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fs.Usage()
-			return err
+			return err // pflag has printed the usage
 		}
 		return withHint(usagef("%v", err), fmt.Sprintf("run \"augen %s --help\"", fs.Name()))
 	}

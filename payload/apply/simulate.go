@@ -2,6 +2,7 @@ package apply
 
 import (
 	"bytes"
+	"errors"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -11,8 +12,12 @@ import (
 )
 
 // ErrMismatch means the payload applied but did not rebuild what its
-// manifest promises (or what the caller expected).
-var ErrMismatch = fmt.Errorf("%w: result does not match", ErrApply)
+// manifest promises (or what the caller expected), or the old image given
+// is not the one a delta applies to.
+var ErrMismatch = errors.New("apply: mismatch")
+
+// ErrNeedSource means a delta was given without the image it applies to.
+var ErrNeedSource = errors.New("apply: missing source")
 
 // Sources are the running system a delta applies to.
 type Sources struct {
@@ -49,7 +54,7 @@ func Simulate(pr *payload.Reader, src Sources) ([]Rebuilt, error) {
 	defer part.Close()
 	if opi := m.GetOldPartitionInfo(); opi != nil {
 		if src.Partition == "" {
-			return nil, fmt.Errorf("%w: this is a delta payload: give the image it applies to (--old)", ErrApply)
+			return nil, fmt.Errorf("%w: this is a delta payload: give the image it applies to (--old)", ErrNeedSource)
 		}
 		if err := fillFrom(part, src.Partition, opi, "old partition"); err != nil {
 			return nil, err
@@ -75,7 +80,7 @@ func Simulate(pr *payload.Reader, src Sources) ([]Rebuilt, error) {
 		defer f.Close()
 		if oi := p.GetOldInfo(); oi != nil {
 			if p.GetType() != payload.ProcKernel || src.Kernel == "" {
-				return nil, fmt.Errorf("%w: the %s procedure is a delta: give the old file it applies to (--old-kernel)", ErrApply, p.GetType())
+				return nil, fmt.Errorf("%w: the %s procedure is a delta: give the old file it applies to (--old-kernel)", ErrNeedSource, p.GetType())
 			}
 			if err := fillFrom(f, src.Kernel, oi, "old kernel"); err != nil {
 				return nil, err
