@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -18,45 +19,82 @@ var update = flag.Bool("update", false, "rewrite the golden transcripts in testd
 const root = "../../testdata/"
 
 // fixtures lays out what the transcripts refer to in a fresh directory:
-// $VEC is testdata/vectors, $TMP holds inputs made for the test.
+// $VEC is testdata/vectors, $TMP holds inputs made for the test. The inputs
+// are made once per test binary and hard-linked into each test's directory.
 func fixtures(t *testing.T) (tmp, vec string) {
 	t.Helper()
+	fixtureOnce.Do(func() { fixtureDir, fixtureErr = makeFixtures() })
+	if fixtureErr != nil {
+		t.Fatal(fixtureErr)
+	}
 	tmp = t.TempDir()
+	ents, err := os.ReadDir(fixtureDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if err := os.Link(filepath.Join(fixtureDir, e.Name()), filepath.Join(tmp, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
 	vec, _ = filepath.Abs(root + "vectors")
+	return tmp, vec
+}
+
+var (
+	fixtureOnce sync.Once
+	fixtureDir  string
+	fixtureErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixtureDir != "" {
+		os.RemoveAll(fixtureDir)
+	}
+	os.Exit(code)
+}
+
+func makeFixtures() (string, error) {
+	dir, err := os.MkdirTemp("", "augen-cli-fixtures-")
+	if err != nil {
+		return "", err
+	}
 	write := func(name string, b []byte, mode os.FileMode) {
-		if err := os.WriteFile(filepath.Join(tmp, name), b, mode); err != nil {
-			t.Fatal(err)
+		p := filepath.Join(dir, name)
+		if err == nil {
+			err = os.WriteFile(p, b, mode)
 		}
-		if err := os.Chmod(filepath.Join(tmp, name), mode); err != nil {
-			t.Fatal(err)
+		if err == nil {
+			err = os.Chmod(p, mode)
 		}
 	}
-	usr, err := os.ReadFile(root + "vectors/usr-new.bin.bz2")
-	if err != nil {
-		t.Fatal(err)
+	read := func(name string) []byte {
+		b, rerr := os.ReadFile(root + name)
+		if err == nil {
+			err = rerr
+		}
+		return b
 	}
-	img, err := io.ReadAll(bzip2.NewReader(bytes.NewReader(usr)))
-	if err != nil {
-		t.Fatal(err)
+	unbz := func(name string) []byte {
+		b, rerr := io.ReadAll(bzip2.NewReader(bytes.NewReader(read(name))))
+		if err == nil {
+			err = rerr
+		}
+		return b
 	}
-	write("usr-new.bin", img, 0o644)
-	old, _ := os.ReadFile(root + "vectors/usr-old.bin.bz2")
-	oldImg, _ := io.ReadAll(bzip2.NewReader(bytes.NewReader(old)))
-	write("usr-old.bin", oldImg, 0o644)
+	write("usr-new.bin", unbz("vectors/usr-new.bin.bz2"), 0o644)
+	write("usr-old.bin", unbz("vectors/usr-old.bin.bz2"), 0o644)
 	write("short.bin", make([]byte, 100), 0o644)
 	write("unaligned.bin", make([]byte, 3*4096+1), 0o644)
 	write("empty", nil, 0o644)
-	keyA, _ := os.ReadFile(root + "vectors/TEST-ONLY-key-a.pem")
-	keyB, _ := os.ReadFile(root + "vectors/TEST-ONLY-key-b.pem")
-	write("key-a.pem", keyA, 0o600)
-	write("key-b.pem", keyB, 0o600)
-	write("key-a-open.pem", keyA, 0o644)
-	enc, _ := os.ReadFile(root + "keys/TEST-ONLY-key-a.encrypted.pem")
-	write("key-encrypted.pem", enc, 0o600)
+	write("key-a.pem", read("vectors/TEST-ONLY-key-a.pem"), 0o600)
+	write("key-b.pem", read("vectors/TEST-ONLY-key-b.pem"), 0o600)
+	write("key-a-open.pem", read("vectors/TEST-ONLY-key-a.pem"), 0o644)
+	write("key-encrypted.pem", read("keys/TEST-ONLY-key-a.encrypted.pem"), 0o600)
 	write("not-a-key.pem", []byte("hello\n"), 0o600)
-	pubA, _ := os.ReadFile(root + "vectors/TEST-ONLY-key-a.pub.pem")
-	write("pub-as-key.pem", pubA, 0o600)
-	return tmp, vec
+	write("pub-as-key.pem", read("vectors/TEST-ONLY-key-a.pub.pem"), 0o600)
+	return dir, err
 }
 
 // transcript is one testdata/cli/*.txt file:

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every check augen has: formatting, vet, the race-enabled short suite,
+# the full suite (64 MiB build checked by an independent checker, every byte
+# change of the generator's payloads), and each fuzz target briefly.
+#
+# Needs Go, and for the cross-checks: protoc + protoc-gen-go, Debian's
+# bsdiff/bspatch, python3 and openssl (scripts/install-deps.sh installs them).
+# AUGEN_REQUIRE_TOOLS=1 (set by CI) turns a missing tool into a failure
+# instead of a skipped test. FUZZTIME (default 10s) bounds each fuzz target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime=${FUZZTIME:-10s}
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "gofmt"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$bad" ]; then
+  echo "gofmt would change:"; echo "$bad"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "go test -race -short"
+go test -race -short -count=1 ./...
+
+step "go test (full)"
+go test -count=1 ./...
+
+step "fuzz (${fuzztime} each)"
+for target in "payload FuzzReader" "payload FuzzDecodeSignatures" "internal/bz FuzzDecodeOne" "internal/bsdiff FuzzPatch"; do
+  set -- $target
+  go test -run '^$' -fuzz "^$2\$" -fuzztime "$fuzztime" "./$1" >/dev/null
+  echo "$1 $2: ok"
+done
+
+step "README sample"
+bash scripts/sample.sh >/dev/null
+echo "sample: ok"
