@@ -143,6 +143,9 @@ func (pr *Reader) readHeader() error {
 	if err != nil {
 		return err
 	}
+	// The manifest gets its own buffer: nothing parsed from it may alias
+	// memory that operation data reuses.
+	pr.buf = nil
 	m := &Manifest{}
 	if err := strictUnmarshal(mb, m); err != nil {
 		return invalidf("manifest (bytes %d..%d): %v", HeaderSize, HeaderSize+ms, err)

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-
 )
 
 // BSDIFF blobs made by the real generator apply to their source bytes:

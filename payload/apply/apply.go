@@ -50,6 +50,26 @@ type Targets struct {
 // a MOVE's whole source before writing it).
 const MaxMoveBytes = 1 << 30
 
+// MaxFileSize bounds a procedure's file (a kernel is tens of MiB).
+const MaxFileSize = 4 << 30
+
+// at returns the target offset of byte skip of a (non-hole) extent, after
+// checking that count bytes from there stay within limit. Extents may be
+// larger than the data they receive (delta_generator gives a short last
+// chunk 256 blocks): only the bytes accessed must fit. Block numbers are
+// compared before multiplying, so one near 2^60 cannot wrap around.
+func at(e *payload.Extent, skip, count, limit uint64, op *payload.Op, verb string) (uint64, error) {
+	s := e.GetStartBlock()
+	if s > limit/payload.BlockSize {
+		return 0, failf(op, "%s block %d, past the end of the target (%d bytes)", verb, s, limit)
+	}
+	off := s*payload.BlockSize + skip
+	if off+count > limit {
+		return 0, failf(op, "%s bytes %d..%d, past the end of the target (%d bytes)", verb, off, off+count, limit)
+	}
+	return off, nil
+}
+
 // Apply runs every remaining operation of pr on t. It does not read the
 // payload's end: call pr.Next until io.EOF afterwards (Apply returns once
 // Next has returned io.EOF, so the whole file has been checked).
@@ -73,7 +93,7 @@ func Apply(pr *payload.Reader, t *Targets) error {
 				continue // the client skips untyped procedures; data was consumed
 			}
 			dst = t.Procedures[p.GetType()]
-			limit = ^uint64(0)
+			limit = MaxFileSize
 		}
 		if dst == nil {
 			continue
@@ -155,10 +175,10 @@ func readExtents(t Target, list []*payload.Extent, n, limit uint64, op *payload.
 		if off >= n {
 			break
 		}
-		start := e.GetStartBlock() * payload.BlockSize
 		size := min(e.GetNumBlocks()*payload.BlockSize, n-off)
-		if start+size > limit {
-			return nil, failf(op, "reads block %d, past the end of the partition", e.GetStartBlock()+e.GetNumBlocks()-1)
+		start, err := at(e, 0, size, limit, op, "reads")
+		if err != nil {
+			return nil, err
 		}
 		got, err := t.ReadAt(buf[off:off+size], int64(start))
 		if err != nil && err != io.EOF {
@@ -192,9 +212,9 @@ func (w *extentWriter) writeAll(data []byte, pad bool) error {
 		room := e.GetNumBlocks()*payload.BlockSize - w.pos
 		n := min(uint64(len(data)), room)
 		if e.GetStartBlock() != payload.SparseHole {
-			off := e.GetStartBlock()*payload.BlockSize + w.pos
-			if off+n > w.limit {
-				return failf(w.op, "writes past the end of the partition (byte %d, limit %d)", off+n, w.limit)
+			off, err := at(e, w.pos, n, w.limit, w.op, "writes")
+			if err != nil {
+				return err
 			}
 			if _, err := w.t.WriteAt(data[:n], int64(off)); err != nil {
 				return err

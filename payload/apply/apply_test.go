@@ -1,8 +1,16 @@
 package apply_test
 
 import (
+	"bytes"
 	"compress/bzip2"
+	"context"
+	"errors"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
 	"crypto/sha256"
+	"github.com/augen-project/augen/payload/generate"
 	"io"
 	"os"
 	"path/filepath"
@@ -84,5 +92,62 @@ func TestRebuildsVectors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// delta_generator gives a short last chunk an extent of 256 blocks; only
+// the data written must fit the partition.
+func TestShortImageWithWholeChunkExtent(t *testing.T) {
+	img := append(bytes.Repeat([]byte{0xff}, 4096), make([]byte, 4096)...)
+	var out bytes.Buffer
+	opts := generate.BuildOptions{}
+	opts.Image = generate.Input{R: bytes.NewReader(img), Size: int64(len(img))}
+	if _, err := generate.BuildFull(context.Background(), &out, opts); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := payload.NewReader(&out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := pr.Manifest().PartitionOperations[0].DstExtents[0].GetNumBlocks(); n != 256 {
+		t.Fatalf("extent of %d blocks", n)
+	}
+	got, err := apply.Simulate(pr, apply.Sources{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].SHA256 != sha256.Sum256(img) {
+		t.Fatal("rebuilt image differs")
+	}
+}
+
+// Operations that reach past the partition, including with block numbers
+// whose byte offsets would overflow, are refused.
+func TestWritesPastThePartition(t *testing.T) {
+	for _, start := range []uint64{2, 1 << 52, 1<<60 - 2} {
+		img := make([]byte, 8192)
+		var out bytes.Buffer
+		opts := generate.BuildOptions{}
+		opts.Image = generate.Input{R: bytes.NewReader(img), Size: int64(len(img))}
+		if _, err := generate.BuildFull(context.Background(), &out, opts); err != nil {
+			t.Fatal(err)
+		}
+		b := out.Bytes()
+		pr, _ := payload.NewReader(bytes.NewReader(b), nil)
+		m := proto.Clone(pr.Manifest()).(*payload.Manifest)
+		m.PartitionOperations[0].DstExtents[0].StartBlock = proto.Uint64(start)
+		m.PartitionOperations[0].DstExtents[0].NumBlocks = proto.Uint64(2)
+		var re bytes.Buffer
+		if _, err := payload.Assemble(&re, m, bytes.NewReader(b[pr.MetadataSize():]), nil); err != nil {
+			t.Fatal(err)
+		}
+		pr2, err := payload.NewReader(&re, nil)
+		if err != nil {
+			t.Fatalf("start %d: %v", start, err)
+		}
+		_, err = apply.Simulate(pr2, apply.Sources{TempDir: t.TempDir()})
+		if !errors.Is(err, apply.ErrApply) || !strings.Contains(err.Error(), "past the end") {
+			t.Fatalf("start %d: got %v", start, err)
+		}
 	}
 }
