@@ -4,41 +4,20 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/x509"
-	"encoding/pem"
-	"os"
 	"testing"
 
 	"github.com/augen-project/augen/internal/pubkey"
+	"github.com/augen-project/augen/internal/testutil"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/generate"
 )
 
 const vectors = "../testdata/vectors/"
 
-func readFile(t testing.TB, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func readFile(t testing.TB, p string) []byte { return testutil.Read(t, p) }
 
 // testKey loads a TEST-ONLY private key from the vectors.
-func testKey(t testing.TB, name string) crypto.Signer {
-	t.Helper()
-	blk, _ := pem.Decode(readFile(t, vectors+"TEST-ONLY-key-"+name+".pem"))
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		k2, err2 := x509.ParsePKCS1PrivateKey(blk.Bytes)
-		if err2 != nil {
-			t.Fatal(err)
-		}
-		return k2
-	}
-	return k.(crypto.Signer)
-}
+func testKey(t testing.TB, name string) crypto.Signer { return testutil.Key(t, name) }
 
 func testPub(t testing.TB, name string) crypto.PublicKey {
 	t.Helper()

@@ -36,15 +36,11 @@ func payloadInspect(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	in, closeIn, err := openPayload(e, fs.Arg(0))
+	pr, closeIn, err := openReader(e, fs.Arg(0))
 	if err != nil {
 		return err
 	}
 	defer closeIn()
-	pr, err := payload.NewReader(in, nil)
-	if err != nil {
-		return err
-	}
 	if err := pr.ReadAll(); err != nil {
 		return err
 	}
@@ -71,15 +67,23 @@ func loadPubkeys(paths []string) ([]crypto.PublicKey, error) {
 	return pubs, nil
 }
 
-func openPayload(e *env, path string) (io.Reader, func(), error) {
-	if path == "-" {
-		return e.stdin, func() {}, nil
+// openReader opens a payload file ("-" for stdin) and checks its header
+// and manifest.
+func openReader(e *env, path string) (*payload.Reader, func(), error) {
+	in, closeIn := io.Reader(e.stdin), func() {}
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		in, closeIn = f, func() { f.Close() }
 	}
-	f, err := os.Open(path)
+	pr, err := payload.NewReader(in, nil)
 	if err != nil {
+		closeIn()
 		return nil, nil, err
 	}
-	return f, func() { f.Close() }, nil
+	return pr, closeIn, nil
 }
 
 func printSummary(w io.Writer, name string, s *payload.Summary) {

@@ -62,15 +62,11 @@ func payloadVerify(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	in, closeIn, err := openPayload(e, fs.Arg(0))
+	pr, closeIn, err := openReader(e, fs.Arg(0))
 	if err != nil {
 		return err
 	}
 	defer closeIn()
-	pr, err := payload.NewReader(in, nil)
-	if err != nil {
-		return err
-	}
 	// Targets are simulated in $TMPDIR: a 1 GiB image needs 1 GiB there.
 	rebuilt, err := apply.Simulate(pr, apply.Sources{Partition: *old, Kernel: *oldKernel})
 	if err != nil {

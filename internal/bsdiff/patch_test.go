@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/augen-project/augen/internal/testutil"
 )
 
 // BSDIFF blobs made by the real generator apply to their source bytes:
@@ -46,14 +48,7 @@ func generatorKernelPatch(t *testing.T) []byte {
 // Patches made by Debian's bsdiff apply, and give what Debian's bspatch
 // gives.
 func TestDebianBsdiff(t *testing.T) {
-	for _, tool := range []string{"bsdiff", "bspatch"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("AUGEN_REQUIRE_TOOLS") != "" {
-				t.Fatalf("%s not found", tool)
-			}
-			t.Skipf("%s not found", tool)
-		}
-	}
+	testutil.RequireTools(t, "bsdiff", "bspatch")
 	dir := t.TempDir()
 	old := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog\n"), 2000)
 	newer := bytes.ReplaceAll(old, []byte("lazy"), []byte("sleepy"))

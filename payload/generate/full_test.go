@@ -2,11 +2,8 @@ package generate_test
 
 import (
 	"bytes"
-	"compress/bzip2"
 	"context"
 	"crypto"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -18,6 +15,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/augen-project/augen/internal/testutil"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/payload/generate"
@@ -25,36 +23,11 @@ import (
 
 const vectors = "../../testdata/vectors/"
 
-func read(t testing.TB, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func read(t testing.TB, p string) []byte { return testutil.Read(t, p) }
 
-func unbz(t testing.TB, p string) []byte {
-	t.Helper()
-	b, err := io.ReadAll(bzip2.NewReader(bytes.NewReader(read(t, p))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func unbz(t testing.TB, p string) []byte { return testutil.Unbzip2(t, p) }
 
-func key(t testing.TB, name string) crypto.Signer {
-	t.Helper()
-	blk, _ := pem.Decode(read(t, vectors+"TEST-ONLY-key-"+name+".pem"))
-	if k, err := x509.ParsePKCS1PrivateKey(blk.Bytes); err == nil {
-		return k
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k.(crypto.Signer)
-}
+func key(t testing.TB, name string) crypto.Signer { return testutil.Key(t, name) }
 
 func build(t testing.TB, img, kernel []byte, workers int, keys ...crypto.Signer) []byte {
 	t.Helper()
@@ -234,18 +207,6 @@ func testImage(size int) []byte {
 	return img
 }
 
-func requireTool(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("AUGEN_REQUIRE_TOOLS") != "" {
-				t.Fatalf("%s not found (AUGEN_REQUIRE_TOOLS is set)", tool)
-			}
-			t.Skipf("%s not found", tool)
-		}
-	}
-}
-
 // A payload of a 64 MiB image and a 5 MB kernel is accepted by the
 // independent checker (testdata/checker, which shares no code with augen)
 // and by the applier, and rebuilds both exactly.
@@ -253,7 +214,7 @@ func TestLargePayloadIndependentlyChecked(t *testing.T) {
 	if testing.Short() {
 		t.Skip("64 MiB build skipped in -short mode")
 	}
-	requireTool(t, "python3", "openssl")
+	testutil.RequireTools(t, "python3", "openssl")
 	dir := t.TempDir()
 	img := testImage(64 << 20)
 	kernel := testImage(5_000_000 + 123)

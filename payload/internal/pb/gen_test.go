@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/augen-project/augen/internal/testutil"
 )
 
 // TestGeneratedIsFresh regenerates the Go code from the .proto and compares
@@ -14,14 +16,7 @@ import (
 // depends on the machine). Needs protoc and protoc-gen-go; AUGEN_REQUIRE_TOOLS
 // turns a missing tool into a failure, as CI sets it.
 func TestGeneratedIsFresh(t *testing.T) {
-	for _, tool := range []string{"protoc", "protoc-gen-go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("AUGEN_REQUIRE_TOOLS") != "" {
-				t.Fatalf("%s not found", tool)
-			}
-			t.Skipf("%s not found", tool)
-		}
-	}
+	testutil.RequireTools(t, "protoc", "protoc-gen-go")
 	dir := t.TempDir()
 	cmd := exec.Command("protoc", "--go_out="+dir, "--go_opt=paths=source_relative", "update_metadata.proto")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -1,0 +1,79 @@
+// Package testutil holds what the project's tests share: the TEST-ONLY keys
+// and inputs in testdata/vectors, and the rule for external tools (skip
+// when missing, fail when AUGEN_REQUIRE_TOOLS is set, as in CI).
+package testutil
+
+import (
+	"bytes"
+	"compress/bzip2"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// Root is the repository's testdata directory.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata")
+}
+
+// Vector is the path of a file in testdata/vectors.
+func Vector(name string) string { return filepath.Join(Root(), "vectors", name) }
+
+// Read reads a file or fails the test.
+func Read(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Unbzip2 reads a .bz2 file and returns its content.
+func Unbzip2(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := io.ReadAll(bzip2.NewReader(bytes.NewReader(Read(t, path))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Key loads TEST-ONLY-key-NAME.pem (PKCS#1 or PKCS#8).
+func Key(t testing.TB, name string) crypto.Signer {
+	t.Helper()
+	blk, _ := pem.Decode(Read(t, Vector("TEST-ONLY-key-"+name+".pem")))
+	if blk == nil {
+		t.Fatalf("TEST-ONLY-key-%s.pem: no PEM block", name)
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(blk.Bytes); err == nil {
+		return k
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.(crypto.Signer)
+}
+
+// RequireTools skips the test when a tool is missing, or fails it when
+// AUGEN_REQUIRE_TOOLS is set (CI installs every tool, so a missing one
+// there is a broken install, not a reason to test less).
+func RequireTools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("AUGEN_REQUIRE_TOOLS") != "" {
+				t.Fatalf("%s not found (AUGEN_REQUIRE_TOOLS is set)", tool)
+			}
+			t.Skipf("%s not found", tool)
+		}
+	}
+}
