@@ -1,9 +1,17 @@
 module github.com/augen-project/augen
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/dsnet/compress v0.0.1
+	github.com/google/go-tpm v0.9.8
+	github.com/miekg/pkcs11 v1.1.2
 	github.com/spf13/pflag v1.1.0
+	golang.org/x/term v0.48.0
 	google.golang.org/protobuf v1.36.12
+)
+
+require (
+	github.com/google/go-tpm-tools v0.4.11 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )

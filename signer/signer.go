@@ -2,9 +2,9 @@
 // crypto.Signers that check what they are asked to sign and prove every
 // signature before returning it.
 //
-// Backends: "file:PATH" (a PEM key file). Hardware backends (pkcs11:,
-// tpm:) plug in behind the same Open. signer knows nothing of payloads: it
-// signs SHA-256 digests.
+// Backends: "file:PATH" (a PEM key file), "pkcs11:…" (an RFC 7512 URI of a
+// key in an HSM or token; needs cgo) and "tpm:…" (a key held by a TPM 2.0).
+// signer knows nothing of payloads: it signs SHA-256 digests.
 package signer
 
 import (
@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/augen-project/augen/internal/pubkey"
 )
@@ -41,6 +43,18 @@ type Options struct {
 	// AllowInsecureKeyFile accepts key files that users other than the
 	// owner can read. Never appropriate for official keys.
 	AllowInsecureKeyFile bool
+	// TPM, if set, is used for tpm: keys instead of the URI's device (tests
+	// pass a simulator; a program may share one connection).
+	TPM transport.TPM
+	// Warn receives warnings (a PIN in a URI, an unusual key size). nil
+	// means silence.
+	Warn func(msg string)
+}
+
+func (o *Options) warn(msg string) {
+	if o != nil && o.Warn != nil {
+		o.Warn(msg)
+	}
 }
 
 // Errors.
@@ -62,10 +76,12 @@ func Open(ctx context.Context, uri string, opts *Options) (Signer, error) {
 	switch scheme {
 	case "file":
 		return openFile(rest, opts)
-	case "pkcs11", "tpm":
-		return nil, fmt.Errorf("%w %q: the %s backend is not built into this version", ErrUnsupported, uri, scheme)
+	case "pkcs11":
+		return openPKCS11(ctx, uri, opts)
+	case "tpm":
+		return openTPM(ctx, uri, opts)
 	}
-	return nil, fmt.Errorf("%w %q: unknown scheme %q (known: file)", ErrUnsupported, uri, scheme)
+	return nil, fmt.Errorf("%w %q: unknown scheme %q (known: file, pkcs11, tpm)", ErrUnsupported, Redact(uri), scheme)
 }
 
 // checked wraps a crypto.Signer: it validates the digest, signs, and
@@ -75,6 +91,7 @@ type checked struct {
 	uri         string
 	fingerprint string
 	size        int
+	closer      func() error
 }
 
 func newChecked(inner crypto.Signer, uri string) (*checked, error) {
@@ -101,7 +118,20 @@ func (c *checked) Public() crypto.PublicKey { return c.inner.Public() }
 func (c *checked) URI() string              { return c.uri }
 func (c *checked) Fingerprint() string      { return c.fingerprint }
 func (c *checked) SignatureSize() int       { return c.size }
-func (c *checked) Close() error             { return nil }
+func (c *checked) Close() error {
+	if c.closer != nil {
+		return c.closer()
+	}
+	return nil
+}
+
+// warnKeySize warns about RSA keys that clients older than late 2022
+// cannot verify.
+func warnKeySize(pub *rsa.PublicKey, uri string, opts *Options) {
+	if pub.N.BitLen() != 2048 {
+		opts.warn(fmt.Sprintf("%s is an RSA-%d key: update_engine before late 2022 verifies only RSA-2048 signatures", uri, pub.N.BitLen()))
+	}
+}
 
 // Sign signs a SHA-256 digest (or, for Ed25519, a message with crypto.Hash(0)).
 func (c *checked) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
@@ -143,3 +173,5 @@ func Verify(pub crypto.PublicKey, digest, sig []byte, opts crypto.SignerOpts) er
 	}
 	return nil
 }
+
+func fingerprintOf(pub crypto.PublicKey) (string, error) { return pubkey.Fingerprint(pub) }
