@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/augen-project/augen/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden transcripts in testdata/cli")
@@ -47,7 +49,16 @@ var (
 	fixtureErr  error
 )
 
+// softhsmDir is this test process's private SoftHSM2 token directory.
+var softhsmDir string
+
 func TestMain(m *testing.M) {
+	dir, cleanup, err := testutil.SetupSoftHSM()
+	if err != nil {
+		panic(err)
+	}
+	softhsmDir = dir
+	defer cleanup()
 	code := m.Run()
 	if fixtureDir != "" {
 		os.RemoveAll(fixtureDir)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/generate"
-	"github.com/augen-project/augen/signer"
 )
 
 const payloadBuildUsage = `Usage: augen payload build --image USR.bin [--kernel VMLINUZ] [--pcr-policy ZIP] [--key URI]... -o OUT
@@ -25,7 +24,10 @@ keys are for other verifiers (and key rotation). Keys must be RSA (2048 bits
 for clients older than late 2022). Without --key the payload is unsigned:
 sign it later with "augen payload digest" and "augen payload attach".
 
-Key URIs: file:PATH (a PEM key, mode 0600).
+Key URIs: file:PATH (a PEM key, mode 0600); pkcs11:… (RFC 7512, a key in an
+HSM or token; PIN from pin-source=, $AUGEN_PKCS11_PIN, or a prompt);
+tpm:handle=0x81…|key=PATH[;device=/dev/tpmrm0|unix:SOCKET] (a TPM 2.0 key).
+--official refuses file: keys and unsigned output.
 
 Example:
   augen payload build --image flatcar_production_update.bin \
@@ -36,6 +38,7 @@ Example:
 // buildResult is the --json output of payload build.
 type buildResult struct {
 	Output     string               `json:"output"`
+	Official   bool                 `json:"official"`
 	Omaha      payload.OmahaSummary `json:"omaha"`
 	SignedHash string               `json:"signed_hash_sha256"`
 	Keys       []keyInfo            `json:"keys"`
@@ -56,6 +59,7 @@ func payloadBuild(e *env, args []string) error {
 	var keys []string
 	fs.StringArrayVar(&keys, "key", nil, "sign with this key `URI` (repeatable; the LAST is the one update_engine checks)")
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
+	official := fs.Bool("official", false, "an official release: hardware keys (pkcs11:, tpm:) only, never unsigned")
 	out := fs.StringP("output", "o", "", "write the payload to `path`")
 	workers := fs.Int("workers", 0, "compress on `n` goroutines (default: all cores)")
 	asJSON := fs.Bool("json", false, "print a JSON summary to stdout")
@@ -67,6 +71,12 @@ func payloadBuild(e *env, args []string) error {
 	}
 	if *image == "" || *out == "" {
 		return withHint(usagef("--image and -o are required"), `run "augen payload build --help"`)
+	}
+	if err := checkOfficial(*official, keys, *insecure); err != nil {
+		return err
+	}
+	if *official && len(keys) == 0 {
+		return withHint(usagef("--official refuses to write an unsigned payload"), "give the release key with --key pkcs11:… or --key tpm:…")
 	}
 	opts := generate.BuildOptions{TempDir: tempDirFor(*out)}
 	opts.Workers = *workers
@@ -102,7 +112,7 @@ func payloadBuild(e *env, args []string) error {
 			return fmt.Errorf("%s is empty", in.path)
 		}
 	}
-	signers, err := openKeys(e, keys, &signer.Options{AllowInsecureKeyFile: *insecure})
+	signers, err := openKeys(e, keys, signerOptions(e, *insecure))
 	if err != nil {
 		return err
 	}
@@ -133,7 +143,7 @@ func payloadBuild(e *env, args []string) error {
 	if err := f.Commit(); err != nil {
 		return err
 	}
-	r := buildResult{Output: *out, SignedHash: fmt.Sprintf("%x", res.Digest), Keys: []keyInfo{}}
+	r := buildResult{Output: *out, Official: *official, SignedHash: fmt.Sprintf("%x", res.Digest), Keys: []keyInfo{}}
 	h := res.Hashes
 	r.Omaha = payload.OmahaSummary{Size: h.Size, SHA256Base64: h.OmahaSHA256(), SHA1Base64: h.OmahaSHA1(), SHA256Hex: h.HexSHA256()}
 	versions := payload.SignatureVersions(len(signers))

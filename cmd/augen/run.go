@@ -36,6 +36,11 @@ Commands:
   payload verify    check a payload's rules, signature, and rebuild its targets
   payload digest    prepare a payload for offline signing (two-pass, step 1)
   payload attach    attach offline signatures (two-pass, step 2)
+  sign              sign a payload digest with one key (signing ceremonies)
+  key pubkey        print a key's public half and fingerprint
+  key generate      create a signing key inside an HSM (PKCS#11) or a TPM
+  key import        import an RSA key into a TPM (restore from a backup)
+  key list          list the keys in a PKCS#11 token
   version           print augen's version
 
 Run "augen <command> --help" for a command's flags.
@@ -85,6 +90,11 @@ func commands() []command {
 		{"payload verify", "verify a payload", payloadVerify},
 		{"payload digest", "prepare a payload for offline signing", payloadDigest},
 		{"payload attach", "attach offline signatures", payloadAttach},
+		{"sign", "sign a digest", signCmd},
+		{"key pubkey", "print a public key", keyPubkey},
+		{"key generate", "generate a key", keyGenerate},
+		{"key import", "import a key into a TPM", keyImport},
+		{"key list", "list token keys", keyList},
 		{"version", "print the version", versionCmd},
 	}
 }
@@ -104,8 +114,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return report(e, c.run(e, args[len(words):]))
 		}
 	}
-	if args[0] == "payload" {
+	switch args[0] {
+	case "payload":
 		fmt.Fprintf(stderr, "%s: error: unknown payload command %q\n%s: hint: commands are build, inspect, verify, digest, attach\n", programName, strings.Join(args[1:], " "), programName)
+		return exitUsage
+	case "key":
+		fmt.Fprintf(stderr, "%s: error: unknown key command %q\n%s: hint: commands are pubkey, generate, import, list\n", programName, strings.Join(args[1:], " "), programName)
 		return exitUsage
 	}
 	fmt.Fprintf(stderr, "%s: error: unknown command %q\n%s: hint: run \"augen --help\"\n", programName, args[0], programName)
@@ -205,6 +219,22 @@ func progress(e *env, what string) (func(done, total int64), func()) {
 				fmt.Fprint(e.stderr, "\r\033[K")
 			}
 		}
+}
+
+// checkOfficial enforces --official: hardware keys only.
+func checkOfficial(official bool, uris []string, insecure bool) error {
+	if !official {
+		return nil
+	}
+	if insecure {
+		return usagef("--official and --allow-insecure-key-file exclude each other")
+	}
+	for _, u := range uris {
+		if strings.HasPrefix(u, "file:") {
+			return withHint(usagef("--official refuses key files (%s)", u), "official payloads are signed with keys held in an HSM (pkcs11:) or a TPM (tpm:)")
+		}
+	}
+	return nil
 }
 
 // openKeys opens every --key URI in order.

@@ -1,0 +1,134 @@
+//go:build cgo
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/augen-project/augen/internal/testutil"
+)
+
+// tokenCount makes token labels unique within the test process.
+var tokenCount int
+
+// hardwareKeys puts TEST-ONLY key B in a SoftHSM2 token and key A in a
+// fresh swtpm, and returns their URIs and the PIN file.
+func hardwareKeys(t *testing.T, tmp string) (p11, tpm, pinFile string) {
+	t.Helper()
+	testutil.RequireSoftHSM(t, softhsmDir)
+	tokenCount++
+	label := fmt.Sprintf("rel-%d", tokenCount)
+	testutil.SoftHSMToken(t, label, "2468", testutil.Vector("TEST-ONLY-key-b.pem"))
+	pinFile = filepath.Join(tmp, "pin")
+	os.WriteFile(pinFile, []byte("2468\n"), 0o600)
+	p11 = "pkcs11:token=" + label + ";object=key-1;type=private?module-path=" + testutil.SoftHSMModule + "&pin-source=file:" + pinFile
+	dev := testutil.Swtpm(t)
+	tpm = "tpm:key=" + filepath.Join(tmp, "a.tpmkey") + ";device=" + dev
+	augen(t, "key", "import", "--tpm", tpm, "--from", tmp+"/key-a.pem", "-o", tmp+"/a-from-tpm.pub.pem")
+	sameFile(t, tmp+"/a-from-tpm.pub.pem", testutil.Vector("TEST-ONLY-key-a.pub.pem"))
+	augen(t, "key", "pubkey", p11, "-o", tmp+"/b-from-hsm.pub.pem")
+	sameFile(t, tmp+"/b-from-hsm.pub.pem", testutil.Vector("TEST-ONLY-key-b.pub.pem"))
+	return p11, tpm, pinFile
+}
+
+// A payload signed by an HSM key and a TPM key: accepted by augen and by
+// the independent checker with the TPM key (the last) as version 2; the
+// same bytes as the two-pass flow with "augen sign", and as signing with
+// the same keys from files.
+func TestHardwareSignedPayload(t *testing.T) {
+	testutil.RequireTools(t, "python3", "openssl")
+	tmp, vec := fixtures(t)
+	p11, tpm, _ := hardwareKeys(t, tmp)
+	img, kernel := tmp+"/usr-new.bin", vec+"/vmlinuz-new"
+	pubB, pubA := vec+"/TEST-ONLY-key-b.pub.pem", vec+"/TEST-ONLY-key-a.pub.pem"
+
+	out := augen(t, "payload", "build", "--official", "--image", img, "--kernel", kernel, "--key", p11, "--key", tpm, "-o", tmp+"/hw.gz", "--json")
+	if !strings.Contains(out, `"official": true`) || !strings.Contains(out, `"uri": "tpm:key=`) {
+		t.Fatalf("build output: %s", out)
+	}
+	augen(t, "payload", "verify", tmp+"/hw.gz", "--pubkey", pubB, "--pubkey", pubA, "--image", img, "--kernel", kernel)
+	cmd := exec.Command("python3", "../../testdata/checker/crau_check.py", tmp+"/hw.gz", "--pubkey", pubA, "--image", img, "--kernel", kernel)
+	if o, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(o)) != "OK" {
+		t.Fatalf("independent checker: %v %s", err, o)
+	}
+
+	augen(t, "payload", "build", "--image", img, "--kernel", kernel, "-o", tmp+"/unsigned.gz")
+	augen(t, "payload", "digest", tmp+"/unsigned.gz", "--pubkey", pubB, "--pubkey", pubA, "-o", tmp+"/prepared.gz", "--digest-out", tmp+"/digest")
+	augen(t, "sign", "--key", p11, "--digest", tmp+"/digest", "-o", tmp+"/sig1")
+	augen(t, "sign", "--key", tpm, "--digest", tmp+"/digest", "-o", tmp+"/sig2")
+	augen(t, "payload", "attach", tmp+"/prepared.gz", "--signature", tmp+"/sig1", "--pubkey", pubB, "--signature", tmp+"/sig2", "--pubkey", pubA, "-o", tmp+"/two.gz")
+	sameFile(t, tmp+"/hw.gz", tmp+"/two.gz")
+
+	augen(t, "payload", "build", "--image", img, "--kernel", kernel, "--key", "file:"+tmp+"/key-b.pem", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/files.gz")
+	sameFile(t, tmp+"/hw.gz", tmp+"/files.gz")
+}
+
+// Every failure is one error line that names the key URI (never the PIN),
+// exits non-zero, and leaves no output.
+func TestHardwareKeyErrors(t *testing.T) {
+	tmp, _ := fixtures(t)
+	p11, tpm, pinFile := hardwareKeys(t, tmp)
+	wrongPin := filepath.Join(tmp, "wrong-pin")
+	os.WriteFile(wrongPin, []byte("13579\n"), 0o600)
+	testutil.RequireTools(t, "pkcs11-tool")
+	tokenCount++
+	ecToken := fmt.Sprintf("ec-%d", tokenCount)
+	testutil.SoftHSMToken(t, ecToken, "2468")
+	if o, err := exec.Command("pkcs11-tool", "--module", testutil.SoftHSMModule, "--token-label", ecToken, "--login", "--pin", "2468",
+		"--keypairgen", "--key-type", "EC:prime256v1", "--label", "ec", "--id", "30").CombinedOutput(); err != nil {
+		t.Fatalf("pkcs11-tool: %v %s", err, o)
+	}
+	// A second token with an object of the same name makes a token-less
+	// URI ambiguous.
+	tokenCount++
+	testutil.SoftHSMToken(t, fmt.Sprintf("dup-%d", tokenCount), "2468", testutil.Vector("TEST-ONLY-key-a.pem"))
+	mod := "module-path=" + testutil.SoftHSMModule
+	for _, tc := range []struct{ name, key, want string }{
+		{"wrong PIN", strings.Replace(p11, pinFile, wrongPin, 1), "wrong PIN"},
+		{"missing module", strings.Replace(p11, testutil.SoftHSMModule, "/opt/nowhere/libp11.so", 1), "PKCS#11 module"},
+		{"key not found", strings.Replace(p11, "object=key-1", "object=key-9", 1), "no private key matches"},
+		{"ambiguous", "pkcs11:object=key-1;type=private?" + mod + "&pin-source=file:" + pinFile, "ambiguous"},
+		{"wrong key type", "pkcs11:token=" + ecToken + ";object=ec?" + mod + "&pin-source=file:" + pinFile, "not RSA"},
+		{"TPM not reachable", "tpm:key=" + tmp + "/a.tpmkey;device=unix:" + tmp + "/no-tpm.sock", "TPM not reachable"},
+		{"TPM key of another TPM", tpm[:strings.Index(tpm, ";device=")] + ";device=" + testutil.Swtpm(t), "another TPM"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"payload", "build", "--image", tmp + "/usr-new.bin", "--key", tc.key, "-o", tmp + "/out.gz"}, nil, &stdout, &stderr)
+			msg := stderr.String()
+			if code == 0 || !strings.Contains(msg, tc.want) || strings.Count(msg, "augen: error: ") != 1 || strings.Count(strings.TrimSpace(msg), "\n") > 1 {
+				t.Fatalf("exit %d, stderr:\n%s\nwant one error line containing %q", code, msg, tc.want)
+			}
+			scheme := tc.key[:strings.Index(tc.key, ":")+1]
+			if !strings.Contains(msg, scheme) {
+				t.Errorf("error does not name the key URI: %s", msg)
+			}
+			for _, pin := range []string{"2468", "13579"} {
+				if strings.Contains(msg, pin) {
+					t.Errorf("the PIN appears in the error: %s", msg)
+				}
+			}
+			if _, err := os.Stat(tmp + "/out.gz"); err == nil {
+				t.Error("output written")
+			}
+		})
+	}
+	// --official refuses key files and unsigned output.
+	for _, args := range [][]string{
+		{"payload", "build", "--official", "--image", tmp + "/usr-new.bin", "--key", "file:" + tmp + "/key-a.pem", "-o", tmp + "/out.gz"},
+		{"payload", "build", "--official", "--image", tmp + "/usr-new.bin", "-o", tmp + "/out.gz"},
+		{"sign", "--official", "--key", "file:" + tmp + "/key-a.pem", "--digest", tmp + "/short.bin", "-o", tmp + "/sig"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(context.Background(), args, nil, &bytes.Buffer{}, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "--official refuses") {
+			t.Errorf("%v: exit %d: %s", args, code, stderr.String())
+		}
+	}
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/augen-project/augen/internal/pubkey"
+	"github.com/augen-project/augen/signer"
+)
+
+const keyPubkeyUsage = `Usage: augen key pubkey URI [-o PUB.pem] [--json]
+
+Prints the public key of the key URI names, as SubjectPublicKeyInfo PEM: the
+file clients have baked in as update-payload-key.pub.pem, and what
+"augen payload verify --pubkey" takes. Its fingerprint (SHA-256 of the DER)
+goes to stderr, or into --json.
+
+Key URIs: file:PATH, pkcs11:… (RFC 7512; PIN from pin-source=, $AUGEN_PKCS11_PIN
+or a prompt), tpm:handle=0x81…|key=PATH[;device=/dev/tpmrm0|unix:SOCKET].
+`
+
+// signerOptions are the options every command opens keys with: warnings go
+// to stderr as "augen: warning: …".
+func signerOptions(e *env, insecure bool) *signer.Options {
+	return &signer.Options{
+		AllowInsecureKeyFile: insecure,
+		Warn:                 func(msg string) { fmt.Fprintf(e.stderr, "%s: warning: %s\n", programName, msg) },
+	}
+}
+
+type keyJSON struct {
+	URI         string `json:"uri"`
+	Fingerprint string `json:"fingerprint"`
+	Bits        int    `json:"bits,omitempty"`
+	PEM         string `json:"pem"`
+}
+
+func keyResult(s signer.Signer) (keyJSON, error) {
+	b, err := pubkey.PEM(s.Public())
+	if err != nil {
+		return keyJSON{}, err
+	}
+	k := keyJSON{URI: s.URI(), Fingerprint: s.Fingerprint(), PEM: string(b)}
+	if r, ok := s.Public().(*rsa.PublicKey); ok {
+		k.Bits = r.N.BitLen()
+	}
+	return k, nil
+}
+
+// printKey writes the PEM to -o or stdout (or JSON) and the fingerprint to stderr.
+func printKey(e *env, s signer.Signer, out string, asJSON bool) error {
+	k, err := keyResult(s)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(e.stdout, k)
+	}
+	if out != "" {
+		f, err := createOutput(e, out)
+		if err != nil {
+			return err
+		}
+		defer f.Abort()
+		if _, err := f.Write([]byte(k.PEM)); err != nil {
+			return err
+		}
+		if err := f.Commit(); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprint(e.stdout, k.PEM)
+	}
+	fmt.Fprintf(e.stderr, "%s: fingerprint %s\n", s.URI(), k.Fingerprint)
+	return nil
+}
+
+func keyPubkey(e *env, args []string) error {
+	fs := newFlags(e, "key pubkey", keyPubkeyUsage)
+	out := fs.StringP("output", "o", "", "write the PEM to `path` instead of stdout")
+	asJSON := fs.Bool("json", false, "print URI, fingerprint, size and PEM as JSON")
+	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return withHint(usagef("expected one key URI"), `run "augen key pubkey --help"`)
+	}
+	s, err := signer.Open(e.ctx, fs.Arg(0), signerOptions(e, *insecure))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return printKey(e, s, *out, *asJSON)
+}
+
+const keyGenerateUsage = `Usage: augen key generate URI [--bits 2048] [-o PUB.pem] [--json]
+
+Creates a new RSA signing key inside a PKCS#11 token or a TPM, where it
+stays: PKCS#11 keys are sensitive and not extractable; TPM keys never leave
+the TPM (tpm:key=PATH writes a key file only that TPM can load;
+tpm:handle=0x81… persists the key at that handle). Prints its public key.
+
+A TPM-held key dies with its TPM (a clear, a new board). To keep a backup,
+generate the key offline and "augen key import --tpm" it into each TPM.
+
+Examples:
+  augen key generate 'pkcs11:token=release;object=payload-2026;id=%01?module-path=/usr/lib/softhsm/libsofthsm2.so'
+  augen key generate 'tpm:key=/etc/augen/payload.tpmkey'
+`
+
+func keyGenerate(e *env, args []string) error {
+	fs := newFlags(e, "key generate", keyGenerateUsage)
+	bits := fs.Int("bits", 2048, "RSA key size (2048 is what every client verifies)")
+	out := fs.StringP("output", "o", "", "write the public key PEM to `path`")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return withHint(usagef("expected one key URI"), `run "augen key generate --help"`)
+	}
+	s, err := signer.Generate(e.ctx, fs.Arg(0), *bits, signerOptions(e, false))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return printKey(e, s, *out, *asJSON)
+}
+
+const keyImportUsage = `Usage: augen key import --tpm URI --from KEY.pem [-o PUB.pem] [--json]
+
+Imports an existing RSA key (PKCS#1 or PKCS#8 PEM, e.g. restored from an
+offline backup) into a TPM with TPM2_Import, wrapped to the TPM's storage
+root key, with its scheme pinned to RSASSA-SHA256. The URI says where the
+imported key goes: tpm:key=PATH (a key file) or tpm:handle=0x81… . Then
+destroy the PEM copy on this machine.
+`
+
+func keyImport(e *env, args []string) error {
+	fs := newFlags(e, "key import", keyImportUsage)
+	tpmURI := fs.String("tpm", "", "the tpm: `URI` to import into")
+	from := fs.String("from", "", "the private key `PEM` to import")
+	out := fs.StringP("output", "o", "", "write the public key PEM to `path`")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	insecure := fs.Bool("allow-insecure-key-file", false, "accept a key file that others can read")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || *tpmURI == "" || *from == "" {
+		return withHint(usagef("--tpm and --from are required"), `run "augen key import --help"`)
+	}
+	src, err := signer.Open(e.ctx, "file:"+*from, signerOptions(e, *insecure))
+	if err != nil {
+		return err
+	}
+	src.Close()
+	key, err := readRSAKey(*from)
+	if err != nil {
+		return err
+	}
+	s, err := signer.ImportTPM(e.ctx, *tpmURI, key, signerOptions(e, false))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return printKey(e, s, *out, *asJSON)
+}
+
+func readRSAKey(path string) (*rsa.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(blk.Bytes); err == nil {
+		return k, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, errors.New(path + ": not an RSA key")
+	}
+	return rk, nil
+}
+
+const keyListUsage = `Usage: augen key list pkcs11:URI [--json]
+
+Lists the private keys in the token the URI names (log-in required), each
+with the URI that opens it, its size and fingerprint.
+`
+
+func keyList(e *env, args []string) error {
+	fs := newFlags(e, "key list", keyListUsage)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return withHint(usagef("expected one pkcs11: URI"), `run "augen key list --help"`)
+	}
+	keys, err := signer.List(e.ctx, fs.Arg(0), signerOptions(e, false))
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if keys == nil {
+			keys = []signer.KeyInfo{}
+		}
+		return writeJSON(e.stdout, keys)
+	}
+	for _, k := range keys {
+		fmt.Fprintf(e.stdout, "%s\t%s-%d\t%s\n", k.URI, k.Type, k.Bits, k.Fingerprint)
+	}
+	return nil
+}
