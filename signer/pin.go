@@ -11,7 +11,7 @@ import (
 )
 
 // ErrPIN means no PIN could be had (none configured and no terminal).
-var ErrPIN = errors.New("signer: no PIN")
+var ErrPIN = errors.New("no PIN")
 
 // pinSource resolves a PIN from, in order: the URI's pin-source (a file, as
 // "file:PATH" or a plain path), the URI's pin-value (with a warning: it is on
