@@ -317,6 +317,20 @@ func TestSignatureRules(t *testing.T) {
 	}
 }
 
+// Three keys work (versions 0, 1, 2; the old kit's two-pass script broke
+// there), and only the last is the one clients check.
+func TestThreeSignatures(t *testing.T) {
+	a, b := testKey(t, "a"), testKey(t, "b")
+	p := tinyPayload(t, a, b, a)
+	s, err := verifyBytes(p, a.Public(), b.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Signatures) != 3 || s.Signatures[0].Version != 0 || !s.Signatures[2].CheckedByClient {
+		t.Fatalf("%+v", s.Signatures)
+	}
+}
+
 func TestSignatureVersions(t *testing.T) {
 	for n, want := range map[int]string{1: "[2]", 2: "[1 2]", 3: "[0 1 2]"} {
 		if got := fmt.Sprint(payload.SignatureVersions(n)); got != want {

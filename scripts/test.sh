@@ -22,6 +22,10 @@ fi
 step "go vet"
 go vet ./...
 
+step "build without cgo (no PKCS#11 backend)"
+CGO_ENABLED=0 go build -o /dev/null ./cmd/augen
+CGO_ENABLED=0 go vet ./signer ./cmd/augen
+
 step "go test -race -short"
 go test -race -short -count=1 ./...
 

@@ -48,6 +48,9 @@ func openFile(path string, opts *Options) (Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signer: key %s: %w", path, err)
 	}
+	if rk, ok := key.Public().(*rsa.PublicKey); ok {
+		warnKeySize(rk, "file:"+path, opts)
+	}
 	return newChecked(key, "file:"+path)
 }
 

@@ -20,7 +20,7 @@ import (
 )
 
 // sim opens the in-process TPM simulator (one at a time per process).
-func sim(t *testing.T) transport.TPMCloser {
+func sim(t testing.TB) transport.TPMCloser {
 	t.Helper()
 	tpm, err := simulator.OpenSimulator()
 	if err != nil {
@@ -30,7 +30,7 @@ func sim(t *testing.T) transport.TPMCloser {
 	return tpm
 }
 
-func testKeyA(t *testing.T) *rsa.PrivateKey { return testutil.Key(t, "a").(*rsa.PrivateKey) }
+func testKeyA(t testing.TB) *rsa.PrivateKey { return testutil.Key(t, "a").(*rsa.PrivateKey) }
 
 // Each TPM stand-in: a generated key passes the conformance suite, and key
 // A imported into the TPM reproduces openssl's signature byte for byte.
