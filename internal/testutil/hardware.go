@@ -3,6 +3,7 @@ package testutil
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,8 +92,11 @@ func Swtpm(t testing.TB) string {
 		cmd.Wait()
 		os.RemoveAll(dir)
 	})
+	// The socket file appears before swtpm accepts on it: wait for a
+	// connection to succeed.
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			return "unix:" + sock
 		}
 	}
