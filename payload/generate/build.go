@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -47,4 +48,26 @@ func BuildFull(ctx context.Context, w io.Writer, opts BuildOptions) (*payload.Re
 		return nil, err
 	}
 	return payload.Assemble(w, m, spool, opts.Sign)
+}
+
+// DeltaBuildOptions complete DeltaOptions for writing a finished payload.
+type DeltaBuildOptions struct {
+	DeltaOptions
+	SignatureSizes []int
+	Sign           payload.SignFunc
+}
+
+// BuildDelta plans a delta payload and writes it to w. The delta's data
+// is held in memory (it is a fraction of the image).
+func BuildDelta(ctx context.Context, w io.Writer, opts DeltaBuildOptions) (*payload.Result, error) {
+	m, blobs, err := Delta(ctx, opts.DeltaOptions)
+	if err != nil {
+		return nil, err
+	}
+	if len(opts.SignatureSizes) > 0 {
+		if err := payload.Prepare(m, opts.SignatureSizes); err != nil {
+			return nil, err
+		}
+	}
+	return payload.Assemble(w, m, bytes.NewReader(blobs), opts.Sign)
 }

@@ -278,7 +278,7 @@ func (w *worker) compress(j *job, cache *blobCache) {
 	raw := j.raw[:j.n]
 	key := sha256.Sum256(raw)
 	j.out.Reset()
-	if cached, ok := cache.get(key); ok {
+	if cached, ok := cache.get(key); cache != nil && ok {
 		j.out.Write(cached.blob)
 		j.typ, j.sum = cached.typ, cached.sum
 	} else {
@@ -303,7 +303,9 @@ func (w *worker) compress(j *job, cache *blobCache) {
 		} else {
 			j.sum = sha256.Sum256(j.out.Bytes())
 		}
-		cache.put(key, j.typ, j.sum, j.out.Bytes())
+		if cache != nil {
+			cache.put(key, j.typ, j.sum, j.out.Bytes())
+		}
 	}
 	j.blob = j.out.Bytes()
 }
@@ -331,6 +333,9 @@ const (
 func (c *blobCache) init() { c.m = make(map[[sha256.Size]byte]cachedBlob) }
 
 func (c *blobCache) get(k [sha256.Size]byte) (cachedBlob, bool) {
+	if c == nil {
+		return cachedBlob{}, false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b, ok := c.m[k]

@@ -1,0 +1,185 @@
+package bsdiff
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+
+	dsbzip2 "github.com/dsnet/compress/bzip2"
+)
+
+// Diff returns a BSDIFF40 patch that turns old into new: Colin Percival's
+// algorithm (suffix-array matches of new against old, extended forwards and
+// backwards into approximate matches whose bytewise differences compress
+// well), with each block compressed by bzip2 at level 9. The output is
+// deterministic. Memory is about 9×len(old) + 3×len(new): callers split
+// large regions.
+func Diff(old, new []byte) ([]byte, error) {
+	var sa []int32
+	if len(old) > 0 {
+		var err error
+		if sa, err = suffixArray(old); err != nil {
+			return nil, err
+		}
+	}
+	var ctrl bytes.Buffer
+	db := make([]byte, 0, len(new))
+	eb := make([]byte, 0, len(new)/8)
+	var scan, length, pos, lastScan, lastPos, lastOffset int
+	for scan < len(new) {
+		oldScore := 0
+		scan += length
+		for scsc := scan; scan < len(new); scan++ {
+			length, pos = search(sa, old, new[scan:])
+			for ; scsc < scan+length; scsc++ {
+				if scsc+lastOffset < len(old) && old[scsc+lastOffset] == new[scsc] {
+					oldScore++
+				}
+			}
+			if (length == oldScore && length != 0) || length > oldScore+8 {
+				break
+			}
+			if scan+lastOffset < len(old) && old[scan+lastOffset] == new[scan] {
+				oldScore--
+			}
+		}
+		if length == oldScore && scan != len(new) {
+			continue
+		}
+		// Extend the previous match forwards (lenf) and this one
+		// backwards (lenb), as far as at least half the bytes agree.
+		s, sf, lenf := 0, 0, 0
+		for i := 0; lastScan+i < scan && lastPos+i < len(old); {
+			if old[lastPos+i] == new[lastScan+i] {
+				s++
+			}
+			i++
+			if s*2-i > sf*2-lenf {
+				sf, lenf = s, i
+			}
+		}
+		lenb := 0
+		if scan < len(new) {
+			s, sb := 0, 0
+			for i := 1; scan >= lastScan+i && pos >= i; i++ {
+				if old[pos-i] == new[scan-i] {
+					s++
+				}
+				if s*2-i > sb*2-lenb {
+					sb, lenb = s, i
+				}
+			}
+		}
+		if lastScan+lenf > scan-lenb {
+			overlap := lastScan + lenf - (scan - lenb)
+			s, ss, lens := 0, 0, 0
+			for i := 0; i < overlap; i++ {
+				if new[lastScan+lenf-overlap+i] == old[lastPos+lenf-overlap+i] {
+					s++
+				}
+				if new[scan-lenb+i] == old[pos-lenb+i] {
+					s--
+				}
+				if s > ss {
+					ss, lens = s, i+1
+				}
+			}
+			lenf += lens - overlap
+			lenb -= lens
+		}
+		for i := 0; i < lenf; i++ {
+			db = append(db, new[lastScan+i]-old[lastPos+i])
+		}
+		extra := scan - lenb - (lastScan + lenf)
+		eb = append(eb, new[lastScan+lenf:lastScan+lenf+extra]...)
+		writeOff(&ctrl, int64(lenf))
+		writeOff(&ctrl, int64(extra))
+		writeOff(&ctrl, int64(pos-lenb-(lastPos+lenf)))
+		lastScan, lastPos, lastOffset = scan-lenb, pos-lenb, pos-scan
+	}
+	cb, err := compress(ctrl.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	dbz, err := compress(db)
+	if err != nil {
+		return nil, err
+	}
+	ebz, err := compress(eb)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 32, 32+len(cb)+len(dbz)+len(ebz))
+	copy(out, Magic)
+	putOff(out[8:], int64(len(cb)))
+	putOff(out[16:], int64(len(dbz)))
+	putOff(out[24:], int64(len(new)))
+	out = append(append(append(out, cb...), dbz...), ebz...)
+	return out, nil
+}
+
+// search finds the longest prefix of new that occurs in old, by binary
+// search over old's suffix array.
+func search(sa []int32, old, new []byte) (length, pos int) {
+	if len(sa) == 0 {
+		return 0, 0
+	}
+	st, en := 0, len(sa)-1
+	for en-st >= 2 {
+		x := st + (en-st)/2
+		suf := old[sa[x]:]
+		if bytes.Compare(suf[:min(len(suf), len(new))], new[:min(len(suf), len(new))]) < 0 {
+			st = x
+		} else {
+			en = x
+		}
+	}
+	x, y := matchLen(old[sa[st]:], new), matchLen(old[sa[en]:], new)
+	if x > y {
+		return x, int(sa[st])
+	}
+	return y, int(sa[en])
+}
+
+func matchLen(a, b []byte) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// putOff encodes bsdiff's sign-magnitude little-endian integer.
+func putOff(b []byte, v int64) {
+	neg := v < 0
+	if neg {
+		v = -v
+	}
+	binary.LittleEndian.PutUint64(b, uint64(v))
+	if neg {
+		b[7] |= 0x80
+	}
+}
+
+func writeOff(w *bytes.Buffer, v int64) {
+	var b [8]byte
+	putOff(b[:], v)
+	w.Write(b[:])
+}
+
+func compress(b []byte) ([]byte, error) {
+	var out bytes.Buffer
+	zw, err := dsbzip2.NewWriter(&out, &dsbzip2.WriterConfig{Level: dsbzip2.BestCompression})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(zw, bytes.NewReader(b)); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}

@@ -1,0 +1,421 @@
+package generate
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/augen-project/augen/internal/bsdiff"
+	"github.com/augen-project/augen/payload"
+)
+
+// File is an input read at random offsets (an *os.File).
+type File struct {
+	R    io.ReaderAt
+	Size int64
+}
+
+// DeltaOptions describe a delta payload from Old to New.
+type DeltaOptions struct {
+	// Old and New are the partition images; they must be the same size,
+	// a multiple of 4096 (delta_generator's rule).
+	Old, New File
+	// OldKernel and Kernel: with both, the kernel procedure is a delta;
+	// with only Kernel, a full kernel procedure.
+	OldKernel, Kernel File
+	// Workers diff runs in parallel; 0 means GOMAXPROCS.
+	Workers int
+	// Progress, if set, is called with new-image bytes planned so far.
+	Progress func(done, total int64)
+}
+
+// Tuning of the planner.
+const (
+	runBlocks   = 256     // a changed run is diffed in pieces of at most 1 MiB
+	srcMargin   = 1 << 16 // old data around a matched region, for shifted content
+	maxSrcBytes = 8 << 20 // a BSDIFF source is at most this (memory ~9×)
+	maxSources  = 4       // matched old regions per changed run
+)
+
+// op is a planned operation.
+type op struct {
+	typ      payload.OperationType
+	src, dst []*payload.Extent
+	srcLen   uint64 // BSDIFF
+	dstLen   uint64 // BSDIFF
+	data     []byte
+	// dstStart/dstBlocks: the new blocks written (one contiguous run).
+	dstStart, dstBlocks uint64
+}
+
+// Delta plans a delta payload and returns its unsigned manifest and blobs.
+func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, error) {
+	if opts.Old.Size != opts.New.Size || opts.New.Size <= 0 || opts.New.Size%payload.BlockSize != 0 {
+		return nil, nil, fmt.Errorf("%w: old (%d bytes) and new (%d bytes) images must have the same size, a non-zero multiple of %d",
+			ErrInput, opts.Old.Size, opts.New.Size, payload.BlockSize)
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	nBlocks := uint64(opts.New.Size / payload.BlockSize)
+
+	oldSums, oldInfo, err := blockSums(opts.Old)
+	if err != nil {
+		return nil, nil, err
+	}
+	newSums, newInfo, err := blockSums(opts.New)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Where each old block's content can be found, preferring blocks the
+	// update leaves alone: reading those never conflicts with a write.
+	unchanged := make([]bool, nBlocks)
+	for i := range nBlocks {
+		unchanged[i] = oldSums[i] == newSums[i]
+	}
+	where := map[[16]byte]uint64{}
+	for i := range nBlocks {
+		cur, seen := where[oldSums[i]]
+		if !seen || (!unchanged[cur] && unchanged[i]) {
+			where[oldSums[i]] = i
+		}
+	}
+
+	var ops []*op
+	var changed [][2]uint64 // runs of new blocks with no identical old block
+	for i := uint64(0); i < nBlocks; {
+		if unchanged[i] {
+			i++
+			continue
+		}
+		if src, ok := where[newSums[i]]; ok {
+			// Coalesce new blocks whose sources are consecutive too.
+			j := i + 1
+			for j < nBlocks && !unchanged[j] && j-i < 1<<16 {
+				s, ok := where[newSums[j]]
+				if !ok || s != src+(j-i) {
+					break
+				}
+				j++
+			}
+			ops = append(ops, &op{typ: payload.OpMove, src: extents(src, j-i), dst: extents(i, j-i), dstStart: i, dstBlocks: j - i})
+			i = j
+			continue
+		}
+		j := i + 1
+		for j < nBlocks && j-i < runBlocks && !unchanged[j] {
+			if _, ok := where[newSums[j]]; ok {
+				break
+			}
+			j++
+		}
+		changed = append(changed, [2]uint64{i, j})
+		i = j
+	}
+
+	idx, err := buildIndex(opts.Old.R, opts.Old.Size)
+	if err != nil {
+		return nil, nil, err
+	}
+	diffed, err := diffRuns(ctx, opts, idx, changed, workers)
+	if err != nil {
+		return nil, nil, err
+	}
+	ops = append(ops, diffed...)
+	ordered, err := order(ops, nBlocks, func(o *op) error { return o.makeFull(opts.New.R) })
+	if err != nil {
+		return nil, nil, err
+	}
+
+	m := &payload.Manifest{
+		BlockSize:        proto.Uint32(payload.BlockSize),
+		OldPartitionInfo: oldInfo,
+		NewPartitionInfo: newInfo,
+	}
+	var blobs bytes.Buffer
+	for _, o := range ordered {
+		m.PartitionOperations = append(m.PartitionOperations, o.manifestOp(&blobs))
+	}
+	if opts.Kernel.R != nil {
+		p, err := kernelProcedure(opts.OldKernel, opts.Kernel, &blobs)
+		if err != nil {
+			return nil, nil, err
+		}
+		m.Procedures = append(m.Procedures, p)
+		for _, kop := range p.Operations {
+			if kop.GetDataLength() > 0 {
+				m.NoopOperations = append(m.NoopOperations, noopFor(kop))
+			}
+		}
+	}
+	if blobs.Len() > int(^uint32(0)) {
+		return nil, nil, fmt.Errorf("%w: delta data exceeds 4 GiB", ErrInput)
+	}
+	return m, blobs.Bytes(), nil
+}
+
+func extents(start, n uint64) []*payload.Extent {
+	return []*payload.Extent{{StartBlock: proto.Uint64(start), NumBlocks: proto.Uint64(n)}}
+}
+
+// blockSums hashes every block of f (and the whole file) in one read.
+func blockSums(f File) ([][16]byte, *payload.InstallInfo, error) {
+	sums := make([][16]byte, f.Size/payload.BlockSize)
+	whole := sha256.New()
+	buf := make([]byte, 1<<20)
+	sr := io.NewSectionReader(f.R, 0, f.Size)
+	var blk int
+	for {
+		n, err := io.ReadFull(sr, buf)
+		for off := 0; off+payload.BlockSize <= n; off += payload.BlockSize {
+			s := sha256.Sum256(buf[off : off+payload.BlockSize])
+			copy(sums[blk][:], s[:16])
+			blk++
+		}
+		whole.Write(buf[:n])
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	if blk != len(sums) {
+		return nil, nil, fmt.Errorf("%w: image shorter than its size", ErrInput)
+	}
+	return sums, &payload.InstallInfo{Size: proto.Uint64(uint64(f.Size)), Hash: whole.Sum(nil)}, nil
+}
+
+// diffRuns turns each changed run into the smallest of BSDIFF (against
+// the old regions its content-defined anchors point at, or the same
+// position), REPLACE_BZ and REPLACE, on several goroutines. The result is
+// in run order, so the same inputs give the same plan.
+func diffRuns(ctx context.Context, opts DeltaOptions, idx anchorIndex, runs [][2]uint64, workers int) ([]*op, error) {
+	out := make([]*op, len(runs))
+	errs := make([]error, len(runs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var done int64
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i], errs[i] = diffRun(opts, idx, runs[i])
+				if opts.Progress != nil {
+					mu.Lock()
+					done += int64(runs[i][1]-runs[i][0]) * payload.BlockSize
+					opts.Progress(done, opts.New.Size)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range runs {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func diffRun(opts DeltaOptions, idx anchorIndex, run [2]uint64) (*op, error) {
+	start, n := run[0], run[1]-run[0]
+	data := make([]byte, n*payload.BlockSize)
+	if _, err := opts.New.R.ReadAt(data, int64(start*payload.BlockSize)); err != nil && err != io.EOF {
+		return nil, err
+	}
+	o := &op{dstStart: start, dstBlocks: n, dst: extents(start, n)}
+	if err := o.setFull(data); err != nil {
+		return nil, err
+	}
+	src := sourceRegions(idx, data, int64(start*payload.BlockSize), opts.Old.Size)
+	var srcData []byte
+	for _, r := range src {
+		b := make([]byte, r[1]-r[0])
+		if _, err := opts.Old.R.ReadAt(b, r[0]); err != nil && err != io.EOF {
+			return nil, err
+		}
+		srcData = append(srcData, b...)
+	}
+	patch, err := bsdiff.Diff(srcData, data)
+	if err != nil {
+		return nil, err
+	}
+	if len(patch) < len(o.data) {
+		o.typ, o.data = payload.OpBsdiff, patch
+		o.src = nil
+		for _, r := range src {
+			o.src = append(o.src, extents(uint64(r[0])/payload.BlockSize, uint64(r[1]-r[0])/payload.BlockSize)...)
+		}
+		o.srcLen, o.dstLen = uint64(len(srcData)), uint64(len(data))
+	}
+	return o, nil
+}
+
+// sourceRegions picks the old byte ranges (block-aligned, disjoint, in
+// order, at most maxSrcBytes together) a changed run is diffed against:
+// the run mapped through the diagonals its anchors vote for, with a margin;
+// or, without votes, the same position.
+func sourceRegions(idx anchorIndex, data []byte, base, oldSize int64) [][2]int64 {
+	diags := idx.diagonals(data, base, maxSources)
+	if len(diags) == 0 {
+		diags = []int64{0}
+	}
+	var regions [][2]int64
+	total := int64(0)
+	for _, d := range diags {
+		lo := alignDown(max(0, base+d-srcMargin))
+		hi := alignUp(min(oldSize, base+d+int64(len(data))+srcMargin))
+		if hi <= lo {
+			continue
+		}
+		if total+(hi-lo) > maxSrcBytes {
+			break
+		}
+		regions = append(regions, [2]int64{lo, hi})
+		total += hi - lo
+	}
+	return mergeRegions(regions)
+}
+
+func alignDown(x int64) int64 { return x / payload.BlockSize * payload.BlockSize }
+func alignUp(x int64) int64   { return (x + payload.BlockSize - 1) / payload.BlockSize * payload.BlockSize }
+
+// mergeRegions sorts and merges overlapping ranges.
+func mergeRegions(r [][2]int64) [][2]int64 {
+	for i := 1; i < len(r); i++ {
+		for j := i; j > 0 && r[j][0] < r[j-1][0]; j-- {
+			r[j], r[j-1] = r[j-1], r[j]
+		}
+	}
+	var out [][2]int64
+	for _, x := range r {
+		if n := len(out); n > 0 && x[0] <= out[n-1][1] {
+			out[n-1][1] = max(out[n-1][1], x[1])
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// setFull makes o write data with REPLACE_BZ, or REPLACE when bzip2 does
+// not help.
+func (o *op) setFull(data []byte) error {
+	var buf bytes.Buffer
+	w := newWorker()
+	j := &job{raw: data, n: len(data)}
+	w.compress(j, nil)
+	if j.err != nil {
+		return j.err
+	}
+	buf.Write(j.blob)
+	o.typ, o.data, o.src, o.srcLen, o.dstLen = j.typ, buf.Bytes(), nil, 0, 0
+	return nil
+}
+
+// makeFull turns o into a full operation (to break a dependency cycle).
+func (o *op) makeFull(newImg io.ReaderAt) error {
+	data := make([]byte, o.dstBlocks*payload.BlockSize)
+	if _, err := newImg.ReadAt(data, int64(o.dstStart*payload.BlockSize)); err != nil && err != io.EOF {
+		return err
+	}
+	return o.setFull(data)
+}
+
+func (o *op) manifestOp(blobs *bytes.Buffer) *payload.Operation {
+	mo := &payload.Operation{Type: o.typ.Enum(), SrcExtents: o.src, DstExtents: o.dst}
+	if len(o.data) > 0 {
+		sum := sha256.Sum256(o.data)
+		mo.DataOffset = proto.Uint32(uint32(blobs.Len()))
+		mo.DataLength = proto.Uint32(uint32(len(o.data)))
+		mo.DataSha256Hash = sum[:]
+		blobs.Write(o.data)
+	}
+	if o.typ == payload.OpBsdiff {
+		mo.SrcLength = proto.Uint64(o.srcLen)
+		mo.DstLength = proto.Uint64(o.dstLen)
+	}
+	return mo
+}
+
+func noopFor(op *payload.Operation) *payload.Operation {
+	return &payload.Operation{
+		Type:           payload.OpReplace.Enum(),
+		DataOffset:     proto.Uint32(op.GetDataOffset()),
+		DataLength:     proto.Uint32(op.GetDataLength()),
+		DataSha256Hash: op.DataSha256Hash,
+		DstExtents:     []*payload.Extent{{StartBlock: proto.Uint64(payload.SparseHole), NumBlocks: proto.Uint64(payload.Blocks(uint64(op.GetDataLength())))}},
+	}
+}
+
+// kernelProcedure is one whole-file operation, as delta_generator makes it:
+// BSDIFF from the old kernel when that is smallest, else REPLACE_BZ or
+// REPLACE; without an old kernel, the same whole-file REPLACE_BZ or
+// REPLACE.
+func kernelProcedure(oldK, newK File, blobs *bytes.Buffer) (*payload.Procedure, error) {
+	if newK.Size <= 0 {
+		return nil, fmt.Errorf("%w: the kernel is empty", ErrInput)
+	}
+	read := func(f File) ([]byte, error) {
+		b := make([]byte, f.Size)
+		_, err := f.R.ReadAt(b, 0)
+		if err == io.EOF {
+			err = nil
+		}
+		return b, err
+	}
+	nk, err := read(newK)
+	if err != nil {
+		return nil, err
+	}
+	newSum := sha256.Sum256(nk)
+	p := &payload.Procedure{Type: payload.ProcKernel.Enum(), NewInfo: &payload.InstallInfo{Size: proto.Uint64(uint64(len(nk))), Hash: newSum[:]}}
+	dstBlocks := payload.Blocks(uint64(len(nk)))
+	o := &op{dst: extents(0, dstBlocks)}
+	if err := o.setFull(nk); err != nil {
+		return nil, err
+	}
+	if oldK.R != nil {
+		if oldK.Size <= 0 {
+			return nil, fmt.Errorf("%w: the old kernel is empty", ErrInput)
+		}
+		ok, err := read(oldK)
+		if err != nil {
+			return nil, err
+		}
+		oldSum := sha256.Sum256(ok)
+		p.OldInfo = &payload.InstallInfo{Size: proto.Uint64(uint64(len(ok))), Hash: oldSum[:]}
+		patch, err := bsdiff.Diff(ok, nk)
+		if err != nil {
+			return nil, err
+		}
+		if len(patch) < len(o.data) {
+			o.typ, o.data = payload.OpBsdiff, patch
+			o.src = extents(0, payload.Blocks(uint64(len(ok))))
+			o.srcLen, o.dstLen = uint64(len(ok)), uint64(len(nk))
+		}
+	}
+	p.Operations = []*payload.Operation{o.manifestOp(blobs)}
+	return p, nil
+}
