@@ -299,7 +299,9 @@ func sourceRegions(idx anchorIndex, data []byte, base, oldSize int64) [][2]int64
 }
 
 func alignDown(x int64) int64 { return x / payload.BlockSize * payload.BlockSize }
-func alignUp(x int64) int64   { return (x + payload.BlockSize - 1) / payload.BlockSize * payload.BlockSize }
+func alignUp(x int64) int64 {
+	return (x + payload.BlockSize - 1) / payload.BlockSize * payload.BlockSize
+}
 
 // mergeRegions sorts and merges overlapping ranges.
 func mergeRegions(r [][2]int64) [][2]int64 {
