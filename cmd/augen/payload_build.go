@@ -12,11 +12,19 @@ import (
 )
 
 const payloadBuildUsage = `Usage: augen payload build --image USR.bin [--kernel VMLINUZ] [--pcr-policy ZIP] [--key URI]... -o OUT
+       augen payload build --old OLD.bin --image USR.bin [--old-kernel K0 --kernel K1] [--key URI]... -o DELTA
 
 Builds a full update payload (CrAU v1) the way update_engine's delta_generator
 does: the image in 1 MiB chunks, each bzip2-compressed when that is smaller,
 the kernel as a KERNEL procedure, every blob hashed. Chunks are compressed on
 all cores; the output is the same whatever the core count.
+
+With --old, builds a delta from OLD (same size as the image) instead:
+unchanged blocks cost nothing, blocks found elsewhere in OLD become MOVEs,
+changed runs become BSDIFF patches against the old data they resemble (or
+REPLACE_BZ when smaller), ordered so that applying them in place never reads
+a block already overwritten. It works on any filesystem. With --old-kernel
+the kernel is a delta too. Check it with "augen payload verify --old".
 
 Signing: each --key adds one signature, in the order given. update_engine
 checks ONLY the signature with version 2, which is the LAST key given; earlier
@@ -56,6 +64,8 @@ func payloadBuild(e *env, args []string) error {
 	image := fs.String("image", "", "the USR partition `image` (size a multiple of 4096)")
 	kernel := fs.String("kernel", "", "the kernel `file` to ship as a KERNEL procedure")
 	pcr := fs.String("pcr-policy", "", "a PCR policy `zip` to ship as a PCR_POLICY procedure")
+	old := fs.String("old", "", "build a delta from this old USR `image`")
+	oldKernel := fs.String("old-kernel", "", "with --old: the old kernel `file` (the kernel becomes a delta too)")
 	var keys []string
 	fs.StringArrayVar(&keys, "key", nil, "sign with this key `URI` (repeatable; the LAST is the one update_engine checks)")
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
@@ -74,6 +84,12 @@ func payloadBuild(e *env, args []string) error {
 	}
 	if err := checkOfficial(*official, keys, *insecure); err != nil {
 		return err
+	}
+	if *old == "" && *oldKernel != "" {
+		return usagef("--old-kernel goes with --old")
+	}
+	if *old != "" && *pcr != "" {
+		return usagef("--pcr-policy is not supported in delta payloads yet; build a full payload")
 	}
 	if *official && len(keys) == 0 {
 		return withHint(usagef("--official refuses to write an unsigned payload"), "give the release key with --key pkcs11:… or --key tpm:…")
@@ -135,7 +151,12 @@ func payloadBuild(e *env, args []string) error {
 	defer f.Abort()
 	var done func()
 	opts.Progress, done = progress(e, "building")
-	res, err := generate.BuildFull(e.ctx, f, opts)
+	var res *payload.Result
+	if *old != "" {
+		res, err = buildDelta(e, f, opts, *old, *oldKernel, *kernel, &closers)
+	} else {
+		res, err = generate.BuildFull(e.ctx, f, opts)
+	}
 	done()
 	if err != nil {
 		return err
@@ -190,4 +211,38 @@ func tempDirFor(out string) string {
 		return ""
 	}
 	return filepath.Dir(out)
+}
+
+// buildDelta builds a delta from old to the image in opts.
+func buildDelta(e *env, w io.Writer, opts generate.BuildOptions, old, oldKernel, kernel string, closers *[]io.Closer) (*payload.Result, error) {
+	file := func(path, what string) (generate.File, error) {
+		in, err := openInput(path, what, closers)
+		if err != nil {
+			return generate.File{}, err
+		}
+		return generate.File{R: in.R.(io.ReaderAt), Size: in.Size}, nil
+	}
+	d := generate.DeltaBuildOptions{SignatureSizes: opts.SignatureSizes, Sign: opts.Sign}
+	d.Workers, d.Progress = opts.Workers, opts.Progress
+	var err error
+	if d.Old, err = file(old, "old image"); err != nil {
+		return nil, err
+	}
+	d.New = generate.File{R: opts.Image.R.(io.ReaderAt), Size: opts.Image.Size}
+	if d.Old.Size != d.New.Size {
+		return nil, withHint(fmt.Errorf("old image %s is %d bytes, the image %d: a delta needs images of the same size", old, d.Old.Size, d.New.Size),
+			"both are the first 1 GiB of USR-A")
+	}
+	if kernel != "" {
+		d.Kernel = generate.File{R: opts.Kernel.R.(io.ReaderAt), Size: opts.Kernel.Size}
+	}
+	if oldKernel != "" {
+		if kernel == "" {
+			return nil, usagef("--old-kernel needs --kernel")
+		}
+		if d.OldKernel, err = file(oldKernel, "old kernel"); err != nil {
+			return nil, err
+		}
+	}
+	return generate.BuildDelta(e.ctx, w, d)
 }

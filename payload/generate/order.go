@@ -10,7 +10,7 @@ import (
 // operation overwrote. An operation that reads block b must run before the
 // operation that writes b: a read-before-write graph, sorted
 // topologically. A cycle is broken by turning its cheapest operation (the
-// fewest blocks written) into a full one, which reads nothing; full
+// one whose data grows least) into a full one, which reads nothing; full
 // operations can go anywhere. Ties go to the lower destination block, so
 // the order is deterministic.
 func order(ops []*op, nBlocks uint64, makeFull func(*op) error) ([]*op, error) {
@@ -79,7 +79,7 @@ func order(ops []*op, nBlocks uint64, makeFull func(*op) error) ([]*op, error) {
 			}
 			cheap := comp[0]
 			for _, i := range comp[1:] {
-				if ops[i].dstBlocks < ops[cheap].dstBlocks || (ops[i].dstBlocks == ops[cheap].dstBlocks && i < cheap) {
+				if c, cc := ops[i].breakCost(), ops[cheap].breakCost(); c < cc || (c == cc && i < cheap) {
 					cheap = i
 				}
 			}
