@@ -22,12 +22,15 @@ type Summary struct {
 	NewPartition *InfoSummary `json:"new_partition"`
 	OldPartition *InfoSummary `json:"old_partition,omitempty"`
 
-	Operations []OpStats          `json:"operations"`
-	Procedures []ProcedureSummary `json:"procedures"`
-	NoopOps    int                `json:"noop_operations"`
-	Signatures []SignatureSummary `json:"signatures"`
-	SignedHash string             `json:"signed_hash_sha256"`
-	Omaha      OmahaSummary       `json:"omaha"`
+	Operations []OpStats `json:"operations"`
+	// UnchangedBlocks counts the blocks of the new image no operation
+	// writes (a delta leaves them as they were).
+	UnchangedBlocks uint64             `json:"unchanged_blocks"`
+	Procedures      []ProcedureSummary `json:"procedures"`
+	NoopOps         int                `json:"noop_operations"`
+	Signatures      []SignatureSummary `json:"signatures"`
+	SignedHash      string             `json:"signed_hash_sha256"`
+	Omaha           OmahaSummary       `json:"omaha"`
 }
 
 // InfoSummary is an InstallInfo in hex.
@@ -127,6 +130,13 @@ func Summarize(pr *Reader, pubs []crypto.PublicKey) (*Summary, error) {
 	}
 	if m.OldPartitionInfo != nil {
 		s.Kind = "delta"
+	}
+	written := uint64(0)
+	for _, o := range s.Operations {
+		written += o.Blocks
+	}
+	if total := m.GetNewPartitionInfo().GetSize() / BlockSize; written < total {
+		s.UnchangedBlocks = total - written
 	}
 	for _, p := range m.Procedures {
 		t := "UNTYPED"

@@ -95,6 +95,10 @@ func printSummary(w io.Writer, name string, s *payload.Summary) {
 	}
 	fmt.Fprintf(w, "  new partition %d bytes, sha256 %s\n", s.NewPartition.Size, s.NewPartition.SHA256)
 	printOps(w, "  ", s.Operations, s.NewPartition.Size)
+	if s.Kind == "delta" {
+		fmt.Fprintf(w, "  %-10s %5s      %8d blocks (%5.1f%% of the image), 0 data bytes\n", "unchanged", "", s.UnchangedBlocks,
+			100*float64(s.UnchangedBlocks*payload.BlockSize)/float64(s.NewPartition.Size))
+	}
 	for _, p := range s.Procedures {
 		fmt.Fprintf(w, "  procedure %s", p.Type)
 		if p.NewInfo != nil {

@@ -133,3 +133,50 @@ func peakRSS() int64 {
 	}
 	return 0
 }
+
+// BenchmarkDeltaBuild builds a delta from $AUGEN_CORPUS/usr-old.img to
+// usr-new.img and reports its size as a fraction of the full payload's data
+// (measured in the same run) and the peak RSS.
+//
+//	AUGEN_CORPUS=/path/to/corpus go test ./payload/generate -run '^$' -bench DeltaBuild -benchtime 1x
+func BenchmarkDeltaBuild(b *testing.B) {
+	dir := os.Getenv("AUGEN_CORPUS")
+	if dir == "" {
+		b.Skip("set AUGEN_CORPUS to a corpus directory (shared/corpus/make-corpus.sh)")
+	}
+	open := func(name string) (*os.File, int64) {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, _ := f.Stat()
+		return f, st.Size()
+	}
+	nf, ns := open("usr-new.img")
+	defer nf.Close()
+	full := &countWriter{w: io.Discard}
+	fullStart := time.Now()
+	if _, err := generate.Full(context.Background(), generate.FullOptions{Image: generate.Input{R: io.NewSectionReader(nf, 0, ns), Size: ns}, Blobs: full}); err != nil {
+		b.Fatal(err)
+	}
+	fullSecs := time.Since(fullStart).Seconds()
+	of, os_ := open("usr-old.img")
+	defer of.Close()
+	var size int
+	var peak int64
+	b.ResetTimer()
+	for b.Loop() {
+		resetPeakRSS()
+		_, blobs, err := generate.Delta(context.Background(), generate.DeltaOptions{Old: generate.File{R: of, Size: os_}, New: generate.File{R: nf, Size: ns}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(blobs)
+		peak = peakRSS()
+	}
+	secs := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(float64(size), "delta-bytes")
+	b.ReportMetric(float64(size)/float64(full.n), "delta/full")
+	b.ReportMetric(secs/fullSecs, "time/full")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
+}
