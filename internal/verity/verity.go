@@ -1,0 +1,206 @@
+// Package verity checks the dm-verity metadata of a Flatcar USR image: the
+// filesystem's size (from its own superblock) says where the hash area
+// starts; the verity superblock there gives salt and block sizes; the root
+// hash is computed from the data blocks and compared with the one the
+// kernel carries (GRUB passes it as verity.usrhash=). A mismatch means the
+// update would not boot.
+package verity
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrInvalid wraps every error about malformed or inconsistent metadata.
+var ErrInvalid = errors.New("verity: invalid")
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// FilesystemSize reads the size of the ext2/3/4 or btrfs filesystem at the
+// start of r from its superblock.
+func FilesystemSize(r io.ReaderAt) (int64, string, error) {
+	sb := make([]byte, 1024)
+	if _, err := r.ReadAt(sb, 1024); err == nil && binary.LittleEndian.Uint16(sb[56:]) == 0xEF53 {
+		blocks := uint64(binary.LittleEndian.Uint32(sb[4:]))
+		if binary.LittleEndian.Uint32(sb[0x60:])&0x80 != 0 { // INCOMPAT_64BIT
+			blocks |= uint64(binary.LittleEndian.Uint32(sb[0x150:])) << 32
+		}
+		logBS := binary.LittleEndian.Uint32(sb[24:])
+		if logBS > 6 {
+			return 0, "", invalidf("ext superblock: block size 2^%d KiB", logBS)
+		}
+		return int64(blocks) << (10 + logBS), "ext4", nil
+	}
+	bt := make([]byte, 0x78)
+	if _, err := r.ReadAt(bt, 0x10000); err == nil && string(bt[0x40:0x48]) == "_BHRfS_M" {
+		return int64(binary.LittleEndian.Uint64(bt[0x70:])), "btrfs", nil
+	}
+	return 0, "", invalidf("no ext4 or btrfs superblock at the start of the USR image")
+}
+
+// Superblock is the dm-verity superblock veritysetup writes at the start
+// of the hash area.
+type Superblock struct {
+	Version       uint32
+	HashType      uint32
+	UUID          [16]byte
+	Algorithm     string
+	DataBlockSize uint32
+	HashBlockSize uint32
+	DataBlocks    uint64
+	Salt          []byte
+}
+
+// ParseSuperblock reads and checks a verity superblock.
+func ParseSuperblock(b []byte) (*Superblock, error) {
+	if len(b) < 512 || string(b[:8]) != "verity\x00\x00" {
+		return nil, invalidf("no verity superblock (signature %q)", b[:min(8, len(b))])
+	}
+	sb := &Superblock{
+		Version:       binary.LittleEndian.Uint32(b[8:]),
+		HashType:      binary.LittleEndian.Uint32(b[12:]),
+		Algorithm:     string(bytes.TrimRight(b[32:64], "\x00")),
+		DataBlockSize: binary.LittleEndian.Uint32(b[64:]),
+		HashBlockSize: binary.LittleEndian.Uint32(b[68:]),
+		DataBlocks:    binary.LittleEndian.Uint64(b[72:]),
+	}
+	copy(sb.UUID[:], b[16:32])
+	saltSize := binary.LittleEndian.Uint16(b[80:])
+	if sb.Version != 1 || sb.HashType != 1 {
+		return nil, invalidf("superblock version %d, hash type %d (want 1, 1)", sb.Version, sb.HashType)
+	}
+	if sb.Algorithm != "sha256" {
+		return nil, invalidf("hash algorithm %q (Flatcar uses sha256)", sb.Algorithm)
+	}
+	if sb.DataBlockSize != 4096 || sb.HashBlockSize != 4096 {
+		return nil, invalidf("block sizes %d/%d (Flatcar uses 4096/4096)", sb.DataBlockSize, sb.HashBlockSize)
+	}
+	if saltSize > 256 {
+		return nil, invalidf("salt of %d bytes", saltSize)
+	}
+	sb.Salt = bytes.Clone(b[88 : 88+int(saltSize)])
+	return sb, nil
+}
+
+// RootHash computes the root hash of the first DataBlocks blocks of r as
+// dm-verity format 1 does: every block hashed with the salt first, digests
+// packed into hash blocks (zero-padded), level by level, until one block
+// remains, whose salted hash is the root.
+func RootHash(r io.ReaderAt, sb *Superblock) ([]byte, error) {
+	bs := int(sb.DataBlockSize)
+	hs := int(sb.HashBlockSize)
+	per := hs / sha256.Size
+	hash := func(block []byte) []byte {
+		h := sha256.New()
+		h.Write(sb.Salt)
+		h.Write(block)
+		return h.Sum(nil)
+	}
+	// Level 0, streamed: the data is read once, 1 MiB at a time.
+	var level []byte
+	buf := make([]byte, 256*bs)
+	sr := io.NewSectionReader(r, 0, int64(sb.DataBlocks)*int64(bs))
+	for done := uint64(0); done < sb.DataBlocks; {
+		n, err := io.ReadFull(sr, buf[:min(uint64(len(buf)), (sb.DataBlocks-done)*uint64(bs))])
+		if err != nil {
+			return nil, invalidf("reading data block %d: %v", done, err)
+		}
+		for off := 0; off < n; off += bs {
+			level = append(level, hash(buf[off:off+bs])...)
+		}
+		done += uint64(n / bs)
+	}
+	for {
+		// Pack this level's digests into zero-padded hash blocks.
+		nBlocks := (len(level)/sha256.Size + per - 1) / per
+		packed := make([]byte, nBlocks*hs)
+		for i := 0; i < len(level)/sha256.Size; i++ {
+			copy(packed[(i/per)*hs+(i%per)*sha256.Size:], level[i*sha256.Size:(i+1)*sha256.Size])
+		}
+		if nBlocks == 1 {
+			return hash(packed), nil
+		}
+		level = level[:0]
+		for i := 0; i < nBlocks; i++ {
+			level = append(level, hash(packed[i*hs:(i+1)*hs])...)
+		}
+	}
+}
+
+// KernelRootHash returns the 32-byte root hash Flatcar's build writes into
+// the kernel image as 64 hex characters: at byte 64 of an x86 bzImage, at
+// byte 512 of an arm64 Image.
+func KernelRootHash(kernel []byte) ([]byte, string, error) {
+	off, arch := -1, ""
+	switch {
+	case len(kernel) > 0x206 && string(kernel[0x202:0x206]) == "HdrS":
+		off, arch = 64, "amd64"
+	case len(kernel) > 60 && string(kernel[56:60]) == "ARM\x64":
+		off, arch = 512, "arm64"
+	default:
+		return nil, "", invalidf("the kernel is neither an x86 bzImage nor an arm64 Image")
+	}
+	if len(kernel) < off+64 {
+		return nil, arch, invalidf("the kernel is too short to carry a root hash")
+	}
+	h, err := hex.DecodeString(string(kernel[off : off+64]))
+	if err != nil {
+		return nil, arch, invalidf("no verity root hash at byte %d of the %s kernel (%q…)", off, arch, kernel[off:off+16])
+	}
+	return h, arch, nil
+}
+
+// Result is what Check found.
+type Result struct {
+	Filesystem     string `json:"filesystem"`
+	DataSize       int64  `json:"data_size"`
+	HashOffset     int64  `json:"hash_offset"`
+	Salt           string `json:"salt"`
+	RootHash       string `json:"root_hash"`
+	KernelRootHash string `json:"kernel_root_hash"`
+	KernelArch     string `json:"kernel_arch"`
+}
+
+// Check computes the root hash of the USR image and compares it with the
+// kernel's.
+func Check(usr io.ReaderAt, usrSize int64, kernel []byte) (*Result, error) {
+	fsSize, fsType, err := FilesystemSize(usr)
+	if err != nil {
+		return nil, err
+	}
+	if fsSize%4096 != 0 || fsSize+4096 > usrSize {
+		return nil, invalidf("the %s filesystem is %d bytes: no room for a hash area in the %d-byte image", fsType, fsSize, usrSize)
+	}
+	sbBytes := make([]byte, 512)
+	if _, err := usr.ReadAt(sbBytes, fsSize); err != nil {
+		return nil, invalidf("reading the verity superblock at byte %d: %v", fsSize, err)
+	}
+	sb, err := ParseSuperblock(sbBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w (at byte %d, right after the %s filesystem)", err, fsSize, fsType)
+	}
+	if int64(sb.DataBlocks)*int64(sb.DataBlockSize) != fsSize {
+		return nil, invalidf("the verity superblock covers %d blocks, the filesystem is %d bytes", sb.DataBlocks, fsSize)
+	}
+	root, err := RootHash(usr, sb)
+	if err != nil {
+		return nil, err
+	}
+	kroot, arch, err := KernelRootHash(kernel)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Filesystem: fsType, DataSize: fsSize, HashOffset: fsSize, Salt: hex.EncodeToString(sb.Salt),
+		RootHash: hex.EncodeToString(root), KernelRootHash: hex.EncodeToString(kroot), KernelArch: arch}
+	if !bytes.Equal(root, kroot) {
+		return res, invalidf("the USR image's verity root hash is %s, but the kernel expects %s: this update would not boot", res.RootHash, res.KernelRootHash)
+	}
+	return res, nil
+}
