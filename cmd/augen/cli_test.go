@@ -111,7 +111,7 @@ func makeFixtures() (string, error) {
 // transcript is one testdata/cli/*.txt file:
 //
 //	# comments
-//	augen ARGS...        (words split on spaces; $TMP and $VEC expanded)
+//	augen ARGS...        (words split on spaces; $TMP, $VEC, $IMG expanded)
 //	exit N
 //	absent PATH          (optional: a file the command must not leave)
 //	-- stdout --
@@ -181,8 +181,9 @@ func TestTranscripts(t *testing.T) {
 			}
 			tr := parseTranscript(t, string(b))
 			tmp, vec := fixtures(t)
-			expand := strings.NewReplacer("$TMP", tmp, "$VEC", vec)
-			unexpand := strings.NewReplacer(tmp, "$TMP", vec, "$VEC")
+			img, _ := filepath.Abs(root + "image")
+			expand := strings.NewReplacer("$TMP", tmp, "$VEC", vec, "$IMG", img)
+			unexpand := strings.NewReplacer(tmp, "$TMP", vec, "$VEC", img, "$IMG")
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), strings.Fields(expand.Replace(tr.args)), strings.NewReader(""), &stdout, &stderr)
 			got := tr

@@ -13,11 +13,17 @@ import (
 
 const payloadBuildUsage = `Usage: augen payload build --image USR.bin [--kernel VMLINUZ] [--pcr-policy ZIP] [--key URI]... -o OUT
        augen payload build --old OLD.bin --image USR.bin [--old-kernel K0 --kernel K1] [--key URI]... -o DELTA
+       augen payload build --from-image IMAGE.bin.bz2 [--old-from-image OLD_IMAGE.bin.bz2] [--key URI]... -o OUT
 
 Builds a full update payload (CrAU v1) the way update_engine's delta_generator
 does: the image in 1 MiB chunks, each bzip2-compressed when that is smaller,
 the kernel as a KERNEL procedure, every blob hashed. Chunks are compressed on
 all cores; the output is the same whatever the core count.
+
+With --from-image, the USR image and the kernel come straight from a
+production image, unpacked and checked as "augen unpack" does (GPT CRCs, the
+dm-verity root hash against the kernel's); --kernel then overrides the
+image's kernel. --old-from-image does the same for a delta's old side.
 
 With --old, builds a delta from OLD (same size as the image) instead:
 unchanged blocks cost nothing, blocks found elsewhere in OLD become MOVEs,
@@ -65,6 +71,9 @@ func payloadBuild(e *env, args []string) error {
 	kernel := fs.String("kernel", "", "the kernel `file` to ship as a KERNEL procedure")
 	pcr := fs.String("pcr-policy", "", "a PCR policy `zip` to ship as a PCR_POLICY procedure")
 	old := fs.String("old", "", "build a delta from this old USR `image`")
+	fromImage := fs.String("from-image", "", "take the USR image and kernel from this production `image` (.bin or .bin.bz2)")
+	oldFromImage := fs.String("old-from-image", "", "build a delta from this old production `image`")
+	uf := addUnpackFlags(fs)
 	oldKernel := fs.String("old-kernel", "", "with --old: the old kernel `file` (the kernel becomes a delta too)")
 	var keys []string
 	fs.StringArrayVar(&keys, "key", nil, "sign with this key `URI` (repeatable; the LAST is the one update_engine checks)")
@@ -79,13 +88,19 @@ func payloadBuild(e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q (the image goes in --image)", fs.Arg(0))
 	}
-	if *image == "" || *out == "" {
-		return withHint(usagef("--image and -o are required"), `run "augen payload build --help"`)
+	if (*image == "") == (*fromImage == "") || *out == "" {
+		return withHint(usagef("give -o and one of --image or --from-image"), `run "augen payload build --help"`)
+	}
+	if *old != "" && *oldFromImage != "" {
+		return usagef("--old and --old-from-image exclude each other")
+	}
+	if *oldFromImage != "" && *fromImage == "" {
+		return usagef("--old-from-image goes with --from-image")
 	}
 	if err := checkOfficial(*official, keys, *insecure); err != nil {
 		return err
 	}
-	if *old == "" && *oldKernel != "" {
+	if *old == "" && *oldFromImage == "" && *oldKernel != "" {
 		return usagef("--old-kernel goes with --old")
 	}
 	if *old != "" && *pcr != "" {
@@ -103,6 +118,29 @@ func payloadBuild(e *env, args []string) error {
 		}
 	}()
 	var err error
+	if *fromImage != "" {
+		// Unpack into temporary files beside the output; they go when the
+		// command ends.
+		tmp, err := os.MkdirTemp(opts.TempDir, ".augen-unpack-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		uf.kernel = kernel
+		if *image, *kernel, err = unpackTo(e, uf, *fromImage, tmp, "new"); err != nil {
+			return err
+		}
+		if *oldFromImage != "" {
+			saved := *uf.kernel
+			*uf.kernel = *oldKernel
+			ok := ""
+			if *old, ok, err = unpackTo(e, uf, *oldFromImage, tmp, "old"); err != nil {
+				return err
+			}
+			*uf.kernel = saved
+			*oldKernel = ok
+		}
+	}
 	if opts.Image, err = openInput(*image, "image", &closers); err != nil {
 		return err
 	}
@@ -245,4 +283,23 @@ func buildDelta(e *env, w io.Writer, opts generate.BuildOptions, old, oldKernel,
 		}
 	}
 	return generate.BuildDelta(e.ctx, w, d)
+}
+
+// unpackTo unpacks a production image into dir as NAME.usr and NAME.vmlinuz
+// and returns their paths.
+func unpackTo(e *env, u *unpackFlags, image, dir, name string) (string, string, error) {
+	usrPath, kernelPath := filepath.Join(dir, name+".usr"), filepath.Join(dir, name+".vmlinuz")
+	usr, err := os.Create(usrPath)
+	if err != nil {
+		return "", "", err
+	}
+	defer usr.Close()
+	_, kernel, err := u.run(e, image, usr, dir)
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %w", image, err)
+	}
+	if err := os.WriteFile(kernelPath, kernel, 0o600); err != nil {
+		return "", "", err
+	}
+	return usrPath, kernelPath, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/signer"
+	"github.com/augen-project/augen/unpack"
 )
 
 // Exit codes (DESIGN.md): data to stdout, everything else to stderr.
@@ -36,6 +37,7 @@ Commands:
   payload verify    check a payload's rules, signature, and rebuild its targets
   payload digest    prepare a payload for offline signing (two-pass, step 1)
   payload attach    attach offline signatures (two-pass, step 2)
+  unpack            extract and check USR-A and the kernel from a production image
   sign              sign a payload digest with one key (signing ceremonies)
   key pubkey        print a key's public half and fingerprint
   key generate      create a signing key inside an HSM (PKCS#11) or a TPM
@@ -90,6 +92,7 @@ func commands() []command {
 		{"payload verify", "verify a payload", payloadVerify},
 		{"payload digest", "prepare a payload for offline signing", payloadDigest},
 		{"payload attach", "attach offline signatures", payloadAttach},
+		{"unpack", "unpack a production image", unpackCmd},
 		{"sign", "sign a digest", signCmd},
 		{"key pubkey", "print a public key", keyPubkey},
 		{"key generate", "generate a key", keyGenerate},
@@ -154,7 +157,7 @@ func report(e *env, err error) int {
 // "augen could not do its job".
 func isVerification(err error) bool {
 	return errors.Is(err, payload.ErrInvalid) || errors.Is(err, payload.ErrSignature) ||
-		errors.Is(err, apply.ErrApply) || errors.Is(err, apply.ErrMismatch) || errors.Is(err, bz.ErrFormat) || errors.Is(err, bsdiff.ErrCorrupt)
+		errors.Is(err, apply.ErrApply) || errors.Is(err, apply.ErrMismatch) || errors.Is(err, unpack.ErrImage) || errors.Is(err, bz.ErrFormat) || errors.Is(err, bsdiff.ErrCorrupt)
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/augen-project/augen/internal/atomicfile"
+	"github.com/augen-project/augen/unpack"
+)
+
+const unpackUsage = `Usage: augen unpack IMAGE.bin[.bz2] -o DIR [--digests FILE.DIGESTS] [--full-check] [--json]
+
+Extracts what an update payload needs from a Flatcar production image, as CI
+hands it over (flatcar_production_image.bin.bz2, or the plain .bin), in one
+streaming pass, and checks it on the way:
+  - the GPT's CRCs (the backup table is used, with a warning, when the
+    primary is damaged);
+  - DIR/usr.bin: the first GiB of USR-A (--usr-size to change);
+  - DIR/vmlinuz: flatcar/vmlinuz-a from the EFI-SYSTEM FAT filesystem (or
+    --kernel FILE, CI's separate flatcar_production_image.vmlinuz);
+  - the USR image's dm-verity root hash must be the one the kernel carries:
+    otherwise the update would not boot;
+  - with --digests, the SHA-512 and SHA-1 lines CI publishes must match.
+DIR/image.json records the partition table, sizes, hashes, the verity root
+and the input's hashes. Decoding stops after USR-A unless --full-check (every
+bzip2 block of the whole image, and output past the declared disk size
+refused). Nothing is left in DIR when a check fails.
+`
+
+func unpackCmd(e *env, args []string) error {
+	fs := newFlags(e, "unpack", unpackUsage)
+	out := fs.StringP("output", "o", "", "write usr.bin, vmlinuz and image.json into `dir`")
+	u := addUnpackFlags(fs)
+	u.kernel = fs.String("kernel", "", "take the kernel from this `file` (CI's flatcar_production_image.vmlinuz) instead of EFI-SYSTEM")
+	asJSON := fs.Bool("json", false, "print image.json to stdout too")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || *out == "" {
+		return withHint(usagef("expected one image and -o DIR"), `run "augen unpack --help"`)
+	}
+	created := false
+	if _, err := os.Stat(*out); os.IsNotExist(err) {
+		if err := os.Mkdir(*out, 0o755); err != nil {
+			return err
+		}
+		created = true
+	}
+	ok := false
+	defer func() {
+		if !ok && created {
+			os.Remove(*out)
+		}
+	}()
+	usr, err := atomicfile.Create(filepath.Join(*out, "usr.bin"))
+	if err != nil {
+		return err
+	}
+	defer usr.Abort()
+	res, kernel, err := u.run(e, fs.Arg(0), usr.File, *out)
+	if err != nil {
+		return err
+	}
+	kf, err := atomicfile.Create(filepath.Join(*out, "vmlinuz"))
+	if err != nil {
+		return err
+	}
+	defer kf.Abort()
+	if _, err := kf.Write(kernel); err != nil {
+		return err
+	}
+	jf, err := atomicfile.Create(filepath.Join(*out, "image.json"))
+	if err != nil {
+		return err
+	}
+	defer jf.Abort()
+	if err := writeJSON(jf, res); err != nil {
+		return err
+	}
+	for _, f := range []*atomicfile.File{usr, kf, jf} {
+		if err := f.Commit(); err != nil {
+			return err
+		}
+	}
+	ok = true
+	if *asJSON {
+		return writeJSON(e.stdout, res)
+	}
+	fmt.Fprintf(e.stdout, "%s: OK\n  usr.bin   %d bytes of USR-A, sha256 %s\n  vmlinuz   %d bytes from %s, sha256 %s\n  verity    %s root %s matches the kernel\n  input     %d bytes, sha256 %s\n",
+		fs.Arg(0), res.USR.Size, res.USR.SHA256, res.Kernel.Size, res.KernelFrom, res.Kernel.SHA256,
+		res.Verity.Filesystem, res.Verity.RootHash, res.Input.Size, res.Input.SHA256)
+	return nil
+}
+
+// unpackFlags are the flags unpack and payload build --from-image share.
+type unpackFlags struct {
+	usrSize    *string
+	kernel     *string
+	kernelPath *string
+	fullCheck  *bool
+	digests    *string
+}
+
+func addUnpackFlags(fs interface {
+	String(name, value, usage string) *string
+	Bool(name string, value bool, usage string) *bool
+}) *unpackFlags {
+	return &unpackFlags{
+		usrSize:    fs.String("usr-size", "1GiB", "how much of USR-A is the USR image (bytes, or with KiB/MiB/GiB)"),
+		kernelPath: fs.String("kernel-path", unpack.DefaultKernelPath, "the kernel's `path` in EFI-SYSTEM"),
+		fullCheck:  fs.Bool("full-check", false, "decode and check the whole image, not just up to USR-A"),
+		digests:    fs.String("digests", "", "check the image against CI's `DIGESTS` file (SHA-512, SHA-1)"),
+	}
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(s, suffix) {
+			s, mult = strings.TrimSuffix(s, suffix), m
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, usagef("bad size %q (bytes, or a number with KiB/MiB/GiB)", s)
+	}
+	return n * mult, nil
+}
+
+// run unpacks image into usr (a file in tmpDir's filesystem).
+func (u *unpackFlags) run(e *env, image string, usr *os.File, tmpDir string) (*unpack.Result, []byte, error) {
+	size, err := parseSize(*u.usrSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := unpack.Options{USRSize: size, KernelPath: *u.kernelPath, FullCheck: *u.fullCheck, TempDir: tmpDir,
+		Warn: func(m string) { fmt.Fprintf(e.stderr, "%s: warning: %s\n", programName, m) }}
+	if u.kernel != nil && *u.kernel != "" {
+		if opts.Kernel, err = os.ReadFile(*u.kernel); err != nil {
+			return nil, nil, err
+		}
+		if len(opts.Kernel) == 0 {
+			return nil, nil, fmt.Errorf("%s is empty", *u.kernel)
+		}
+	}
+	in, err := os.Open(image)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer in.Close()
+	var done func()
+	if p, d := progress(e, "unpacking"); p != nil {
+		st, _ := in.Stat()
+		opts.Progress = func(read, _ int64) { p(read, st.Size()) }
+		done = d
+	} else {
+		done = d
+	}
+	res, kernel, err := unpack.Unpack(e.ctx, bufio.NewReaderSize(in, 1<<20), usr, opts)
+	done()
+	if err != nil {
+		return nil, nil, err
+	}
+	if *u.digests != "" {
+		if err := checkDigests(*u.digests, filepath.Base(image), res.Input); err != nil {
+			return nil, nil, err
+		}
+	}
+	return res, kernel, nil
+}
+
+// checkDigests compares the input's hashes with a DIGESTS file as
+// Flatcar's CI writes it ("# SHA1 HASH" / "# SHA512 HASH" headers, then
+// "HEX  NAME" lines). At least one SHA-1 or SHA-512 line for the image
+// must be there, and every one must match.
+func checkDigests(path, name string, d unpack.Digest) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	section, checked := "", 0
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "#") {
+			section = strings.ToUpper(line)
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 || strings.TrimPrefix(f[1], "*") != name {
+			continue
+		}
+		var want string
+		switch {
+		case strings.Contains(section, "SHA512"):
+			want = d.SHA512
+		case strings.Contains(section, "SHA1"):
+			want = d.SHA1
+		default:
+			continue
+		}
+		if !strings.EqualFold(f[0], want) {
+			return fmt.Errorf("%w: %s: the %s of %s is %s, the DIGESTS file says %s", unpack.ErrImage, path, strings.Trim(section, "# "), name, want, f[0])
+		}
+		checked++
+	}
+	if checked == 0 {
+		return fmt.Errorf("%w: %s has no SHA-1 or SHA-512 line for %s", unpack.ErrImage, path, name)
+	}
+	return nil
+}
+
