@@ -4,12 +4,15 @@
 # BSDIFF applier agrees with them), python3 and openssl (the independent
 # payload checker), bzip2 (the sample and the benchmark baseline), SoftHSM2
 # and opensc's pkcs11-tool (PKCS#11 keys), swtpm (TPM keys) and libssl-dev
-# (the in-process TPM simulator the signer tests link).
+# (the in-process TPM simulator the signer tests link), and the tools that
+# build the test disk image (gdisk, dosfstools, mtools, cryptsetup-bin,
+# e2fsprogs, faketime).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends bsdiff protobuf-compiler python3 openssl bzip2 ca-certificates git \
-    softhsm2 opensc swtpm libssl-dev gcc libc6-dev >/dev/null
+    softhsm2 opensc swtpm libssl-dev gcc libc6-dev \
+    gdisk dosfstools mtools cryptsetup-bin e2fsprogs faketime >/dev/null
 cd "$(dirname "$0")/.."
 ver=$(go list -m -f '{{.Version}}' google.golang.org/protobuf)
 go install "google.golang.org/protobuf/cmd/protoc-gen-go@${ver}"

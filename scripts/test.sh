@@ -33,11 +33,21 @@ step "go test (full)"
 go test -count=1 ./...
 
 step "fuzz (${fuzztime} each)"
-for target in "payload FuzzReader" "payload FuzzDecodeSignatures" "internal/bz FuzzDecodeOne" "internal/bsdiff FuzzPatch"; do
+for target in "payload FuzzReader" "payload FuzzDecodeSignatures" "internal/bz FuzzDecodeOne" "internal/bsdiff FuzzPatch" \
+    "internal/bsdiff FuzzDiff" "internal/gpt FuzzParsePrimary" "internal/fat FuzzFAT"; do
   set -- $target
   go test -run '^$' -fuzz "^$2\$" -fuzztime "$fuzztime" "./$1" >/dev/null
   echo "$1 $2: ok"
 done
+
+step "the test disk image regenerates byte for byte"
+tmp=$(mktemp -d)
+bash testdata/image/make-image.sh "$tmp" >/dev/null
+for f in flatcar_test_image.bin.bz2 usr.bin.sha256 vmlinuz.sha256 verity-root-hash; do
+  cmp "$tmp/$f" "testdata/image/$f"
+done
+rm -rf "$tmp"
+echo "image: ok"
 
 step "README sample"
 bash scripts/sample.sh >/dev/null
