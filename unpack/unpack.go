@@ -396,7 +396,7 @@ func (s *stream) spoolAll(first []byte, dir string, cause error) (*os.File, erro
 	if _, err := f.WriteAt(first, 0); err != nil {
 		return fail(err)
 	}
-	_ = cause // the caller reports it if the backup is damaged too
+	_ = cause              // the caller reports it if the backup is damaged too
 	const limit = 64 << 30 // no Flatcar disk image comes near this
 	var zero [4096]byte
 	for {

@@ -212,4 +212,3 @@ func checkDigests(path, name string, d unpack.Digest) error {
 	}
 	return nil
 }
-
