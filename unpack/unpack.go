@@ -83,7 +83,10 @@ type PartitionInfo struct {
 
 // Result is what Unpack found; it is image.json.
 type Result struct {
-	Input      Digest          `json:"input"`
+	Input Digest `json:"input"`
+	// SignedBy names the OpenPGP key whose signature of the input was
+	// verified ("" when none was checked).
+	SignedBy   string          `json:"signed_by,omitempty"`
 	Compressed bool            `json:"compressed"`
 	FullCheck  bool            `json:"full_check"`
 	DiskSize   int64           `json:"disk_size"`

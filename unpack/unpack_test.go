@@ -165,3 +165,22 @@ func TestUnpackErrors(t *testing.T) {
 		t.Fatal("backup GPT: wrong USR image")
 	}
 }
+
+func TestImageSignature(t *testing.T) {
+	img := imageDir + "flatcar_test_image.bin.bz2"
+	who, err := unpack.VerifyImageSignature(img, img+".sig", imageDir+"TEST-ONLY-buildbot.asc")
+	if err != nil || !strings.Contains(who, "TEST-ONLY buildbot") {
+		t.Fatalf("%q %v", who, err)
+	}
+	for _, tc := range []struct{ sig, key, data, want string }{
+		{img + ".sig", imageDir + "TEST-ONLY-other.asc", img, "not made by any key"},
+		{imageDir + "other-key.sig", imageDir + "TEST-ONLY-buildbot.asc", img, "not made by any key"},
+		{img + ".sig", imageDir + "TEST-ONLY-buildbot.asc", imageDir + "make-image.sh", "does not verify"},
+		{img + ".sig", imageDir + "usr.bin.sha256", img, "not an OpenPGP public key"},
+	} {
+		_, err := unpack.VerifyImageSignature(tc.data, tc.sig, tc.key)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s/%s/%s: %v, want %q", tc.sig, tc.key, tc.data, err, tc.want)
+		}
+	}
+}

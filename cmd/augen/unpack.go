@@ -12,7 +12,8 @@ import (
 	"github.com/augen-project/augen/unpack"
 )
 
-const unpackUsage = `Usage: augen unpack IMAGE.bin[.bz2] -o DIR [--digests FILE.DIGESTS] [--full-check] [--json]
+const unpackUsage = `Usage: augen unpack IMAGE.bin[.bz2] -o DIR [--signature IMAGE.sig --signing-key KEY.asc]
+                    [--digests FILE.DIGESTS] [--usr-size SIZE] [--kernel FILE] [--full-check] [--json]
 
 Extracts what an update payload needs from a Flatcar production image, as CI
 hands it over (flatcar_production_image.bin.bz2, or the plain .bin), in one
@@ -24,7 +25,9 @@ streaming pass, and checks it on the way:
     --kernel FILE, CI's separate flatcar_production_image.vmlinuz);
   - the USR image's dm-verity root hash must be the one the kernel carries:
     otherwise the update would not boot;
-  - with --digests, the SHA-512 and SHA-1 lines CI publishes must match.
+  - with --digests, the SHA-512 and SHA-1 lines CI publishes must match;
+  - with --signature and --signing-key, a detached OpenPGP signature of the
+    compressed image is verified before anything is decoded.
 DIR/image.json records the partition table, sizes, hashes, the verity root
 and the input's hashes. Decoding stops after USR-A unless --full-check (every
 bzip2 block of the whole image, and output past the declared disk size
@@ -103,6 +106,8 @@ type unpackFlags struct {
 	kernelPath *string
 	fullCheck  *bool
 	digests    *string
+	signature  *string
+	signingKey *string
 }
 
 func addUnpackFlags(fs interface {
@@ -114,6 +119,8 @@ func addUnpackFlags(fs interface {
 		kernelPath: fs.String("kernel-path", unpack.DefaultKernelPath, "the kernel's `path` in EFI-SYSTEM"),
 		fullCheck:  fs.Bool("full-check", false, "decode and check the whole image, not just up to USR-A"),
 		digests:    fs.String("digests", "", "check the image against CI's `DIGESTS` file (SHA-512, SHA-1)"),
+		signature:  fs.String("signature", "", "verify this detached OpenPGP `signature` of the image first"),
+		signingKey: fs.String("signing-key", "", "the OpenPGP public `key` the signature must come from (e.g. Flatcar's buildbot key)"),
 	}
 }
 
@@ -147,6 +154,15 @@ func (u *unpackFlags) run(e *env, image string, usr *os.File, tmpDir string) (*u
 			return nil, nil, fmt.Errorf("%s is empty", *u.kernel)
 		}
 	}
+	if (*u.signature == "") != (*u.signingKey == "") {
+		return nil, nil, usagef("--signature and --signing-key go together")
+	}
+	signedBy := ""
+	if *u.signature != "" {
+		if signedBy, err = unpack.VerifyImageSignature(image, *u.signature, *u.signingKey); err != nil {
+			return nil, nil, err
+		}
+	}
 	in, err := os.Open(image)
 	if err != nil {
 		return nil, nil, err
@@ -165,6 +181,7 @@ func (u *unpackFlags) run(e *env, image string, usr *os.File, tmpDir string) (*u
 	if err != nil {
 		return nil, nil, err
 	}
+	res.SignedBy = signedBy
 	if *u.digests != "" {
 		if err := checkDigests(*u.digests, filepath.Base(image), res.Input); err != nil {
 			return nil, nil, err
