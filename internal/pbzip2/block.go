@@ -1,0 +1,368 @@
+package pbzip2
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Magics, 48 bits each, at any bit offset of a bzip2 stream.
+const (
+	blockMagic = 0x314159265359
+	endMagic   = 0x177245385090
+	maxBlock   = 900000 // level 9: the largest BWT block
+)
+
+var errTruncated = errors.New("data ends inside the block")
+
+// bitReader reads MSB-first bits from data, starting at a bit offset.
+// Reads past the end yield zeros and set over.
+type bitReader struct {
+	data []byte
+	pos  int    // next byte to load
+	acc  uint64 // bits, left-aligned
+	n    uint   // valid bits in acc
+	over bool
+}
+
+func newBitReader(data []byte, bit uint64) *bitReader {
+	br := &bitReader{data: data, pos: int(bit / 8)}
+	br.fill()
+	br.consume(uint(bit % 8))
+	return br
+}
+
+func (b *bitReader) fill() {
+	for b.n <= 56 {
+		var c byte
+		if b.pos < len(b.data) {
+			c = b.data[b.pos]
+		} else {
+			b.over = true
+		}
+		b.pos++
+		b.acc |= uint64(c) << (56 - b.n)
+		b.n += 8
+	}
+}
+
+func (b *bitReader) peek(k uint) uint32 { return uint32(b.acc >> (64 - k)) }
+
+func (b *bitReader) consume(k uint) {
+	b.acc <<= k
+	b.n -= k
+	if b.n <= 56 {
+		b.fill()
+	}
+}
+
+func (b *bitReader) bits(k uint) uint32 {
+	v := b.peek(k)
+	b.consume(k)
+	return v
+}
+
+// bitPos is the absolute position (in bits) of the next unread bit.
+func (b *bitReader) bitPos() uint64 { return uint64(b.pos)*8 - uint64(b.n) }
+
+// huffman decodes one group's canonical prefix code (lengths 1..20) with a
+// lookup table for codes up to lookupBits and a slow path beyond.
+const lookupBits = 10
+
+type huffman struct {
+	table  [1 << lookupBits]uint16 // symbol<<5 | length; 0 = longer code
+	limit  [21]int32              // largest code of each length (-1: none)
+	base   [21]int32              // first code of each length minus its perm index
+	perm   []uint16
+	minLen uint
+	maxLen uint
+}
+
+func (h *huffman) build(lengths []uint8) error {
+	h.table = [1 << lookupBits]uint16{} // reused across blocks
+	h.minLen, h.maxLen = 32, 0
+	for _, l := range lengths {
+		h.minLen = min(h.minLen, uint(l))
+		h.maxLen = max(h.maxLen, uint(l))
+	}
+	h.perm = h.perm[:0]
+	code := int32(0)
+	for l := uint(1); l <= 20; l++ {
+		h.base[l] = code - int32(len(h.perm))
+		for sym, sl := range lengths {
+			if uint(sl) != l {
+				continue
+			}
+			if code >= 1<<l {
+				return errors.New("over-subscribed Huffman code")
+			}
+			if l <= lookupBits {
+				first := code << (lookupBits - l)
+				for i := int32(0); i < 1<<(lookupBits-l); i++ {
+					h.table[first+i] = uint16(sym)<<5 | uint16(l)
+				}
+			}
+			h.perm = append(h.perm, uint16(sym))
+			code++
+		}
+		h.limit[l] = code - 1
+		code <<= 1
+	}
+	return nil
+}
+
+func (h *huffman) decode(br *bitReader) (uint16, error) {
+	if e := h.table[br.peek(lookupBits)]; e != 0 {
+		br.consume(uint(e & 31))
+		return e >> 5, nil
+	}
+	for l := uint(lookupBits + 1); l <= h.maxLen; l++ {
+		v := int32(br.peek(l))
+		if v <= h.limit[l] {
+			idx := v - h.base[l]
+			if idx < 0 || int(idx) >= len(h.perm) {
+				return 0, errors.New("bad Huffman code")
+			}
+			br.consume(l)
+			return h.perm[idx], nil
+		}
+	}
+	return 0, errors.New("bad Huffman code")
+}
+
+// decoder holds the buffers one worker reuses for every block.
+type decoder struct {
+	tt    []uint32
+	trees [6]huffman
+	sel   []uint8
+}
+
+// block is one decoded block.
+type block struct {
+	out    []byte
+	crc    uint32 // stored
+	endBit uint64 // where the next magic must start
+	n      int    // BWT length
+}
+
+// decodeBlock decodes the block whose 48-bit magic starts at bit of data,
+// checks its CRC and returns its output and end.
+func (d *decoder) decodeBlock(data []byte, bit uint64, out []byte) (*block, error) {
+	br := newBitReader(data, bit)
+	if m := uint64(br.bits(24))<<24 | uint64(br.bits(24)); m != blockMagic {
+		return nil, errors.New("no block magic")
+	}
+	b := &block{crc: br.bits(32)}
+	if br.bits(1) != 0 {
+		return nil, errors.New("randomised blocks are not supported")
+	}
+	origPtr := int(br.bits(24))
+	var seqToUnseq [256]byte
+	inUse := 0
+	used16 := br.bits(16)
+	for i := 0; i < 16; i++ {
+		if used16&(0x8000>>i) != 0 {
+			u := br.bits(16)
+			for j := 0; j < 16; j++ {
+				if u&(0x8000>>j) != 0 {
+					seqToUnseq[inUse] = byte(i*16 + j)
+					inUse++
+				}
+			}
+		}
+	}
+	if inUse == 0 {
+		return nil, errors.New("no symbols in use")
+	}
+	alphaSize := inUse + 2
+	nGroups := int(br.bits(3))
+	if nGroups < 2 || nGroups > 6 {
+		return nil, fmt.Errorf("%d Huffman groups", nGroups)
+	}
+	nSel := int(br.bits(15))
+	if nSel < 1 {
+		return nil, errors.New("no selectors")
+	}
+	var mtfGroups [6]uint8
+	for i := range mtfGroups {
+		mtfGroups[i] = uint8(i)
+	}
+	d.sel = d.sel[:0]
+	for i := 0; i < nSel; i++ {
+		j := 0
+		for br.bits(1) == 1 {
+			j++
+			if j >= nGroups {
+				return nil, errors.New("bad selector")
+			}
+		}
+		v := mtfGroups[j]
+		copy(mtfGroups[1:j+1], mtfGroups[:j])
+		mtfGroups[0] = v
+		if i < 18002 { // libbzip2 ignores selectors past BZ_MAX_SELECTORS
+			d.sel = append(d.sel, v)
+		}
+		if br.over {
+			return nil, errTruncated
+		}
+	}
+	lengths := make([]uint8, alphaSize)
+	for g := 0; g < nGroups; g++ {
+		curr := int(br.bits(5))
+		for s := 0; s < alphaSize; s++ {
+			for {
+				if curr < 1 || curr > 20 {
+					return nil, errors.New("bad code length")
+				}
+				if br.bits(1) == 0 {
+					break
+				}
+				if br.bits(1) == 0 {
+					curr++
+				} else {
+					curr--
+				}
+			}
+			lengths[s] = uint8(curr)
+		}
+		if err := d.trees[g].build(lengths); err != nil {
+			return nil, err
+		}
+	}
+	// Symbols: RUNA/RUNB runs of the front MTF byte, MTF indexes, EOB.
+	if cap(d.tt) < maxBlock {
+		d.tt = make([]uint32, maxBlock)
+	}
+	tt := d.tt[:0]
+	var counts [256]int
+	var mtf [256]byte
+	for i := range mtf {
+		mtf[i] = byte(i)
+	}
+	eob := uint16(inUse + 1)
+	run, runShift := 0, uint(0)
+	flush := func() error {
+		if run == 0 {
+			return nil
+		}
+		if len(tt)+run > maxBlock {
+			return errors.New("block longer than 900k")
+		}
+		c := seqToUnseq[mtf[0]]
+		counts[c] += run
+		for ; run > 0; run-- {
+			tt = append(tt, uint32(c))
+		}
+		runShift = 0
+		return nil
+	}
+	for g, left := 0, 0; ; left-- {
+		if left == 0 {
+			if g >= len(d.sel) {
+				return nil, errors.New("ran out of selectors")
+			}
+			left = 50
+			g++
+		}
+		sym, err := d.trees[d.sel[g-1]].decode(br)
+		if err != nil {
+			return nil, err
+		}
+		if br.over {
+			return nil, errTruncated
+		}
+		if sym <= 1 { // RUNA, RUNB
+			if runShift > 20 {
+				return nil, errors.New("run too long")
+			}
+			run += int(sym+1) << runShift
+			runShift++
+			continue
+		}
+		if err := flush(); err != nil {
+			return nil, err
+		}
+		if sym == eob {
+			break
+		}
+		idx := int(sym - 1)
+		if idx >= inUse {
+			return nil, errors.New("bad MTF index")
+		}
+		v := mtf[idx]
+		copy(mtf[1:idx+1], mtf[:idx])
+		mtf[0] = v
+		c := seqToUnseq[v]
+		counts[c]++
+		if len(tt) >= maxBlock {
+			return nil, errors.New("block longer than 900k")
+		}
+		tt = append(tt, uint32(c))
+	}
+	b.endBit = br.bitPos()
+	n := len(tt)
+	if origPtr >= n {
+		return nil, fmt.Errorf("origin pointer %d outside the %d-byte block", origPtr, n)
+	}
+	b.n = n
+	// Inverse BWT: link every position to the next in the original order.
+	var cftab [256]int
+	sum := 0
+	for i := 0; i < 256; i++ {
+		cftab[i] = sum
+		sum += counts[i]
+	}
+	for i := 0; i < n; i++ {
+		c := tt[i] & 0xff
+		tt[cftab[c]] |= uint32(i) << 8
+		cftab[c]++
+	}
+	// Walk it, undoing the initial run-length encoding (4 equal bytes and
+	// a count of more) and computing the CRC as the bytes come out.
+	out = out[:0]
+	crc := ^uint32(0)
+	p := tt[origPtr] >> 8
+	last, same := -1, 0
+	for i := 0; i < n; i++ {
+		e := tt[p]
+		p = e >> 8
+		c := byte(e)
+		if same == 4 {
+			for k := 0; k < int(c); k++ {
+				out = append(out, byte(last))
+				crc = crc<<8 ^ crcTable[byte(crc>>24)^byte(last)]
+			}
+			same = 0
+			last = -1
+			continue
+		}
+		if int(c) == last {
+			same++
+		} else {
+			last, same = int(c), 1
+		}
+		out = append(out, c)
+		crc = crc<<8 ^ crcTable[byte(crc>>24)^c]
+	}
+	crc = ^crc
+	if crc != b.crc {
+		return nil, fmt.Errorf("block CRC mismatch (stored %08x, computed %08x)", b.crc, crc)
+	}
+	b.out = out
+	return b, nil
+}
+
+// crcTable is bzip2's CRC-32 (polynomial 0x04c11db7, MSB first).
+var crcTable = func() (t [256]uint32) {
+	for i := range t {
+		c := uint32(i) << 24
+		for k := 0; k < 8; k++ {
+			if c&0x80000000 != 0 {
+				c = c<<1 ^ 0x04c11db7
+			} else {
+				c <<= 1
+			}
+		}
+		t[i] = c
+	}
+	return
+}()
