@@ -3,6 +3,7 @@ package pbzip2
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Magics, 48 bits each, at any bit offset of a bzip2 stream.
@@ -70,8 +71,8 @@ const lookupBits = 10
 
 type huffman struct {
 	table  [1 << lookupBits]uint16 // symbol<<5 | length; 0 = longer code
-	limit  [21]int32              // largest code of each length (-1: none)
-	base   [21]int32              // first code of each length minus its perm index
+	limit  [21]int32               // largest code of each length (-1: none)
+	base   [21]int32               // first code of each length minus its perm index
 	perm   []uint16
 	minLen uint
 	maxLen uint
@@ -317,9 +318,8 @@ func (d *decoder) decodeBlock(data []byte, bit uint64, out []byte) (*block, erro
 		cftab[c]++
 	}
 	// Walk it, undoing the initial run-length encoding (4 equal bytes and
-	// a count of more) and computing the CRC as the bytes come out.
+	// a count of more); runs are filled in bulk.
 	out = out[:0]
-	crc := ^uint32(0)
 	p := tt[origPtr] >> 8
 	last, same := -1, 0
 	for i := 0; i < n; i++ {
@@ -327,12 +327,12 @@ func (d *decoder) decodeBlock(data []byte, bit uint64, out []byte) (*block, erro
 		p = e >> 8
 		c := byte(e)
 		if same == 4 {
-			for k := 0; k < int(c); k++ {
-				out = append(out, byte(last))
-				crc = crc<<8 ^ crcTable[byte(crc>>24)^byte(last)]
+			if c > 0 {
+				start := len(out)
+				out = slices.Grow(out, int(c))[:start+int(c)]
+				fill(out[start:], byte(last))
 			}
-			same = 0
-			last = -1
+			same, last = 0, -1
 			continue
 		}
 		if int(c) == last {
@@ -341,15 +341,53 @@ func (d *decoder) decodeBlock(data []byte, bit uint64, out []byte) (*block, erro
 			last, same = int(c), 1
 		}
 		out = append(out, c)
-		crc = crc<<8 ^ crcTable[byte(crc>>24)^c]
 	}
-	crc = ^crc
-	if crc != b.crc {
+	if crc := crc32(out); crc != b.crc {
 		return nil, fmt.Errorf("block CRC mismatch (stored %08x, computed %08x)", b.crc, crc)
 	}
 	b.out = out
 	return b, nil
 }
+
+// fill sets every byte of s to c.
+func fill(s []byte, c byte) {
+	if c == 0 {
+		clear(s)
+		return
+	}
+	s[0] = c
+	for i := 1; i < len(s); i *= 2 {
+		copy(s[i:], s[:i])
+	}
+}
+
+// crc32 is bzip2's CRC-32 of b (polynomial 0x04c11db7, MSB first, inverted
+// in and out), eight bytes at a time.
+func crc32(b []byte) uint32 {
+	crc := ^uint32(0)
+	for len(b) >= 8 {
+		crc ^= uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		crc = crcTables[7][crc>>24] ^ crcTables[6][crc>>16&0xff] ^ crcTables[5][crc>>8&0xff] ^ crcTables[4][crc&0xff] ^
+			crcTables[3][b[4]] ^ crcTables[2][b[5]] ^ crcTables[1][b[6]] ^ crcTables[0][b[7]]
+		b = b[8:]
+	}
+	for _, c := range b {
+		crc = crc<<8 ^ crcTable[byte(crc>>24)^c]
+	}
+	return ^crc
+}
+
+// crcTables[k][b] is the CRC contribution of byte b followed by k zero bytes.
+var crcTables = func() (t [8][256]uint32) {
+	t[0] = crcTable
+	for k := 1; k < 8; k++ {
+		for b := range 256 {
+			v := t[k-1][b]
+			t[k][b] = v<<8 ^ t[0][v>>24]
+		}
+	}
+	return
+}()
 
 // crcTable is bzip2's CRC-32 (polynomial 0x04c11db7, MSB first).
 var crcTable = func() (t [256]uint32) {

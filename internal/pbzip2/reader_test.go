@@ -136,4 +136,3 @@ func FuzzReader(f *testing.F) {
 		z.Close()
 	})
 }
-
