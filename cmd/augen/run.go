@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -202,23 +203,47 @@ func isTerminal(w io.Writer) bool {
 }
 
 // progress returns a callback drawing a one-line progress display on a
-// terminal, or nil elsewhere (library code stays silent).
+// terminal (percent, amount, rate, time left), or nil elsewhere: library
+// code stays silent.
 func progress(e *env, what string) (func(done, total int64), func()) {
+	p, end := progressOut(e, what)
+	if p == nil {
+		return nil, end
+	}
+	return func(done, total int64) { p(done, total, -1) }, end
+}
+
+// progressOut is progress with a second count (bytes written, for unpack).
+func progressOut(e *env, what string) (func(done, total, out int64), func()) {
 	if !isTerminal(e.stderr) {
 		return nil, func() {}
 	}
-	last := -1
-	return func(done, total int64) {
-			pct := 0
+	start := time.Now()
+	var last time.Time
+	drawn := false
+	return func(done, total, out int64) {
+			now := time.Now()
+			if now.Sub(last) < 200*time.Millisecond && done < total {
+				return
+			}
+			last, drawn = now, true
+			line := fmt.Sprintf("%s: %d/%d MB", what, done/1e6, total/1e6)
 			if total > 0 {
-				pct = int(done * 100 / total)
+				line = fmt.Sprintf("%s: %3d%% %s", what, done*100/total, line[len(what)+2:])
 			}
-			if pct != last {
-				last = pct
-				fmt.Fprintf(e.stderr, "\r%s: %3d%% (%d / %d MiB)", what, pct, done>>20, total>>20)
+			if out >= 0 {
+				line += fmt.Sprintf(", %d MB out", out/1e6)
 			}
+			if secs := now.Sub(start).Seconds(); secs > 0.5 && done > 0 {
+				rate := float64(done) / secs
+				line += fmt.Sprintf(", %.0f MB/s", rate/1e6)
+				if total > done {
+					line += fmt.Sprintf(", %s left", (time.Duration(float64(total-done)/rate) * time.Second).Round(time.Second))
+				}
+			}
+			fmt.Fprintf(e.stderr, "\r\033[K%s", line)
 		}, func() {
-			if last >= 0 {
+			if drawn {
 				fmt.Fprint(e.stderr, "\r\033[K")
 			}
 		}

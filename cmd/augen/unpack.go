@@ -144,7 +144,7 @@ func (u *unpackFlags) run(e *env, image string, usr *os.File, tmpDir string) (*u
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := unpack.Options{USRSize: size, KernelPath: *u.kernelPath, FullCheck: *u.fullCheck, TempDir: tmpDir,
+	opts := unpack.Options{USRSize: size, KernelPath: *u.kernelPath, FullCheck: *u.fullCheck, TempDir: tmpDir, Digests: *u.digests != "",
 		Warn: func(m string) { fmt.Fprintf(e.stderr, "%s: warning: %s\n", programName, m) }}
 	if u.kernel != nil && *u.kernel != "" {
 		if opts.Kernel, err = os.ReadFile(*u.kernel); err != nil {
@@ -168,13 +168,10 @@ func (u *unpackFlags) run(e *env, image string, usr *os.File, tmpDir string) (*u
 		return nil, nil, err
 	}
 	defer in.Close()
-	var done func()
-	if p, d := progress(e, "unpacking"); p != nil {
+	p, done := progressOut(e, "unpacking "+filepath.Base(image))
+	if p != nil {
 		st, _ := in.Stat()
-		opts.Progress = func(read, _ int64) { p(read, st.Size()) }
-		done = d
-	} else {
-		done = d
+		opts.Progress = func(read, out int64) { p(read, st.Size(), out) }
 	}
 	res, kernel, err := unpack.Unpack(e.ctx, bufio.NewReaderSize(in, 1<<20), usr, opts)
 	done()

@@ -290,7 +290,13 @@ func (d *decoder) decodeBlock(data []byte, bit uint64, out []byte) (*block, erro
 			return nil, errors.New("bad MTF index")
 		}
 		v := mtf[idx]
-		copy(mtf[1:idx+1], mtf[:idx])
+		if idx < 16 { // most indexes are small: no memmove call
+			for k := idx; k > 0; k-- {
+				mtf[k] = mtf[k-1]
+			}
+		} else {
+			copy(mtf[1:idx+1], mtf[:idx])
+		}
 		mtf[0] = v
 		c := seqToUnseq[v]
 		counts[c]++
