@@ -214,14 +214,7 @@ func openPKCS11(ctx context.Context, uri string, opts *Options) (Signer, error) 
 	if err != nil {
 		return nil, err
 	}
-	c, err := newChecked(k, k.ref.uri)
-	if err != nil {
-		k.Close()
-		return nil, err
-	}
-	c.closer = k.Close
-	warnKeySize(k.pub, k.ref.uri, opts)
-	return c, nil
+	return wrapHardware(k, k.ref.uri, k.pub, k.Close, opts)
 }
 
 func openP11Key(uri string, opts *Options, rw bool) (*p11Key, error) {

@@ -175,3 +175,16 @@ func Verify(pub crypto.PublicKey, digest, sig []byte, opts crypto.SignerOpts) er
 }
 
 func fingerprintOf(pub crypto.PublicKey) (string, error) { return pubkey.Fingerprint(pub) }
+
+// wrapHardware turns an opened hardware key into a Signer that checks and
+// verifies, closes the key with it, and warns about unusual key sizes.
+func wrapHardware(inner crypto.Signer, uri string, pub *rsa.PublicKey, closer func() error, opts *Options) (Signer, error) {
+	c, err := newChecked(inner, uri)
+	if err != nil {
+		closer()
+		return nil, err
+	}
+	c.closer = closer
+	warnKeySize(pub, uri, opts)
+	return c, nil
+}

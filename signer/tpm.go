@@ -123,14 +123,7 @@ func openTPM(ctx context.Context, uri string, opts *Options) (Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := newChecked(k, k.ref.uri)
-	if err != nil {
-		k.Close()
-		return nil, err
-	}
-	c.closer = k.Close
-	warnKeySize(k.pub, k.ref.uri, opts)
-	return c, nil
+	return wrapHardware(k, k.ref.uri, k.pub, k.Close, opts)
 }
 
 func openTPMKey(uri string, opts *Options) (*tpmKey, error) {

@@ -2,11 +2,10 @@ package unpack_test
 
 import (
 	"context"
+	"github.com/augen-project/augen/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -43,7 +42,7 @@ func BenchmarkUnpackCorpus(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			var peak int64
 			for b.Loop() {
-				resetPeak()
+				testutil.ResetPeakRSS()
 				f, err := os.Open(path)
 				if err != nil {
 					b.Fatal(err)
@@ -58,7 +57,7 @@ func BenchmarkUnpackCorpus(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				peak = peakRSS()
+				peak = testutil.PeakRSS()
 			}
 			secs := b.Elapsed().Seconds() / float64(b.N)
 			b.ReportMetric(secs/lb, "x-lbzip2-whole-image")
@@ -66,17 +65,4 @@ func BenchmarkUnpackCorpus(b *testing.B) {
 			b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
 		})
 	}
-}
-
-func resetPeak() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-func peakRSS() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

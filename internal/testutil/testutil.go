@@ -14,6 +14,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -76,4 +78,23 @@ func RequireTools(t testing.TB, tools ...string) {
 			t.Skipf("%s not found", tool)
 		}
 	}
+}
+
+// ResetPeakRSS resets the kernel's high-water mark of this process's
+// resident memory, so that PeakRSS measures what follows.
+func ResetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// PeakRSS reads VmHWM from /proc/self/status, in bytes (0 if unknown).
+func PeakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

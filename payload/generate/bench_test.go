@@ -3,12 +3,11 @@ package generate_test
 import (
 	"bytes"
 	"context"
+	"github.com/augen-project/augen/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -44,7 +43,7 @@ func BenchmarkFullBuild(b *testing.B) {
 	var size, peak int64
 	b.ResetTimer()
 	for b.Loop() {
-		resetPeakRSS()
+		testutil.ResetPeakRSS()
 		f, err := os.Open(imgPath)
 		if err != nil {
 			b.Fatal(err)
@@ -60,7 +59,7 @@ func BenchmarkFullBuild(b *testing.B) {
 		f.Close()
 		spool.Close()
 		size = cw.n
-		peak = peakRSS()
+		peak = testutil.PeakRSS()
 	}
 	b.StopTimer()
 	secs := b.Elapsed().Seconds() / float64(b.N)
@@ -116,24 +115,6 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// resetPeakRSS resets the kernel's high-water mark of this process's RSS.
-func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-// peakRSS reads VmHWM from /proc/self/status, in bytes.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 // BenchmarkDeltaBuild builds a delta from $AUGEN_CORPUS/usr-old.img to
 // usr-new.img and reports its size as a fraction of the full payload's data
 // (measured in the same run) and the peak RSS.
@@ -166,13 +147,13 @@ func BenchmarkDeltaBuild(b *testing.B) {
 	var peak int64
 	b.ResetTimer()
 	for b.Loop() {
-		resetPeakRSS()
+		testutil.ResetPeakRSS()
 		_, blobs, err := generate.Delta(context.Background(), generate.DeltaOptions{Old: generate.File{R: of, Size: os_}, New: generate.File{R: nf, Size: ns}})
 		if err != nil {
 			b.Fatal(err)
 		}
 		size = len(blobs)
-		peak = peakRSS()
+		peak = testutil.PeakRSS()
 	}
 	secs := b.Elapsed().Seconds() / float64(b.N)
 	b.ReportMetric(float64(size), "delta-bytes")
