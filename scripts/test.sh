@@ -33,7 +33,7 @@ step "go test (full)"
 go test -count=1 ./...
 
 step "fuzz (${fuzztime} each)"
-for target in "payload FuzzReader" "payload FuzzDecodeSignatures" "internal/bz FuzzDecodeOne" "internal/bsdiff FuzzPatch" \
+for target in "payload FuzzReader" "payload FuzzDecodeSignatures" "internal/pbzip2 FuzzDecodeOne" "internal/bsdiff FuzzPatch" \
     "internal/bsdiff FuzzDiff" "internal/gpt FuzzParsePrimary" "internal/fat FuzzFAT" "internal/pbzip2 FuzzReader"; do
   set -- $target
   go test -run '^$' -fuzz "^$2\$" -fuzztime "$fuzztime" "./$1" >/dev/null

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/augen-project/augen/internal/bsdiff"
-	"github.com/augen-project/augen/internal/bz"
+	"github.com/augen-project/augen/internal/pbzip2"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/signer"
@@ -158,7 +158,7 @@ func report(e *env, err error) int {
 // "augen could not do its job".
 func isVerification(err error) bool {
 	return errors.Is(err, payload.ErrInvalid) || errors.Is(err, payload.ErrSignature) ||
-		errors.Is(err, apply.ErrApply) || errors.Is(err, apply.ErrMismatch) || errors.Is(err, unpack.ErrImage) || errors.Is(err, bz.ErrFormat) || errors.Is(err, bsdiff.ErrCorrupt)
+		errors.Is(err, apply.ErrApply) || errors.Is(err, apply.ErrMismatch) || errors.Is(err, unpack.ErrImage) || errors.Is(err, pbzip2.ErrCorrupt) || errors.Is(err, bsdiff.ErrCorrupt)
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }

@@ -136,3 +136,43 @@ func FuzzReader(f *testing.F) {
 		z.Close()
 	})
 }
+
+func TestDecodeOne(t *testing.T) {
+	data := inputs(t)["mixed"]
+	one := compressWith(t, "bzip2", []string{"-c"}, data)
+	got, err := DecodeOne(one, len(data))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("DecodeOne: %v", err)
+	}
+	empty := compressWith(t, "bzip2", []string{"-c"}, nil)
+	if got, err := DecodeOne(empty, 0); err != nil || len(got) != 0 {
+		t.Fatalf("empty stream: %v", err)
+	}
+	two := append(bytes.Clone(one), empty...)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		max  int
+		want string
+	}{
+		{"two streams", two, len(data), "after the end of the bzip2 stream"},
+		{"trailing byte", append(bytes.Clone(one), 0), len(data), "after the end"},
+		{"too large", one, len(data) - 1, "more than the"},
+		{"truncated", one[:len(one)-2], len(data), "truncated"},
+		{"not bzip2", []byte("nope"), 10, "no BZh header"},
+	} {
+		if _, err := DecodeOne(tc.in, tc.max); err == nil || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func FuzzDecodeOne(f *testing.F) {
+	f.Add(compressWith(f, "bzip2", []string{"-c"}, []byte("hello hello hello")))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out, err := DecodeOne(b, 1<<16)
+		if err == nil && len(out) > 1<<16 {
+			t.Fatal("limit exceeded")
+		}
+	})
+}

@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 
 	"github.com/augen-project/augen/internal/bsdiff"
-	"github.com/augen-project/augen/internal/bz"
+	"github.com/augen-project/augen/internal/pbzip2"
 	"github.com/augen-project/augen/payload"
 )
 
@@ -70,38 +72,117 @@ func at(e *payload.Extent, skip, count, limit uint64, op *payload.Op, verb strin
 	return off, nil
 }
 
-// Apply runs every remaining operation of pr on t. It does not read the
-// payload's end: call pr.Next until io.EOF afterwards (Apply returns once
-// Next has returned io.EOF, so the whole file has been checked).
+// Apply runs every remaining operation of pr on t. It returns once Next
+// has returned io.EOF, so the whole file has been checked.
+//
+// Operations are applied strictly in order, as the client applies them;
+// only the decompression of REPLACE_BZ data runs ahead, on all cores, a
+// bounded number of operations in advance.
 func Apply(pr *payload.Reader, t *Targets) error {
 	m := pr.Manifest()
-	for {
-		op, err := pr.Next()
-		if err == io.EOF {
+	workers := runtime.GOMAXPROCS(0)
+	items := make(chan *pending, 2*workers)
+	work := make(chan *pending)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				p.decoded, p.err = pbzip2.DecodeOne(p.op.Data, int(extentBytes(p.op.DstExtents)))
+				close(p.done)
+			}
+		}()
+	}
+	// The reader runs on its own goroutine; Next's data is copied, since
+	// it is only valid until the next call.
+	go func() {
+		defer close(items)
+		defer close(work)
+		for {
+			op, err := pr.Next()
+			p := &pending{op: op, err: err, done: make(chan struct{})}
+			if err != nil {
+				close(p.done)
+				select {
+				case items <- p:
+				case <-stop:
+				}
+				return
+			}
+			op.Data = append([]byte(nil), op.Data...)
+			if op.GetType() == payload.OpReplaceBz {
+				select {
+				case work <- p:
+				case <-stop:
+					return
+				}
+			} else {
+				close(p.done)
+			}
+			select {
+			case items <- p:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	err := applyInOrder(m, t, items)
+	close(stop)
+	for range items { // let the reader goroutine finish
+	}
+	wg.Wait()
+	return err
+}
+
+type pending struct {
+	op      *payload.Op
+	err     error
+	decoded []byte
+	done    chan struct{}
+}
+
+func applyInOrder(m *payload.Manifest, t *Targets, items <-chan *pending) error {
+	for p := range items {
+		<-p.done
+		if p.err == io.EOF {
 			return nil
 		}
-		if err != nil {
-			return err
+		if p.err != nil && p.op == nil {
+			return p.err
 		}
+		op := p.op
 		var dst Target
 		limit := payload.Blocks(t.Limit) * payload.BlockSize
 		if op.Procedure < 0 {
 			dst = t.Partition
 		} else {
-			p := m.Procedures[op.Procedure]
-			if p.Type == nil {
+			proc := m.Procedures[op.Procedure]
+			if proc.Type == nil {
 				continue // the client skips untyped procedures; data was consumed
 			}
-			dst = t.Procedures[p.GetType()]
+			dst = t.Procedures[proc.GetType()]
 			limit = MaxFileSize
 		}
 		if dst == nil {
+			continue
+		}
+		if op.GetType() == payload.OpReplaceBz {
+			if p.err != nil {
+				return failf(op, "%v", p.err)
+			}
+			w := &extentWriter{t: dst, extents: op.DstExtents, limit: limit, op: op}
+			if err := w.writeAll(p.decoded, true); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := applyOp(dst, limit, op); err != nil {
 			return err
 		}
 	}
+	return errors.New("apply: the payload reader stopped without an end")
 }
 
 func applyOp(dst Target, limit uint64, op *payload.Op) error {
@@ -110,7 +191,7 @@ func applyOp(dst Target, limit uint64, op *payload.Op) error {
 	case payload.OpReplace:
 		return w.writeAll(op.Data, true)
 	case payload.OpReplaceBz:
-		data, err := bz.DecodeOne(op.Data, int64(extentBytes(op.DstExtents)))
+		data, err := pbzip2.DecodeOne(op.Data, int(extentBytes(op.DstExtents)))
 		if err != nil {
 			return failf(op, "%v", err)
 		}
