@@ -1,0 +1,190 @@
+package bundle
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+)
+
+// The release statement is an in-toto Statement v1 whose subjects are the
+// bundle's payload files and whose predicate describes the release.
+const (
+	StatementType        = "https://in-toto.io/Statement/v1"
+	PredicateTypeRelease = "https://github.com/augen-project/augen/release/v1"
+	// FlatcarAppID is the Omaha app id of Flatcar Container Linux.
+	FlatcarAppID = "e96281a6-d1af-4bde-9a0a-97b76e56dc57"
+	// MaxStatementSize bounds a statement before it is parsed.
+	MaxStatementSize = 1 << 20
+)
+
+// Payload kinds.
+const (
+	KindFull  = "full"
+	KindDelta = "delta"
+	KindExtra = "extra"
+)
+
+// Statement is the in-toto statement.
+type Statement struct {
+	Type          string    `json:"_type"`
+	Subject       []Subject `json:"subject"`
+	PredicateType string    `json:"predicateType"`
+	Predicate     Release   `json:"predicate"`
+}
+
+// Subject names a file of the bundle and its digests (hex).
+type Subject struct {
+	Name   string            `json:"name"`
+	Digest map[string]string `json:"digest"`
+}
+
+// Release is the predicate.
+type Release struct {
+	AppID       string         `json:"app_id"`
+	Version     string         `json:"version"`
+	Board       string         `json:"board"`
+	Payloads    []PayloadEntry `json:"payloads"`
+	InputImage  *Digests       `json:"input_image,omitempty"`
+	PayloadKeys []string       `json:"payload_keys"`
+	Augen       string         `json:"augen_version"`
+}
+
+// PayloadEntry describes one payload file with the values an update
+// service publishes.
+type PayloadEntry struct {
+	Name         string   `json:"name"`
+	Kind         string   `json:"kind"`
+	FromVersion  string   `json:"from_version,omitempty"`
+	Size         int64    `json:"size"`
+	SHA1Base64   string   `json:"sha1_base64"`
+	SHA256Base64 string   `json:"sha256_base64"`
+	SHA256Hex    string   `json:"sha256_hex"`
+	NewPartition *Digests `json:"new_partition,omitempty"`
+	Kernel       *Digests `json:"kernel,omitempty"`
+}
+
+// Digests are a file's size and SHA-256 (hex).
+type Digests struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// ErrStatement wraps every reason a statement is refused.
+var ErrStatement = errors.New("bundle: invalid release statement")
+
+func badStatement(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrStatement, fmt.Sprintf(format, args...))
+}
+
+var (
+	semver   = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+	fileName = regexp.MustCompile(`^(flatcar_production_update\.gz|delta-from-[0-9A-Za-z.+-]+\.gz|(oem|flatcar)-[0-9A-Za-z_.-]+\.gz)$`)
+	hexRE    = regexp.MustCompile(`^[0-9a-f]+$`)
+	// Boards maps each board to its Nebraska arch number.
+	Boards = map[string]int{"amd64-usr": 1, "arm64-usr": 2}
+)
+
+// Marshal encodes the statement (fields in a fixed order, digest maps
+// sorted by encoding/json), so the same release has the same bytes.
+func (s *Statement) Marshal() ([]byte, error) { return json.Marshal(s) }
+
+// ParseStatement reads a statement strictly: bounded, no unknown fields,
+// nothing after it, and every rule of Check.
+func ParseStatement(b []byte) (*Statement, error) {
+	if len(b) > MaxStatementSize {
+		return nil, badStatement("%d bytes, more than %d", len(b), MaxStatementSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var s Statement
+	if err := dec.Decode(&s); err != nil {
+		return nil, badStatement("%v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badStatement("data after the statement")
+	}
+	return &s, s.Check()
+}
+
+// Check enforces the statement's own consistency: types, version, board,
+// file names, and that every payload is a subject with the same digests in
+// both encodings.
+func (s *Statement) Check() error {
+	if s.Type != StatementType || s.PredicateType != PredicateTypeRelease {
+		return badStatement("type %q / predicate type %q", s.Type, s.PredicateType)
+	}
+	r := s.Predicate
+	if r.AppID == "" {
+		return badStatement("no app id")
+	}
+	if !semver.MatchString(r.Version) {
+		return badStatement("version %q is not MAJOR.MINOR.PATCH", r.Version)
+	}
+	if _, ok := Boards[r.Board]; !ok {
+		return badStatement("unknown board %q (amd64-usr or arm64-usr)", r.Board)
+	}
+	subjects := map[string]Subject{}
+	for _, sub := range s.Subject {
+		if !fileName.MatchString(sub.Name) {
+			return badStatement("subject %q is not a payload file name", sub.Name)
+		}
+		if _, dup := subjects[sub.Name]; dup {
+			return badStatement("subject %s listed twice", sub.Name)
+		}
+		for alg, d := range sub.Digest {
+			want := map[string]int{"sha256": 64, "sha1": 40}[alg]
+			if want == 0 || len(d) != want || !hexRE.MatchString(d) {
+				return badStatement("subject %s: digest %s %q", sub.Name, alg, d)
+			}
+		}
+		if sub.Digest["sha256"] == "" || sub.Digest["sha1"] == "" {
+			return badStatement("subject %s needs sha256 and sha1", sub.Name)
+		}
+		subjects[sub.Name] = sub
+	}
+	if len(r.Payloads) != len(subjects) {
+		return badStatement("%d payloads but %d subjects", len(r.Payloads), len(subjects))
+	}
+	full := 0
+	for _, p := range r.Payloads {
+		sub, ok := subjects[p.Name]
+		if !ok {
+			return badStatement("payload %s is not a subject", p.Name)
+		}
+		sha256b, err1 := base64.StdEncoding.DecodeString(p.SHA256Base64)
+		sha1b, err2 := base64.StdEncoding.DecodeString(p.SHA1Base64)
+		if err1 != nil || err2 != nil || hex.EncodeToString(sha256b) != sub.Digest["sha256"] || p.SHA256Hex != sub.Digest["sha256"] ||
+			hex.EncodeToString(sha1b) != sub.Digest["sha1"] {
+			return badStatement("payload %s: its Omaha hashes differ from its subject digests", p.Name)
+		}
+		if p.Size <= 0 {
+			return badStatement("payload %s: size %d", p.Name, p.Size)
+		}
+		switch p.Kind {
+		case KindFull:
+			full++
+			if p.Name != "flatcar_production_update.gz" || p.NewPartition == nil {
+				return badStatement("the full payload must be flatcar_production_update.gz with its partition hashes")
+			}
+		case KindDelta:
+			if !semver.MatchString(p.FromVersion) || p.Name != "delta-from-"+p.FromVersion+".gz" || p.NewPartition == nil {
+				return badStatement("delta %s: from version %q", p.Name, p.FromVersion)
+			}
+		case KindExtra:
+			if p.FromVersion != "" {
+				return badStatement("extra payload %s has a from version", p.Name)
+			}
+		default:
+			return badStatement("payload %s: unknown kind %q", p.Name, p.Kind)
+		}
+	}
+	if full != 1 {
+		return badStatement("%d full payloads; a release has exactly one", full)
+	}
+	return nil
+}
