@@ -8,6 +8,7 @@
 package bundle
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -18,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 
@@ -154,3 +156,10 @@ func (e *Envelope) Verify(trusted map[string]crypto.PublicKey) (valid, untrusted
 // Marshal is the envelope's stored form: compact JSON, fields in a fixed
 // order, so the same envelope always has the same bytes.
 func (e *Envelope) Marshal() ([]byte, error) { return json.Marshal(e) }
+
+func decodeB64(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }
+
+// bytesOpener serves b as a member's content.
+func bytesOpener(b []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+}

@@ -1,0 +1,207 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/internal/testutil"
+	"github.com/augen-project/augen/payload"
+	"github.com/augen-project/augen/payload/generate"
+)
+
+type fixture struct {
+	dir             string
+	full, delta     string
+	old, oldKernel  string
+	bundleA         []byte // signed by bundle key B
+	trust           *Trust
+	keyA, keyB      crypto.Signer
+	usrNew, kernelN []byte
+}
+
+// makeFixture builds a full payload and a delta (signed by payload key A)
+// from the test vectors and a bundle of both signed by bundle key B.
+func makeFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{dir: t.TempDir(), keyA: testutil.Key(t, "a"), keyB: testutil.Key(t, "b")}
+	oldImg, newImg := testutil.Unbzip2(t, testutil.Vector("usr-old.bin.bz2")), testutil.Unbzip2(t, testutil.Vector("usr-new.bin.bz2"))
+	oldK, newK := testutil.Read(t, testutil.Vector("vmlinuz-old")), testutil.Read(t, testutil.Vector("vmlinuz-new"))
+	f.usrNew, f.kernelN = newImg, newK
+	f.old, f.oldKernel = filepath.Join(f.dir, "usr-old.bin"), filepath.Join(f.dir, "vmlinuz-old")
+	os.WriteFile(f.old, oldImg, 0o644)
+	os.WriteFile(f.oldKernel, oldK, 0o644)
+	sign := payload.SignWith([]crypto.Signer{f.keyA})
+	var full, delta bytes.Buffer
+	fo := generate.BuildOptions{SignatureSizes: []int{256}, Sign: sign}
+	fo.Image = generate.Input{R: bytes.NewReader(newImg), Size: int64(len(newImg))}
+	fo.Kernel = generate.Input{R: bytes.NewReader(newK), Size: int64(len(newK))}
+	if _, err := generate.BuildFull(context.Background(), &full, fo); err != nil {
+		t.Fatal(err)
+	}
+	do := generate.DeltaBuildOptions{SignatureSizes: []int{256}, Sign: sign}
+	do.Old = generate.File{R: bytes.NewReader(oldImg), Size: int64(len(oldImg))}
+	do.New = generate.File{R: bytes.NewReader(newImg), Size: int64(len(newImg))}
+	do.OldKernel = generate.File{R: bytes.NewReader(oldK), Size: int64(len(oldK))}
+	do.Kernel = generate.File{R: bytes.NewReader(newK), Size: int64(len(newK))}
+	if _, err := generate.BuildDelta(context.Background(), &delta, do); err != nil {
+		t.Fatal(err)
+	}
+	f.full, f.delta = filepath.Join(f.dir, "full.gz"), filepath.Join(f.dir, "delta.gz")
+	os.WriteFile(f.full, full.Bytes(), 0o644)
+	os.WriteFile(f.delta, delta.Bytes(), 0o644)
+	f.bundleA = f.build(t, []crypto.Signer{f.keyB}, f.full)
+	p, err := NewPolicy([]crypto.PublicKey{f.keyB.Public()}, []crypto.PublicKey{f.keyA.Public()}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.trust, err = NewTrust(*p); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) build(t *testing.T, signers []crypto.Signer, full string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	_, err := bundle.Build(&b, bundle.BuildOptions{
+		Version: "4459.2.1", Board: "amd64-usr", Augen: "test", MTime: time.Unix(1258628400, 0),
+		PayloadKeys: []crypto.PublicKey{f.keyA.Public(), f.keyB.Public()}, Signers: signers,
+		Payloads: []bundle.PayloadFile{
+			{Path: full, Name: "flatcar_production_update.gz", Kind: bundle.KindFull},
+			{Path: f.delta, Name: "delta-from-4459.1.0.gz", Kind: bundle.KindDelta, FromVersion: "4459.1.0"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func (f *fixture) opts(t *testing.T) Options {
+	return Options{Old: map[string]Old{"4459.1.0": {Partition: f.old, Kernel: f.oldKernel}}, TempDir: t.TempDir(), Channel: "dev-channel"}
+}
+
+func TestBundleValidAndDeterministic(t *testing.T) {
+	f := makeFixture(t)
+	rep, err := Bundle(bytes.NewReader(f.bundleA), f.trust, f.opts(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Valid || len(rep.Payloads) != 2 || !rep.Payloads[0].Applied || !rep.Payloads[1].Applied || rep.Version != "4459.2.1" {
+		t.Fatalf("%+v", rep)
+	}
+	if again := f.build(t, []crypto.Signer{f.keyB}, f.full); !bytes.Equal(again, f.bundleA) {
+		t.Fatal("the same inputs and keys gave a different bundle")
+	}
+}
+
+// memberSpans finds where each member's content lies in the tar.
+func memberSpans(t *testing.T, tarb []byte) map[string][2]int {
+	spans := map[string][2]int{}
+	off := 0
+	for off+512 <= len(tarb) {
+		h := tarb[off : off+512]
+		name := strings.TrimRight(string(h[:100]), "\x00")
+		if name == "" {
+			break
+		}
+		var size int
+		fmt.Sscanf(strings.TrimRight(strings.TrimSpace(string(h[124:136])), "\x00"), "%o", &size)
+		spans[name] = [2]int{off + 512, off + 512 + size}
+		off += 512 + (size+511)/512*512
+	}
+	return spans
+}
+
+// Tamper matrix: a changed byte in the tar header, the envelope (its
+// statement and its signature), a payload's manifest, blob and signature
+// fails verify with a message naming the member.
+func TestBundleTamperMatrix(t *testing.T) {
+	f := makeFixture(t)
+	spans := memberSpans(t, f.bundleA)
+	full := spans["flatcar_production_update.gz"]
+	pr, _ := payload.NewReader(bytes.NewReader(f.bundleA[full[0]:full[1]]), nil)
+	meta := int(pr.MetadataSize())
+	env := spans[bundle.EnvelopeName]
+	envText := string(f.bundleA[env[0]:env[1]])
+	sigAt := env[0] + strings.Index(envText, `"sig":"`) + 10
+	for _, tc := range []struct {
+		name   string
+		at     int
+		member string
+	}{
+		{"tar header", full[0] - 512 + 130, "bundle"},
+		{"statement", env[0] + strings.Index(envText, `"payload":"`) + 40, bundle.EnvelopeName},
+		{"envelope signature", sigAt, bundle.EnvelopeName},
+		{"payload header", full[0] + 2, "flatcar_production_update.gz"},
+		{"payload manifest", full[0] + meta - 5, "flatcar_production_update.gz"},
+		{"payload blob", full[0] + meta + 1000, "flatcar_production_update.gz"},
+		{"payload signature", full[1] - 10, "flatcar_production_update.gz"},
+		{"delta blob", spans["delta-from-4459.1.0.gz"][0] + 3000, "delta-from-4459.1.0.gz"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bytes.Clone(f.bundleA)
+			b[tc.at] ^= 0x04
+			_, err := Bundle(bytes.NewReader(b), f.trust, f.opts(t))
+			if err == nil || !errors.Is(err, ErrVerification) || !strings.Contains(err.Error(), tc.member+":") {
+				t.Fatalf("got %v, want a failure naming %s", err, tc.member)
+			}
+		})
+	}
+}
+
+func TestBundleTrustFailures(t *testing.T) {
+	f := makeFixture(t)
+	// Signed by an untrusted key only.
+	untrusted := f.build(t, []crypto.Signer{f.keyA}, f.full)
+	if _, err := Bundle(bytes.NewReader(untrusted), f.trust, f.opts(t)); err == nil || !strings.Contains(err.Error(), "signed by 0 trusted bundle key(s), the policy needs 1") {
+		t.Fatalf("untrusted: %v", err)
+	}
+	// One signature short of a threshold of 2.
+	p, _ := NewPolicy([]crypto.PublicKey{f.keyA.Public(), f.keyB.Public()}, []crypto.PublicKey{f.keyA.Public()}, 2)
+	two, _ := NewTrust(*p)
+	if _, err := Bundle(bytes.NewReader(f.bundleA), two, f.opts(t)); err == nil || !strings.Contains(err.Error(), "the policy needs 2") {
+		t.Fatalf("threshold: %v", err)
+	}
+	// The trusted payload key signed, but not in the version-2 slot.
+	var pay bytes.Buffer
+	fo := generate.BuildOptions{SignatureSizes: []int{256, 256}, Sign: payload.SignWith([]crypto.Signer{f.keyA, f.keyB})}
+	fo.Image = generate.Input{R: bytes.NewReader(f.usrNew), Size: int64(len(f.usrNew))}
+	fo.Kernel = generate.Input{R: bytes.NewReader(f.kernelN), Size: int64(len(f.kernelN))}
+	if _, err := generate.BuildFull(context.Background(), &pay, fo); err != nil {
+		t.Fatal(err)
+	}
+	wrongSlot := filepath.Join(f.dir, "wrong-slot.gz")
+	os.WriteFile(wrongSlot, pay.Bytes(), 0o644)
+	b := f.build(t, []crypto.Signer{f.keyB}, wrongSlot)
+	if _, err := Bundle(bytes.NewReader(b), f.trust, f.opts(t)); err == nil || !strings.Contains(err.Error(), "version-2 signature") {
+		t.Fatalf("wrong slot: %v", err)
+	}
+	// A channel the keys may not point at.
+	o := f.opts(t)
+	o.Channel = "nightly"
+	if _, err := Bundle(bytes.NewReader(f.bundleA), f.trust, o); err == nil || !strings.Contains(err.Error(), "allows no channel") {
+		t.Fatalf("channel: %v", err)
+	}
+}
+
+func FuzzBundle(f *testing.F) {
+	f.Add([]byte("not a bundle"))
+	p, _ := NewPolicy([]crypto.PublicKey{testutil.Key(f, "b").Public()}, []crypto.PublicKey{testutil.Key(f, "a").Public()}, 1)
+	trust, _ := NewTrust(*p)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rep, err := Bundle(bytes.NewReader(b), trust, Options{TempDir: t.TempDir()})
+		if err == nil || rep.Valid {
+			t.Fatal("an unsigned random bundle verified")
+		}
+	})
+}

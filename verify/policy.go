@@ -1,0 +1,240 @@
+// Package verify checks payloads and release bundles against a trust
+// policy. It imports no signer and no network code (it builds without cgo):
+// verification needs public keys only. Every failure wraps
+// ErrVerification.
+package verify
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/augen-project/augen/internal/pubkey"
+)
+
+// ErrVerification wraps every reason a bundle or payload is not trusted.
+var ErrVerification = errors.New("verify: verification failed")
+
+func failf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrVerification, fmt.Sprintf(format, args...))
+}
+
+// PolicyVersion is the only policy format version.
+const PolicyVersion = 1
+
+// MaxPolicySize bounds a policy file.
+const MaxPolicySize = 1 << 20
+
+// Policy says whom to trust: bundle keys with a threshold (k of n),
+// payload keys (the ones clients have baked in), boards, and for each
+// channel how many of which bundle keys must have signed.
+type Policy struct {
+	Version     int                    `json:"version"`
+	BundleKeys  []Key                  `json:"bundle_keys"`
+	Threshold   int                    `json:"threshold"`
+	PayloadKeys []Key                  `json:"payload_keys"`
+	Boards      []string               `json:"boards"`
+	Channels    map[string]ChannelRule `json:"channels"`
+}
+
+// Key is a trusted public key: its fingerprint (hex SHA-256 of the
+// SubjectPublicKeyInfo) and its PEM.
+type Key struct {
+	ID  string `json:"id"`
+	PEM string `json:"pem"`
+}
+
+// ChannelRule allows a channel when Threshold of Keys (all bundle keys if
+// empty) have signed the bundle.
+type ChannelRule struct {
+	Threshold int      `json:"threshold"`
+	Keys      []string `json:"keys,omitempty"`
+}
+
+// Trust is a checked policy with its keys parsed.
+type Trust struct {
+	Policy
+	bundle  map[string]crypto.PublicKey
+	payload map[string]crypto.PublicKey
+}
+
+// ParsePolicy reads and checks a policy strictly: no unknown fields,
+// every key's ID is its fingerprint, thresholds reachable.
+func ParsePolicy(r io.Reader) (*Trust, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxPolicySize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxPolicySize {
+		return nil, fmt.Errorf("policy: more than %d bytes", MaxPolicySize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var p Policy
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("policy: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("policy: data after the policy")
+	}
+	return NewTrust(p)
+}
+
+// NewTrust checks a policy and parses its keys.
+func NewTrust(p Policy) (*Trust, error) {
+	if p.Version != PolicyVersion {
+		return nil, fmt.Errorf("policy: version %d (this augen reads version %d)", p.Version, PolicyVersion)
+	}
+	t := &Trust{Policy: p}
+	var err error
+	if t.bundle, err = parseKeys(p.BundleKeys, "bundle_keys"); err != nil {
+		return nil, err
+	}
+	if t.payload, err = parseKeys(p.PayloadKeys, "payload_keys"); err != nil {
+		return nil, err
+	}
+	if len(t.bundle) == 0 || len(t.payload) == 0 {
+		return nil, errors.New("policy: needs at least one bundle key and one payload key")
+	}
+	if p.Threshold < 1 || p.Threshold > len(t.bundle) {
+		return nil, fmt.Errorf("policy: threshold %d of %d bundle keys cannot be met", p.Threshold, len(t.bundle))
+	}
+	if len(p.Boards) == 0 {
+		return nil, errors.New("policy: no boards allowed")
+	}
+	for name, rule := range p.Channels {
+		n := len(rule.Keys)
+		if n == 0 {
+			n = len(t.bundle)
+		}
+		for _, id := range rule.Keys {
+			if _, ok := t.bundle[id]; !ok {
+				return nil, fmt.Errorf("policy: channel %s names key %s, which is not a bundle key", name, id)
+			}
+		}
+		if rule.Threshold < 1 || rule.Threshold > n {
+			return nil, fmt.Errorf("policy: channel %s: threshold %d of %d keys cannot be met", name, rule.Threshold, n)
+		}
+	}
+	return t, nil
+}
+
+func parseKeys(keys []Key, field string) (map[string]crypto.PublicKey, error) {
+	m := map[string]crypto.PublicKey{}
+	for i, k := range keys {
+		pub, err := pubkey.Parse([]byte(k.PEM))
+		if err != nil {
+			return nil, fmt.Errorf("policy: %s[%d]: %v", field, i, err)
+		}
+		fp, err := pubkey.Fingerprint(pub)
+		if err != nil {
+			return nil, err
+		}
+		if fp != k.ID {
+			return nil, fmt.Errorf("policy: %s[%d]: id %s is not the key's fingerprint %s", field, i, k.ID, fp)
+		}
+		if _, dup := m[fp]; dup {
+			return nil, fmt.Errorf("policy: %s lists key %s twice", field, fp)
+		}
+		m[fp] = pub
+	}
+	return m, nil
+}
+
+// BundleKeys are the trusted bundle keys by ID.
+func (t *Trust) BundleKeys() map[string]crypto.PublicKey { return t.bundle }
+
+// PayloadKeys are the trusted payload keys by ID.
+func (t *Trust) PayloadKeys() map[string]crypto.PublicKey { return t.payload }
+
+// BoardAllowed reports whether the policy allows releases for board.
+func (t *Trust) BoardAllowed(board string) bool {
+	for _, b := range t.Boards {
+		if b == board {
+			return true
+		}
+	}
+	return false
+}
+
+// ChannelAllowed checks whether the bundle keys that signed (their IDs)
+// may point channel at the release.
+func (t *Trust) ChannelAllowed(channel string, signed []string) error {
+	rule, ok := t.Channels[channel]
+	if !ok {
+		names := make([]string, 0, len(t.Channels))
+		for n := range t.Channels {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return failf("the policy allows no channel %q (it allows %v)", channel, names)
+	}
+	count := 0
+	for _, id := range signed {
+		if len(rule.Keys) == 0 || contains(rule.Keys, id) {
+			count++
+		}
+	}
+	if count < rule.Threshold {
+		return failf("channel %s needs %d signatures by its keys, the bundle has %d", channel, rule.Threshold, count)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// NewPolicy makes a starting policy from public keys: every bundle key
+// trusted with the given threshold, dev-channel open to any one of them,
+// and beta and stable to the threshold.
+func NewPolicy(bundleKeys, payloadKeys []crypto.PublicKey, threshold int) (*Policy, error) {
+	toKeys := func(pubs []crypto.PublicKey) ([]Key, error) {
+		var out []Key
+		for _, p := range pubs {
+			fp, err := pubkey.Fingerprint(p)
+			if err != nil {
+				return nil, err
+			}
+			pem, err := pubkey.PEM(p)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Key{ID: fp, PEM: string(pem)})
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+		return out, nil
+	}
+	bk, err := toKeys(bundleKeys)
+	if err != nil {
+		return nil, err
+	}
+	pk, err := toKeys(payloadKeys)
+	if err != nil {
+		return nil, err
+	}
+	if threshold == 0 {
+		threshold = 1
+	}
+	p := &Policy{Version: PolicyVersion, BundleKeys: bk, Threshold: threshold, PayloadKeys: pk,
+		Boards: []string{"amd64-usr", "arm64-usr"},
+		Channels: map[string]ChannelRule{
+			"dev-channel": {Threshold: 1},
+			"alpha":       {Threshold: threshold},
+			"beta":        {Threshold: threshold},
+			"stable":      {Threshold: threshold},
+		}}
+	if _, err := NewTrust(*p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
