@@ -33,6 +33,8 @@ type Member struct {
 	Name string
 	Size int64
 	Open func() (io.ReadCloser, error)
+
+	cleanup func()
 }
 
 // WriteTar writes members as a deterministic tar: sorted by name, USTAR
@@ -77,6 +79,10 @@ func memberName(name string) bool { return name == EnvelopeName || fileName.Matc
 // unknown or misplaced names (path traversal included), duplicates, members
 // out of order, oversize members, and non-zero data after the archive.
 func ReadTar(r io.Reader, fn func(name string, size int64, body io.Reader) error) error {
+	return readTar(r, func(hdr *tar.Header, body io.Reader) error { return fn(hdr.Name, hdr.Size, body) })
+}
+
+func readTar(r io.Reader, fn func(hdr *tar.Header, body io.Reader) error) error {
 	cr := &countingReader{r: r}
 	tr := tar.NewReader(cr)
 	var names []string
@@ -103,7 +109,7 @@ func ReadTar(r io.Reader, fn func(name string, size int64, body io.Reader) error
 			return badFormat("member %s is %d bytes, over its limit", hdr.Name, hdr.Size)
 		}
 		names = append(names, hdr.Name)
-		if err := fn(hdr.Name, hdr.Size, tr); err != nil {
+		if err := fn(hdr, tr); err != nil {
 			return err
 		}
 	}

@@ -49,13 +49,17 @@ type Report struct {
 
 // PayloadReport describes one checked payload.
 type PayloadReport struct {
-	Name     string          `json:"name"`
-	Kind     string          `json:"kind"`
-	Size     int64           `json:"size"`
-	SHA256   string          `json:"sha256"`
-	SignedBy string          `json:"signed_by,omitempty"`
-	Applied  bool            `json:"applied"`
-	Rebuilt  []apply.Rebuilt `json:"rebuilt,omitempty"`
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+	SignedBy string `json:"signed_by,omitempty"`
+	// SignedHash and SignatureSizes let a verifier rebuild the payload
+	// from its input and compare (augen verify --image).
+	SignedHash     string          `json:"signed_hash"`
+	SignatureSizes []int           `json:"signature_sizes"`
+	Applied        bool            `json:"applied"`
+	Rebuilt        []apply.Rebuilt `json:"rebuilt,omitempty"`
 }
 
 func (r *Report) fail(member, format string, args ...any) {
@@ -225,6 +229,10 @@ func checkMember(rep *Report, st *bundle.Statement, trust *Trust, opts Options, 
 	if err != nil {
 		rep.fail(name, "payload: %v", err)
 		return
+	}
+	pr.SignedHash = sum.SignedHash
+	for _, s := range sum.Signatures {
+		pr.SignatureSizes = append(pr.SignatureSizes, s.Size)
 	}
 	client := false
 	for _, s := range sum.Signatures {

@@ -205,3 +205,29 @@ func FuzzBundle(f *testing.F) {
 		}
 	})
 }
+
+// A second officer's signature is added without rebuilding anything, and
+// the bundle then meets a threshold of two.
+func TestAddSignature(t *testing.T) {
+	f := makeFixture(t)
+	var out bytes.Buffer
+	err := bundle.AddSignature(bytes.NewReader(f.bundleA), &out, func(e *bundle.Envelope) error { return e.Sign(f.keyA) }, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := NewPolicy([]crypto.PublicKey{f.keyA.Public(), f.keyB.Public()}, []crypto.PublicKey{f.keyA.Public()}, 2)
+	two, _ := NewTrust(*p)
+	if _, err := Bundle(bytes.NewReader(out.Bytes()), two, f.opts(t)); err != nil {
+		t.Fatal(err)
+	}
+	// Signing in the other order gives the same bytes.
+	var ba, both bytes.Buffer
+	first := f.build(t, []crypto.Signer{f.keyA}, f.full)
+	ba.Write(first)
+	if err := bundle.AddSignature(&ba, &both, func(e *bundle.Envelope) error { return e.Sign(f.keyB) }, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(both.Bytes(), out.Bytes()) {
+		t.Fatal("the order of signing changed the bundle")
+	}
+}

@@ -12,12 +12,14 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/internal/bsdiff"
 	"github.com/augen-project/augen/internal/pbzip2"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/signer"
 	"github.com/augen-project/augen/unpack"
+	"github.com/augen-project/augen/verify"
 )
 
 // Exit codes (DESIGN.md): data to stdout, everything else to stderr.
@@ -33,6 +35,12 @@ Usage:
   augen <command> [flags]
 
 Commands:
+  release           CI image in, signed release bundle out (unpack, payloads, sign, bundle)
+  verify            verify a release bundle against a trust policy
+  bundle create     make a release bundle from payloads built already
+  bundle inspect    show what a bundle holds (without verifying it)
+  bundle sign       add a signature to a bundle (a second officer)
+  policy init       write a starting trust policy from public keys
   payload build     build a full update payload from a USR image (and kernel)
   payload inspect   show what a payload holds
   payload verify    check a payload's rules, signature, and rebuild its targets
@@ -93,6 +101,12 @@ func commands() []command {
 		{"payload verify", "verify a payload", payloadVerify},
 		{"payload digest", "prepare a payload for offline signing", payloadDigest},
 		{"payload attach", "attach offline signatures", payloadAttach},
+		{"release", "build a signed release bundle from a CI image", releaseCmd},
+		{"verify", "verify a release bundle", verifyCmd},
+		{"bundle create", "make a release bundle", bundleCreate},
+		{"bundle inspect", "show a release bundle", bundleInspect},
+		{"bundle sign", "add a signature to a bundle", bundleSign},
+		{"policy init", "write a starting trust policy", policyInit},
 		{"unpack", "unpack a production image", unpackCmd},
 		{"sign", "sign a digest", signCmd},
 		{"key pubkey", "print a public key", keyPubkey},
@@ -158,7 +172,8 @@ func report(e *env, err error) int {
 // "augen could not do its job".
 func isVerification(err error) bool {
 	return errors.Is(err, payload.ErrInvalid) || errors.Is(err, payload.ErrSignature) ||
-		errors.Is(err, apply.ErrApply) || errors.Is(err, apply.ErrMismatch) || errors.Is(err, unpack.ErrImage) || errors.Is(err, pbzip2.ErrCorrupt) || errors.Is(err, bsdiff.ErrCorrupt)
+		errors.Is(err, apply.ErrApply) || errors.Is(err, apply.ErrMismatch) || errors.Is(err, unpack.ErrImage) ||
+		errors.Is(err, verify.ErrVerification) || errors.Is(err, bundle.ErrFormat) || errors.Is(err, bundle.ErrStatement) || errors.Is(err, pbzip2.ErrCorrupt) || errors.Is(err, bsdiff.ErrCorrupt)
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"crypto"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/signer"
+)
+
+const bundleCreateUsage = `Usage: augen bundle create --version V --board amd64-usr --payload UPDATE.gz [--delta-from V0=DELTA.gz]...
+                           [--extra oem-NAME.gz]... --payload-key PUB... --key URI... -o release.tar
+
+Makes a release bundle from payloads built already: a deterministic tar of
+the payloads and an in-toto release statement (versions, board, every
+payload's size and Omaha hashes, partition and kernel hashes, the payload
+keys whose signatures verify), signed in a DSSE envelope by each --key.
+Member times come from SOURCE_DATE_EPOCH (or are the time of the build,
+recorded once), so the same inputs and keys give the same bytes.
+`
+
+// bundleFlags are shared by bundle create and release.
+type bundleFlags struct {
+	version, board, appID *string
+	keys                  []string
+}
+
+func bundleCreate(e *env, args []string) error {
+	fs := newFlags(e, "bundle create", bundleCreateUsage)
+	bf := bundleFlags{version: fs.String("version", "", "the release `version` (MAJOR.MINOR.PATCH)"),
+		board: fs.String("board", "amd64-usr", "the `board` (amd64-usr or arm64-usr)"),
+		appID: fs.String("app-id", bundle.FlatcarAppID, "the Omaha app `id`")}
+	full := fs.String("payload", "", "the full payload `file` (flatcar_production_update.gz)")
+	var deltas, extras, payloadKeys []string
+	fs.StringArrayVar(&deltas, "delta-from", nil, "a delta payload from an older version, as `VERSION=FILE` (repeatable)")
+	fs.StringArrayVar(&extras, "extra", nil, "an extra payload `file` (oem-*.gz, flatcar-*.gz; repeatable)")
+	fs.StringArrayVar(&payloadKeys, "payload-key", nil, "a public key (PEM `file` or URI) that may have signed the payloads")
+	fs.StringArrayVar(&bf.keys, "key", nil, "sign the bundle with this key `URI` (repeatable)")
+	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
+	out := fs.StringP("output", "o", "", "write the bundle to `path`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || *full == "" || *out == "" || *bf.version == "" {
+		return withHint(usagef("--version, --payload and -o are required"), `run "augen bundle create --help"`)
+	}
+	files := []bundle.PayloadFile{{Path: *full, Name: "flatcar_production_update.gz", Kind: bundle.KindFull}}
+	for _, d := range deltas {
+		v, path, ok := strings.Cut(d, "=")
+		if !ok {
+			return usagef("--delta-from %q: want VERSION=FILE", d)
+		}
+		files = append(files, bundle.PayloadFile{Path: path, Name: "delta-from-" + v + ".gz", Kind: bundle.KindDelta, FromVersion: v})
+	}
+	for _, x := range extras {
+		files = append(files, bundle.PayloadFile{Path: x, Name: filepath.Base(x), Kind: bundle.KindExtra})
+	}
+	return writeBundle(e, bf, files, payloadKeys, nil, *insecure, *out)
+}
+
+// writeBundle signs and writes a bundle.
+func writeBundle(e *env, bf bundleFlags, files []bundle.PayloadFile, payloadKeys []string, input *bundle.Digests, insecure bool, out string) error {
+	if len(bf.keys) == 0 {
+		return withHint(usagef("no --key to sign the bundle with"), "a bundle nobody signed cannot be verified")
+	}
+	var pubs []crypto.PublicKey
+	for _, k := range payloadKeys {
+		p, err := publicKeyOf(e, k)
+		if err != nil {
+			return err
+		}
+		pubs = append(pubs, p)
+	}
+	keys, err := openBundleKeys(e, bf.keys, insecure)
+	if err != nil {
+		return err
+	}
+	defer closeKeys(keys)
+	signers := make([]crypto.Signer, len(keys))
+	for i, k := range keys {
+		signers[i] = k
+	}
+	mtime, err := buildTime()
+	if err != nil {
+		return err
+	}
+	f, err := createOutput(e, out)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	st, err := bundle.Build(f, bundle.BuildOptions{AppID: *bf.appID, Version: *bf.version, Board: *bf.board, Payloads: files,
+		PayloadKeys: pubs, InputImage: input, Augen: version, MTime: mtime, Signers: signers})
+	if err != nil {
+		return err
+	}
+	if err := f.Commit(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "wrote %s: %s %s, %d payload(s), signed by %d key(s)\n", out, st.Predicate.Board, st.Predicate.Version, len(st.Predicate.Payloads), len(keys))
+	return nil
+}
+
+func openBundleKeys(e *env, uris []string, insecure bool) ([]signer.Signer, error) {
+	var keys []signer.Signer
+	for _, u := range uris {
+		k, err := signer.Open(e.ctx, u, signerOptions(e, insecure))
+		if err != nil {
+			closeKeys(keys)
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// buildTime is SOURCE_DATE_EPOCH, or now.
+func buildTime() (time.Time, error) {
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return time.Time{}, usagef("SOURCE_DATE_EPOCH=%q is not a number of seconds", s)
+		}
+		return time.Unix(n, 0), nil
+	}
+	return time.Now(), nil
+}
+
+const bundleInspectUsage = `Usage: augen bundle inspect release.tar [--json]
+
+Shows a bundle's members, its release statement and who signed it, WITHOUT
+checking anything: use "augen verify" for that.
+`
+
+func bundleInspect(e *env, args []string) error {
+	fs := newFlags(e, "bundle inspect", bundleInspectUsage)
+	asJSON := fs.Bool("json", false, "print the statement and signatures as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("expected one bundle")
+	}
+	f, err := openFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var members []string
+	env, err := bundle.ReadEnvelope(f, func(name string, size int64, body io.Reader) error {
+		members = append(members, fmt.Sprintf("%s (%d bytes)", name, size))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	body, err := env.DecodedPayload()
+	if err != nil {
+		return err
+	}
+	st, err := bundle.ParseStatement(body)
+	if err != nil {
+		return err
+	}
+	var signers []string
+	for _, s := range env.Signatures {
+		signers = append(signers, s.KeyID)
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, map[string]any{"members": members, "signatures": signers, "statement": st})
+	}
+	fmt.Fprintf(e.stdout, "%s: %s %s (app %s), NOT VERIFIED\n", fs.Arg(0), st.Predicate.Board, st.Predicate.Version, st.Predicate.AppID)
+	for _, p := range st.Predicate.Payloads {
+		from := ""
+		if p.FromVersion != "" {
+			from = " from " + p.FromVersion
+		}
+		fmt.Fprintf(e.stdout, "  %-34s %-5s%s  %d bytes, sha256 %s\n", p.Name, p.Kind, from, p.Size, p.SHA256Base64)
+	}
+	for _, s := range signers {
+		fmt.Fprintf(e.stdout, "  signed by %s\n", s)
+	}
+	return nil
+}
+
+const bundleSignUsage = `Usage: augen bundle sign release.tar --key URI -o signed.tar
+
+Adds a signature to an existing bundle (a second officer, on another day)
+without rebuilding anything: payloads, names and times stay the same.
+`
+
+func bundleSign(e *env, args []string) error {
+	fs := newFlags(e, "bundle sign", bundleSignUsage)
+	var keys []string
+	fs.StringArrayVar(&keys, "key", nil, "sign with this key `URI` (repeatable)")
+	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
+	out := fs.StringP("output", "o", "", "write the signed bundle to `path`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || len(keys) == 0 || *out == "" {
+		return withHint(usagef("expected one bundle, --key and -o"), `run "augen bundle sign --help"`)
+	}
+	signers, err := openBundleKeys(e, keys, *insecure)
+	if err != nil {
+		return err
+	}
+	defer closeKeys(signers)
+	in, err := openFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	f, err := createOutput(e, *out)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	err = bundle.AddSignature(in, f, func(env *bundle.Envelope) error {
+		for _, s := range signers {
+			if err := env.Sign(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, tempDirFor(*out))
+	if err != nil {
+		return err
+	}
+	return f.Commit()
+}
+
+func openFile(path string) (*os.File, error) { return os.Open(path) }

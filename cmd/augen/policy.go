@@ -1,0 +1,101 @@
+package main
+
+import (
+	"crypto"
+	"encoding/json"
+	"strings"
+
+	"github.com/augen-project/augen/internal/pubkey"
+	"github.com/augen-project/augen/signer"
+	"github.com/augen-project/augen/verify"
+)
+
+const policyInitUsage = `Usage: augen policy init --bundle-key KEY... --payload-key KEY... [--threshold K] [-o policy.json]
+
+Writes a starting trust policy (policy.json) so that nobody writes it by
+hand: the bundle keys and how many of them must sign a release (k of n),
+the payload keys clients have baked in, the boards, and per channel how
+many bundle keys must have signed (dev-channel: any one; alpha, beta,
+stable: the threshold). Edit "channels" to restrict a channel to some keys.
+KEY is a public key PEM file or a key URI (file:, pkcs11:, tpm:).
+`
+
+func policyInit(e *env, args []string) error {
+	fs := newFlags(e, "policy init", policyInitUsage)
+	var bundleKeys, payloadKeys []string
+	fs.StringArrayVar(&bundleKeys, "bundle-key", nil, "a key that may sign bundles (PEM `file` or URI; repeatable)")
+	fs.StringArrayVar(&payloadKeys, "payload-key", nil, "a key clients trust for payloads (PEM `file` or URI; repeatable)")
+	threshold := fs.Int("threshold", 1, "how many bundle keys must sign (k of n)")
+	out := fs.StringP("output", "o", "-", "write the policy to `path`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || len(bundleKeys) == 0 || len(payloadKeys) == 0 {
+		return withHint(usagef("give at least one --bundle-key and one --payload-key"), `run "augen policy init --help"`)
+	}
+	load := func(list []string) ([]crypto.PublicKey, error) {
+		var pubs []crypto.PublicKey
+		for _, k := range list {
+			p, err := publicKeyOf(e, k)
+			if err != nil {
+				return nil, err
+			}
+			pubs = append(pubs, p)
+		}
+		return pubs, nil
+	}
+	bk, err := load(bundleKeys)
+	if err != nil {
+		return err
+	}
+	pk, err := load(payloadKeys)
+	if err != nil {
+		return err
+	}
+	p, err := verify.NewPolicy(bk, pk, *threshold)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := createOutput(e, *out)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	return f.Commit()
+}
+
+// publicKeyOf reads a PEM public key file, or opens a key URI for its
+// public half.
+func publicKeyOf(e *env, k string) (crypto.PublicKey, error) {
+	for _, scheme := range []string{"file:", "pkcs11:", "tpm:"} {
+		if strings.HasPrefix(k, scheme) {
+			s, err := signer.Open(e.ctx, k, signerOptions(e, false))
+			if err != nil {
+				return nil, err
+			}
+			defer s.Close()
+			return s.Public(), nil
+		}
+	}
+	return pubkey.Load(k)
+}
+
+func loadPolicy(path string) (*verify.Trust, error) {
+	f, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	t, err := verify.ParsePolicy(f)
+	if err != nil {
+		return nil, withHint(err, `make one with "augen policy init"`)
+	}
+	return t, nil
+}

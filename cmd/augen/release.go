@@ -1,0 +1,165 @@
+package main
+
+import (
+	"crypto"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/payload"
+	"github.com/augen-project/augen/payload/generate"
+)
+
+const releaseUsage = `Usage: augen release IMAGE.bin.bz2 --version V [--board amd64-usr] --key URI... [--bundle-key URI...]
+                     [--delta-from OLD_IMAGE.bin.bz2=OLD_VERSION]... [--extra oem-NAME.gz]... -o release.tar
+
+The signing side in one command: unpack the CI image (with its checks:
+GPT, the verity root hash against the kernel, --signature/--digests when
+given), build the full payload and a delta from each --delta-from image,
+sign the payloads with --key (the LAST is the one update_engine checks),
+and bundle them with extra payloads into one release, signed with
+--bundle-key (default: the --key keys). Check it with "augen verify".
+`
+
+func releaseCmd(e *env, args []string) error {
+	fs := newFlags(e, "release", releaseUsage)
+	bf := bundleFlags{version: fs.String("version", "", "the release `version` (MAJOR.MINOR.PATCH)"),
+		board: fs.String("board", "amd64-usr", "the `board` (amd64-usr or arm64-usr)"),
+		appID: fs.String("app-id", bundle.FlatcarAppID, "the Omaha app `id`")}
+	var keys, deltas, extras []string
+	fs.StringArrayVar(&keys, "key", nil, "sign the payloads with this key `URI` (repeatable; the LAST is the one update_engine checks)")
+	fs.StringArrayVar(&bf.keys, "bundle-key", nil, "sign the bundle with this key `URI` (repeatable; default: the --key keys)")
+	fs.StringArrayVar(&deltas, "delta-from", nil, "also build a delta from an older CI image, as `IMAGE=VERSION` (repeatable)")
+	fs.StringArrayVar(&extras, "extra", nil, "an extra payload `file` to ship (oem-*.gz, flatcar-*.gz; repeatable)")
+	uf := addUnpackFlags(fs)
+	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
+	out := fs.StringP("output", "o", "", "write the release bundle to `path`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || *out == "" || *bf.version == "" || len(keys) == 0 {
+		return withHint(usagef("expected one image, --version, --key and -o"), `run "augen release --help"`)
+	}
+	if len(bf.keys) == 0 {
+		bf.keys = keys
+	}
+	signers, err := openKeys(e, keys, signerOptions(e, *insecure))
+	if err != nil {
+		return err
+	}
+	defer closeKeys(signers)
+	var cs []crypto.Signer
+	var sizes []int
+	var pubKeys []string
+	for _, s := range signers {
+		cs = append(cs, s)
+		sizes = append(sizes, s.SignatureSize())
+		pubKeys = append(pubKeys, s.URI())
+	}
+	tmp, err := os.MkdirTemp(tempDirFor(*out), ".augen-release-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	uf.kernel = new(string)
+	fmt.Fprintf(e.stderr, "unpacking %s\n", fs.Arg(0))
+	usr, kernel, err := unpackTo(e, uf, fs.Arg(0), tmp, "new")
+	if err != nil {
+		return err
+	}
+	input, err := inputDigest(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	build := func(name string, delta *[3]string) error {
+		var closers []io.Closer
+		defer func() {
+			for _, c := range closers {
+				c.Close()
+			}
+		}()
+		f, err := os.Create(filepath.Join(tmp, name))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		opts := generate.BuildOptions{SignatureSizes: sizes, Sign: payload.SignWith(cs), TempDir: tmp}
+		if opts.Image, err = openInput(usr, "image", &closers); err != nil {
+			return err
+		}
+		if opts.Kernel, err = openInput(kernel, "kernel", &closers); err != nil {
+			return err
+		}
+		var p func(int64, int64)
+		p, done := progress(e, "building "+name)
+		opts.Progress = p
+		defer done()
+		if delta == nil {
+			_, err = generate.BuildFull(e.ctx, f, opts)
+			return err
+		}
+		_, err = buildDelta(e, f, opts, delta[0], delta[1], kernel, &closers)
+		return err
+	}
+	files := []bundle.PayloadFile{{Path: filepath.Join(tmp, "flatcar_production_update.gz"), Name: "flatcar_production_update.gz", Kind: bundle.KindFull}}
+	if err := build("flatcar_production_update.gz", nil); err != nil {
+		return err
+	}
+	for i, d := range deltas {
+		img, v, ok := strings.Cut(d, "=")
+		if !ok {
+			return usagef("--delta-from %q: want IMAGE=VERSION", d)
+		}
+		fmt.Fprintf(e.stderr, "unpacking %s (%s)\n", img, v)
+		// --digests and --signature speak of the new image only.
+		noCheck := *uf
+		noCheck.digests, noCheck.signature, noCheck.signingKey = new(string), new(string), new(string)
+		oldUSR, oldKernel, err := unpackTo(e, &noCheck, img, tmp, fmt.Sprintf("old%d", i))
+		if err != nil {
+			return err
+		}
+		name := "delta-from-" + v + ".gz"
+		if err := build(name, &[3]string{oldUSR, oldKernel}); err != nil {
+			return err
+		}
+		files = append(files, bundle.PayloadFile{Path: filepath.Join(tmp, name), Name: name, Kind: bundle.KindDelta, FromVersion: v})
+	}
+	for _, x := range extras {
+		files = append(files, bundle.PayloadFile{Path: x, Name: filepath.Base(x), Kind: bundle.KindExtra})
+	}
+	if err := writeBundle(e, bf, files, pubKeys, input, *insecure, *out); err != nil {
+		return err
+	}
+	for _, f := range files {
+		st, _ := os.Stat(f.Path)
+		fmt.Fprintf(e.stdout, "  %-34s %-5s %d bytes\n", f.Name, f.Kind, st.Size())
+	}
+	fmt.Fprintf(e.stdout, "  payloads signed by %d key(s); update_engine checks %s\n", len(signers), signers[len(signers)-1].URI())
+	return nil
+}
+
+// inputDigest is the size and SHA-256 of the CI image, for the statement.
+func inputDigest(path string) (*bundle.Digests, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := newSHA256()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return nil, err
+	}
+	return &bundle.Digests{Size: n, SHA256: fmt.Sprintf("%x", h.Sum(nil))}, nil
+}
+
+func newSHA256() hashWriter { return sha256.New() }
+
+type hashWriter interface {
+	io.Writer
+	Sum([]byte) []byte
+}
