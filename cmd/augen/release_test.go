@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+)
+
+// The README's main flow: release from the sample production image, a
+// starting policy, verify (with the delta applied and the CI image
+// rebuilt); the same release twice is byte-identical; a second officer's
+// signature meets a threshold of two; a bundle changed on the way fails
+// with exit 3 and names the member.
+func TestReleaseVerify(t *testing.T) {
+	tmp, vec := fixtures(t)
+	img := root + "image/flatcar_test_image.bin.bz2"
+	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
+	rel := func(out string) {
+		augen(t, "release", img, "--usr-size", "4MiB", "--version", "4459.2.1", "--key", "file:"+tmp+"/key-a.pem",
+			"--bundle-key", "file:"+tmp+"/key-b.pem", "--delta-from", img+"=4459.1.0", "-o", out)
+	}
+	rel(tmp + "/release.tar")
+	rel(tmp + "/again.tar")
+	sameFile(t, tmp+"/release.tar", tmp+"/again.tar")
+
+	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", tmp+"/policy.json")
+	augen(t, "unpack", img, "--usr-size", "4MiB", "-o", tmp+"/old")
+	out := augen(t, "verify", "--policy", tmp+"/policy.json", tmp+"/release.tar", "--channel", "dev-channel",
+		"--old", "4459.1.0="+tmp+"/old/usr.bin,"+tmp+"/old/vmlinuz", "--image", img, "--usr-size", "4MiB")
+	if !strings.Contains(out, "OK: amd64-usr 4459.2.1") || !strings.Contains(out, "built from") || strings.Count(out, "rebuilt") != 2 {
+		t.Fatalf("verify said:\n%s", out)
+	}
+
+	// Threshold 2: one signature is not enough; a second officer adds one.
+	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--bundle-key", vec+"/TEST-ONLY-key-a.pub.pem",
+		"--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "--threshold", "2", "-o", tmp+"/policy2.json")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"verify", "--policy", tmp + "/policy2.json", tmp + "/release.tar"}, nil, &stdout, &stderr); code != exitVerify ||
+		!strings.Contains(stderr.String(), "the policy needs 2") {
+		t.Fatalf("threshold 2 with one signature: exit %d\n%s", code, stderr.String())
+	}
+	augen(t, "bundle", "sign", tmp+"/release.tar", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/signed2.tar")
+	augen(t, "verify", "--policy", tmp+"/policy2.json", tmp+"/signed2.tar", "--channel", "stable")
+
+	// One changed byte in the full payload's data.
+	b, _ := os.ReadFile(tmp + "/release.tar")
+	i := bytes.LastIndex(b, []byte("CrAU"))
+	b[i+5000] ^= 1
+	os.WriteFile(tmp+"/tampered.tar", b, 0o644)
+	stderr.Reset()
+	if code := run(context.Background(), []string{"verify", "--policy", tmp + "/policy.json", tmp + "/tampered.tar"}, nil, &stdout, &stderr); code != exitVerify ||
+		!strings.Contains(stderr.String(), "flatcar_production_update.gz: digest") {
+		t.Fatalf("tampered: exit %d\n%s", code, stderr.String())
+	}
+	// The wrong CI image.
+	stderr.Reset()
+	if code := run(context.Background(), []string{"verify", "--policy", tmp + "/policy.json", tmp + "/release.tar", "--image", img, "--usr-size", "2MiB"}, nil, &stdout, &stderr); code == 0 {
+		t.Fatal("a payload verified as built from a different USR image")
+	}
+}
