@@ -93,3 +93,20 @@ func FuzzParseStatement(f *testing.F) {
 		}
 	})
 }
+
+func TestVersionFromFile(t *testing.T) {
+	for in, want := range map[string]string{
+		"FLATCAR_BUILD=4459\nFLATCAR_BRANCH=2\nFLATCAR_PATCH=1\nFLATCAR_VERSION=4459.2.1\n": "4459.2.1",
+		"COREOS_BUILD=2512\nCOREOS_BRANCH=3\nCOREOS_PATCH=0\n":                              "2512.3.0",
+		"FLATCAR_BUILD='4459'\nFLATCAR_BRANCH=\"0\"\nFLATCAR_PATCH=0\n":                     "4459.0.0",
+	} {
+		if got, err := VersionFromFile([]byte(in)); err != nil || got != want {
+			t.Errorf("%q: %s %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "FLATCAR_BUILD=4459\n", "FLATCAR_BUILD=x\nFLATCAR_BRANCH=1\nFLATCAR_PATCH=1\n"} {
+		if _, err := VersionFromFile([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -34,7 +34,8 @@ go test -count=1 ./...
 
 step "fuzz (${fuzztime} each)"
 for target in "payload FuzzReader" "payload FuzzDecodeSignatures" "internal/pbzip2 FuzzDecodeOne" "internal/bsdiff FuzzPatch" \
-    "internal/bsdiff FuzzDiff" "internal/gpt FuzzParsePrimary" "internal/fat FuzzFAT" "internal/pbzip2 FuzzReader"; do
+    "internal/bsdiff FuzzDiff" "internal/gpt FuzzParsePrimary" "internal/fat FuzzFAT" "internal/pbzip2 FuzzReader" \
+    "bundle FuzzReadTar" "bundle FuzzParseStatement" "verify FuzzBundle"; do
   set -- $target
   go test -run '^$' -fuzz "^$2\$" -fuzztime "$fuzztime" "./$1" >/dev/null
   echo "$1 $2: ok"

@@ -27,15 +27,39 @@ recorded once), so the same inputs and keys give the same bytes.
 
 // bundleFlags are shared by bundle create and release.
 type bundleFlags struct {
-	version, board, appID *string
-	keys                  []string
+	version, board, appID, versionFile *string
+	keys                               []string
+}
+
+// resolveVersion takes --version, --version-file, or both if they agree.
+func (bf *bundleFlags) resolveVersion() error {
+	if *bf.versionFile == "" {
+		if *bf.version == "" {
+			return usagef("give --version or --version-file")
+		}
+		return nil
+	}
+	b, err := os.ReadFile(*bf.versionFile)
+	if err != nil {
+		return err
+	}
+	v, err := bundle.VersionFromFile(b)
+	if err != nil {
+		return err
+	}
+	if *bf.version != "" && *bf.version != v {
+		return usagef("--version %s but %s says %s", *bf.version, *bf.versionFile, v)
+	}
+	*bf.version = v
+	return nil
 }
 
 func bundleCreate(e *env, args []string) error {
 	fs := newFlags(e, "bundle create", bundleCreateUsage)
 	bf := bundleFlags{version: fs.String("version", "", "the release `version` (MAJOR.MINOR.PATCH)"),
-		board: fs.String("board", "amd64-usr", "the `board` (amd64-usr or arm64-usr)"),
-		appID: fs.String("app-id", bundle.FlatcarAppID, "the Omaha app `id`")}
+		board:       fs.String("board", "amd64-usr", "the `board` (amd64-usr or arm64-usr)"),
+		appID:       fs.String("app-id", bundle.FlatcarAppID, "the Omaha app `id`"),
+		versionFile: fs.String("version-file", "", "read the version from a seed-style version.txt `file` (FLATCAR_BUILD/BRANCH/PATCH)")}
 	full := fs.String("payload", "", "the full payload `file` (flatcar_production_update.gz)")
 	var deltas, extras, payloadKeys []string
 	fs.StringArrayVar(&deltas, "delta-from", nil, "a delta payload from an older version, as `VERSION=FILE` (repeatable)")
@@ -47,8 +71,11 @@ func bundleCreate(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 || *full == "" || *out == "" || *bf.version == "" {
-		return withHint(usagef("--version, --payload and -o are required"), `run "augen bundle create --help"`)
+	if fs.NArg() != 0 || *full == "" || *out == "" {
+		return withHint(usagef("--payload and -o are required"), `run "augen bundle create --help"`)
+	}
+	if err := bf.resolveVersion(); err != nil {
+		return err
 	}
 	files := []bundle.PayloadFile{{Path: *full, Name: "flatcar_production_update.gz", Kind: bundle.KindFull}}
 	for _, d := range deltas {

@@ -14,7 +14,7 @@ import (
 	"github.com/augen-project/augen/payload/generate"
 )
 
-const releaseUsage = `Usage: augen release IMAGE.bin.bz2 --version V [--board amd64-usr] --key URI... [--bundle-key URI...]
+const releaseUsage = `Usage: augen release IMAGE.bin.bz2 --version V|--version-file version.txt [--board amd64-usr] --key URI... [--bundle-key URI...]
                      [--delta-from OLD_IMAGE.bin.bz2=OLD_VERSION]... [--extra oem-NAME.gz]... -o release.tar
 
 The signing side in one command: unpack the CI image (with its checks:
@@ -28,8 +28,9 @@ and bundle them with extra payloads into one release, signed with
 func releaseCmd(e *env, args []string) error {
 	fs := newFlags(e, "release", releaseUsage)
 	bf := bundleFlags{version: fs.String("version", "", "the release `version` (MAJOR.MINOR.PATCH)"),
-		board: fs.String("board", "amd64-usr", "the `board` (amd64-usr or arm64-usr)"),
-		appID: fs.String("app-id", bundle.FlatcarAppID, "the Omaha app `id`")}
+		board:       fs.String("board", "amd64-usr", "the `board` (amd64-usr or arm64-usr)"),
+		appID:       fs.String("app-id", bundle.FlatcarAppID, "the Omaha app `id`"),
+		versionFile: fs.String("version-file", "", "read the version from a seed-style version.txt `file` (FLATCAR_BUILD/BRANCH/PATCH)")}
 	var keys, deltas, extras []string
 	fs.StringArrayVar(&keys, "key", nil, "sign the payloads with this key `URI` (repeatable; the LAST is the one update_engine checks)")
 	fs.StringArrayVar(&bf.keys, "bundle-key", nil, "sign the bundle with this key `URI` (repeatable; default: the --key keys)")
@@ -41,8 +42,11 @@ func releaseCmd(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || *out == "" || *bf.version == "" || len(keys) == 0 {
-		return withHint(usagef("expected one image, --version, --key and -o"), `run "augen release --help"`)
+	if fs.NArg() != 1 || *out == "" || len(keys) == 0 {
+		return withHint(usagef("expected one image, --key and -o"), `run "augen release --help"`)
+	}
+	if err := bf.resolveVersion(); err != nil {
+		return err
 	}
 	if len(bf.keys) == 0 {
 		bf.keys = keys
