@@ -3,13 +3,10 @@ package verify
 import (
 	"bytes"
 	"crypto"
-	"crypto/sha1"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/augen-project/augen/bundle"
@@ -179,31 +176,11 @@ func checkMember(rep *Report, st *bundle.Statement, trust *Trust, opts Options, 
 		rep.fail(name, "not listed in the release statement")
 		return
 	}
-	tmp, err := os.CreateTemp(opts.TempDir, "augen-verify-*")
-	if err != nil {
-		rep.fail(name, "%v", err)
-		return
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	h256, h1 := sha256.New(), sha1.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h256, h1), body)
-	if err != nil {
-		rep.fail(name, "%v", err)
-		return
-	}
-	got256, got1 := hex.EncodeToString(h256.Sum(nil)), hex.EncodeToString(h1.Sum(nil))
-	pr := PayloadReport{Name: name, Kind: entry.Kind, Size: n, SHA256: got256}
+	// The payload streams from the bundle straight into the strict
+	// reader, which also computes the whole file's digests.
+	pr := PayloadReport{Name: name, Kind: entry.Kind}
 	defer func() { rep.Payloads = append(rep.Payloads, pr) }()
-	if n != entry.Size || got256 != sub.Digest["sha256"] || got1 != sub.Digest["sha1"] {
-		rep.fail(name, "digest: %d bytes, sha256 %s; the statement says %d bytes, sha256 %s", n, got256, entry.Size, sub.Digest["sha256"])
-		return
-	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		rep.fail(name, "%v", err)
-		return
-	}
-	prd, err := payload.NewReader(tmp, nil)
+	prd, err := payload.NewReader(body, nil)
 	if err != nil {
 		rep.fail(name, "payload: %v", err)
 		return
@@ -218,6 +195,12 @@ func checkMember(rep *Report, st *bundle.Statement, trust *Trust, opts Options, 
 	}
 	if err != nil {
 		rep.fail(name, "payload: %v", err)
+		return
+	}
+	h := prd.Hashes()
+	pr.Size, pr.SHA256 = h.Size, h.HexSHA256()
+	if h.Size != entry.Size || h.HexSHA256() != sub.Digest["sha256"] || hex.EncodeToString(h.SHA1[:]) != sub.Digest["sha1"] {
+		rep.fail(name, "digest: %d bytes, sha256 %s; the statement says %d bytes, sha256 %s", h.Size, h.HexSHA256(), entry.Size, sub.Digest["sha256"])
 		return
 	}
 	pr.Rebuilt = rebuilt

@@ -1,6 +1,12 @@
 package pbzip2
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
+
+// decoders are reused across calls: each holds a 3.6 MB BWT array.
+var decoders = sync.Pool{New: func() any { return &decoder{} }}
 
 // DecodeOne decodes blob, which must be exactly one bzip2 stream and
 // nothing else (update_engine aborts when input remains after the end of
@@ -12,13 +18,15 @@ func DecodeOne(blob []byte, max int) ([]byte, error) {
 	}
 	level := int(blob[3] - '0')
 	bit := uint64(32)
-	var out []byte
+	out := make([]byte, 0, min(max, level*100000*2))
 	var combined uint32
-	d := &decoder{}
+	d := decoders.Get().(*decoder)
+	defer decoders.Put(d)
+	var blk []byte
 	for n := 1; ; n++ {
 		switch at48(blob, bit) {
 		case blockMagic:
-			b, err := d.decodeBlock(blob, bit, nil)
+			b, err := d.decodeBlock(blob, bit, blk)
 			if err != nil {
 				if err == errTruncated {
 					return nil, fmt.Errorf("%w: truncated inside block %d", ErrCorrupt, n)
@@ -32,6 +40,7 @@ func DecodeOne(blob []byte, max int) ([]byte, error) {
 				return nil, fmt.Errorf("%w: data decompresses to more than the %d bytes it may fill", ErrCorrupt, max)
 			}
 			out = append(out, b.out...)
+			blk = b.out[:0]
 			combined = (combined<<1 | combined>>31) ^ b.crc
 			bit = b.endBit
 		case endMagic:
