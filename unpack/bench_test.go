@@ -20,10 +20,7 @@ import (
 //
 //	AUGEN_CORPUS=/path/to/corpus go test ./unpack -run '^$' -bench UnpackCorpus -benchtime 1x
 func BenchmarkUnpackCorpus(b *testing.B) {
-	dir := os.Getenv("AUGEN_CORPUS")
-	if dir == "" {
-		b.Skip("set AUGEN_CORPUS")
-	}
+	dir := testutil.Corpus(b)
 	path := filepath.Join(dir, "image-new.bin.bz2")
 	usrSize, err := os.Stat(filepath.Join(dir, "usr-new.img"))
 	if err != nil {

@@ -24,10 +24,7 @@ import (
 //
 //	AUGEN_CORPUS=/path/to/corpus go test ./verify -run '^$' -bench VerifyCorpus -benchtime 1x
 func BenchmarkVerifyCorpus(b *testing.B) {
-	dir := os.Getenv("AUGEN_CORPUS")
-	if dir == "" {
-		b.Skip("set AUGEN_CORPUS")
-	}
+	dir := testutil.Corpus(b)
 	tmp := b.TempDir()
 	img, err := os.Open(filepath.Join(dir, "usr-new.img"))
 	if err != nil {

@@ -1,6 +1,7 @@
 package pbzip2
 
 import (
+	"github.com/augen-project/augen/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
@@ -14,10 +15,7 @@ import (
 //
 //	AUGEN_CORPUS=/path/to/corpus go test ./internal/pbzip2 -run '^$' -bench CorpusImage -benchtime 1x
 func BenchmarkCorpusImage(b *testing.B) {
-	dir := os.Getenv("AUGEN_CORPUS")
-	if dir == "" {
-		b.Skip("set AUGEN_CORPUS")
-	}
+	dir := testutil.Corpus(b)
 	path := filepath.Join(dir, "image-new.bin.bz2")
 	tool := func(name string, args ...string) float64 {
 		if _, err := exec.LookPath(name); err != nil {

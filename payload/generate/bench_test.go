@@ -25,10 +25,7 @@ import (
 // size relative to the sum of the bzip2 chunk sizes, and the process's peak
 // RSS during augen's build.
 func BenchmarkFullBuild(b *testing.B) {
-	dir := os.Getenv("AUGEN_CORPUS")
-	if dir == "" {
-		b.Skip("set AUGEN_CORPUS to a corpus directory (shared/corpus/make-corpus.sh)")
-	}
+	dir := testutil.Corpus(b)
 	imgPath := filepath.Join(dir, "usr-new.img")
 	st, err := os.Stat(imgPath)
 	if err != nil {
@@ -121,10 +118,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 //
 //	AUGEN_CORPUS=/path/to/corpus go test ./payload/generate -run '^$' -bench DeltaBuild -benchtime 1x
 func BenchmarkDeltaBuild(b *testing.B) {
-	dir := os.Getenv("AUGEN_CORPUS")
-	if dir == "" {
-		b.Skip("set AUGEN_CORPUS to a corpus directory (shared/corpus/make-corpus.sh)")
-	}
+	dir := testutil.Corpus(b)
 	open := func(name string) (*os.File, int64) {
 		f, err := os.Open(filepath.Join(dir, name))
 		if err != nil {
