@@ -174,7 +174,7 @@ func bundleInspect(e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return usagef("expected one bundle")
 	}
-	f, err := openFile(fs.Arg(0))
+	f, err := os.Open(fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -239,28 +239,19 @@ func bundleSign(e *env, args []string) error {
 		return err
 	}
 	defer closeKeys(signers)
-	in, err := openFile(fs.Arg(0))
+	in, err := os.Open(fs.Arg(0))
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	f, err := createOutput(e, *out)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	err = bundle.AddSignature(in, f, func(env *bundle.Envelope) error {
-		for _, s := range signers {
-			if err := env.Sign(s); err != nil {
-				return err
+	return writeOutput(e, *out, func(w io.Writer) error {
+		return bundle.AddSignature(in, w, func(env *bundle.Envelope) error {
+			for _, s := range signers {
+				if err := env.Sign(s); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	}, tempDirFor(*out))
-	if err != nil {
-		return err
-	}
-	return f.Commit()
+			return nil
+		}, tempDirFor(*out))
+	})
 }
-
-func openFile(path string) (*os.File, error) { return os.Open(path) }

@@ -61,15 +61,7 @@ func printKey(e *env, s signer.Signer, out string, asJSON bool) error {
 		return writeJSON(e.stdout, k)
 	}
 	if out != "" {
-		f, err := createOutput(e, out)
-		if err != nil {
-			return err
-		}
-		defer f.Abort()
-		if _, err := f.Write([]byte(k.PEM)); err != nil {
-			return err
-		}
-		if err := f.Commit(); err != nil {
+		if err := writeBytes(e, out, []byte(k.PEM)); err != nil {
 			return err
 		}
 	} else {

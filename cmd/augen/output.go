@@ -25,3 +25,25 @@ func createOutput(e *env, path string) (output, error) {
 	}
 	return atomicfile.Create(path)
 }
+
+// writeOutput writes path ("-": stdout) through write, making the file
+// appear only if write succeeds.
+func writeOutput(e *env, path string, write func(w io.Writer) error) error {
+	f, err := createOutput(e, path)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if err := write(f); err != nil {
+		return err
+	}
+	return f.Commit()
+}
+
+// writeBytes writes b to path as writeOutput does.
+func writeBytes(e *env, path string, b []byte) error {
+	return writeOutput(e, path, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
+}

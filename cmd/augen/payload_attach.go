@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rsa"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/augen-project/augen/internal/pubkey"
@@ -68,11 +69,6 @@ func payloadAttach(e *env, args []string) error {
 		return err
 	}
 	defer in.Close()
-	f, err := createOutput(e, *out)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
 	sizes := make([]int, len(sigs))
 	for i := range sigs {
 		sizes[i] = len(sigs[i])
@@ -86,11 +82,12 @@ func payloadAttach(e *env, args []string) error {
 		}
 		return sigs, nil
 	}
-	res, err := payload.Finish(f, in, sizes, sign)
-	if err != nil {
+	var res *payload.Result
+	err = writeOutput(e, *out, func(w io.Writer) error {
+		res, err = payload.Finish(w, in, sizes, sign)
 		return err
-	}
-	if err := f.Commit(); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "attached %d signature(s) to %s (size %d, sha256 %s)\n", len(sigs), *out, res.Hashes.Size, res.Hashes.OmahaSHA256())

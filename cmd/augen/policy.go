@@ -3,6 +3,7 @@ package main
 import (
 	"crypto"
 	"encoding/json"
+	"os"
 	"strings"
 
 	"github.com/augen-project/augen/internal/pubkey"
@@ -60,15 +61,7 @@ func policyInit(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := createOutput(e, *out)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		return err
-	}
-	return f.Commit()
+	return writeBytes(e, *out, append(b, '\n'))
 }
 
 // publicKeyOf reads a PEM public key file, or opens a key URI for its
@@ -88,7 +81,7 @@ func publicKeyOf(e *env, k string) (crypto.PublicKey, error) {
 }
 
 func loadPolicy(path string) (*verify.Trust, error) {
-	f, err := openFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -55,15 +55,7 @@ func signCmd(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := createOutput(e, *out)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if _, err := f.Write(sig); err != nil {
-		return err
-	}
-	if err := f.Commit(); err != nil {
+	if err := writeBytes(e, *out, sig); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "signed %x with %s (%s)\n", digest, s.URI(), s.Fingerprint())

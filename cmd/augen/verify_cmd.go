@@ -55,7 +55,7 @@ func verifyCmd(e *env, args []string) error {
 		}
 		opts.Old[v] = verify.Old{Partition: usr, Kernel: kernel}
 	}
-	f, err := openFile(fs.Arg(0))
+	f, err := os.Open(fs.Arg(0))
 	if err != nil {
 		return err
 	}
