@@ -11,12 +11,14 @@ const module = "github.com/augen-project/augen/"
 // forbidden lists, for each part of the tree, what it must not import:
 // DESIGN.md's layering. signer signs digests and knows nothing of payloads;
 // payload knows nothing of key backends; nothing but cmd imports cmd; verify
-// (once it exists) builds without signer or network code.
+// builds without signer or network code; push signs nothing.
 var forbidden = map[string][]string{
 	"signer":   {module + "payload", module + "cmd"},
 	"payload":  {module + "signer", module + "cmd"},
 	"internal": {module + "signer", module + "cmd"},
 	"verify":   {module + "signer", module + "cmd", "net", "net/http"},
+	// push publishes what verify accepted; it never holds a signing key.
+	"push": {module + "signer", module + "cmd"},
 }
 
 func within(pkg, tree string) bool { return pkg == tree || strings.HasPrefix(pkg, tree+"/") }

@@ -51,7 +51,7 @@ func AddSignature(in io.Reader, out io.Writer, sign func(*Envelope) error, tmpDi
 			}
 		}
 	}()
-	err := readTar(in, func(hdr *tar.Header, body io.Reader) error {
+	err := readTar(in, func(hdr *tar.Header, _ int64, body io.Reader) error {
 		if hdr.Name == EnvelopeName {
 			b, err := io.ReadAll(body)
 			if err != nil {

@@ -79,10 +79,29 @@ func memberName(name string) bool { return name == EnvelopeName || fileName.Matc
 // unknown or misplaced names (path traversal included), duplicates, members
 // out of order, oversize members, and non-zero data after the archive.
 func ReadTar(r io.Reader, fn func(name string, size int64, body io.Reader) error) error {
-	return readTar(r, func(hdr *tar.Header, body io.Reader) error { return fn(hdr.Name, hdr.Size, body) })
+	return readTar(r, func(hdr *tar.Header, _ int64, body io.Reader) error { return fn(hdr.Name, hdr.Size, body) })
 }
 
-func readTar(r io.Reader, fn func(hdr *tar.Header, body io.Reader) error) error {
+// MemberInfo says where a member's data lies in the bundle file.
+type MemberInfo struct {
+	Name         string
+	Offset, Size int64
+}
+
+// Index reads a bundle with ReadTar's rules and returns where each
+// member's data is, so that a member can be read again (uploaded, retried)
+// without extracting it. Whoever reads a member this way must check its
+// digest again: the file may have changed since.
+func Index(r io.Reader) ([]MemberInfo, error) {
+	var out []MemberInfo
+	err := readTar(r, func(hdr *tar.Header, off int64, _ io.Reader) error {
+		out = append(out, MemberInfo{Name: hdr.Name, Offset: off, Size: hdr.Size})
+		return nil
+	})
+	return out, err
+}
+
+func readTar(r io.Reader, fn func(hdr *tar.Header, offset int64, body io.Reader) error) error {
 	cr := &countingReader{r: r}
 	tr := tar.NewReader(cr)
 	var names []string
@@ -109,7 +128,9 @@ func readTar(r io.Reader, fn func(hdr *tar.Header, body io.Reader) error) error 
 			return badFormat("member %s is %d bytes, over its limit", hdr.Name, hdr.Size)
 		}
 		names = append(names, hdr.Name)
-		if err := fn(hdr, tr); err != nil {
+		// archive/tar reads headers exactly, so the count is where the
+		// member's data starts.
+		if err := fn(hdr, cr.n, tr); err != nil {
 			return err
 		}
 	}

@@ -41,6 +41,8 @@ Commands:
   bundle inspect    show what a bundle holds (without verifying it)
   bundle sign       add a signature to a bundle (a second officer)
   policy init       write a starting trust policy from public keys
+  push              publish a verified bundle: upload, register, point a channel, probe
+  push status       show what a channel of the update service serves now
   payload build     build a full update payload from a USR image (and kernel)
   payload inspect   show what a payload holds
   payload verify    check a payload's rules, signature, and rebuild its targets
@@ -107,6 +109,7 @@ func commands() []command {
 		{"bundle inspect", "show a release bundle", bundleInspect},
 		{"bundle sign", "add a signature to a bundle", bundleSign},
 		{"policy init", "write a starting trust policy", policyInit},
+		{"push", "publish a release bundle", pushCmd},
 		{"unpack", "unpack a production image", unpackCmd},
 		{"sign", "sign a digest", signCmd},
 		{"key pubkey", "print a public key", keyPubkey},

@@ -659,12 +659,12 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 
 type omahaRequest struct {
 	Apps []struct {
-		AppID       string    `xml:"appid,attr"`
-		Version     string    `xml:"version,attr"`
-		Track       string    `xml:"track,attr"`
-		Board       string    `xml:"board,attr"`
-		Ping        *struct{} `xml:"ping"`
-		UpdateCheck *struct{} `xml:"updatecheck"`
+		AppID       string     `xml:"appid,attr"`
+		Version     string     `xml:"version,attr"`
+		Track       string     `xml:"track,attr"`
+		Board       string     `xml:"board,attr"`
+		Ping        *struct{}  `xml:"ping"`
+		UpdateCheck *struct{}  `xml:"updatecheck"`
 		Events      []struct{} `xml:"event"`
 	} `xml:"app"`
 }

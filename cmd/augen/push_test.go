@@ -1,0 +1,381 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/augen-project/augen/internal/nebraska"
+	"github.com/augen-project/augen/internal/nebraska/nebraskatest"
+	"github.com/augen-project/augen/internal/store"
+	"github.com/augen-project/augen/internal/testutil"
+)
+
+// pushFixture builds a release of version (with one extra payload) and a
+// policy that lets its bundle key publish to dev-channel.
+func pushFixture(t *testing.T, tmp, version string, withExtra bool) (release, policy string) {
+	t.Helper()
+	img := root + "image/flatcar_test_image.bin.bz2"
+	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
+	args := []string{"release", img, "--usr-size", "4MiB", "--version", version, "--key", "file:" + tmp + "/key-a.pem", "--bundle-key", "file:" + tmp + "/key-b.pem"}
+	if withExtra {
+		raw := bytes.Repeat([]byte("oem partition "), 64<<10/14+1)[:64<<10]
+		if err := os.WriteFile(tmp+"/oem.raw", raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		augen(t, "payload", "build", "--image", tmp+"/oem.raw", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/oem-azure.gz")
+		args = append(args, "--extra", tmp+"/oem-azure.gz")
+	}
+	release = filepath.Join(tmp, "release-"+version+fmt.Sprint(withExtra)+".tar")
+	augen(t, append(args, "-o", release)...)
+	policy = tmp + "/policy.json"
+	vec, _ := filepath.Abs(root + "vectors")
+	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", policy)
+	return release, policy
+}
+
+// devChannel does the admin's one-time setup recorded in the transcripts:
+// a dev-channel and a group whose track routes clients to it.
+func devChannel(t *testing.T, s *nebraskatest.Server) {
+	t.Helper()
+	c, err := nebraska.New(s.URL, nebraska.Options{Token: s.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ch, err := c.CreateChannel(ctx, nebraska.FlatcarAppID, nebraska.ChannelConfig{Name: "dev-channel", Color: "#777777", Arch: 1, ApplicationID: nebraska.FlatcarAppID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateGroup(ctx, nebraska.FlatcarAppID, nebraska.GroupConfig{Name: "Dev (AMD64)", Description: "dev", ChannelID: ch.ID, Track: "dev-channel",
+		PolicyUpdatesEnabled: true, PolicyTimezone: "UTC", PolicyPeriodInterval: "1 minutes", PolicyMaxUpdatesPerPeriod: 999999, PolicyUpdateTimeout: "60 minutes"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type pushRecord struct {
+	DryRun bool `json:"dry_run"`
+	Files  []struct {
+		Name, URL, Action string
+	} `json:"files"`
+	Package struct{ ID, Action string } `json:"package"`
+	Channel struct {
+		Action       string `json:"action"`
+		OldPackageID string `json:"old_package_id"`
+	} `json:"channel"`
+	Probe *struct {
+		Version, URL string
+		Size         int64
+	} `json:"probe"`
+	Error string `json:"error"`
+}
+
+func runAugen(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(context.Background(), args, strings.NewReader(""), &o, &e)
+	return code, o.String(), e.String()
+}
+
+// pushOK runs augen push --json and returns its record.
+func pushOK(t *testing.T, args ...string) pushRecord {
+	t.Helper()
+	code, out, errOut := runAugen(append([]string{"push", "--json"}, args...)...)
+	if code != 0 {
+		t.Fatalf("augen push %s: exit %d\n%s\n%s", strings.Join(args, " "), code, out, errOut)
+	}
+	t.Logf("augen push:\n%s", errOut)
+	var rec pushRecord
+	if err := json.Unmarshal([]byte(out), &rec); err != nil {
+		t.Fatalf("--json: %v\n%s", err, out)
+	}
+	return rec
+}
+
+// changes lists the requests that change the server's state (the Omaha
+// probe registers an instance, like any client, and is listed too).
+func changes(log []nebraskatest.Logged) []string {
+	var out []string
+	for _, l := range log {
+		if l.Method != http.MethodGet {
+			out = append(out, l.Method+" "+l.Path)
+		}
+	}
+	return out
+}
+
+// checkServed downloads the offered payload and verifies it as a client
+// would, with the payload key.
+func checkServed(t *testing.T, tmp, url, caFile string) {
+	t.Helper()
+	client := http.DefaultClient
+	if caFile != "" {
+		var err error
+		if client, err = storeClient(caFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	dl := filepath.Join(t.TempDir(), "downloaded.gz")
+	os.WriteFile(dl, b.Bytes(), 0o644)
+	vec, _ := filepath.Abs(root + "vectors")
+	augen(t, "payload", "verify", "--pubkey", vec+"/TEST-ONLY-key-a.pub.pem", dl)
+}
+
+// The acceptance flow with a directory store that the test Nebraska serves
+// at /flatcar/, like -host-flatcar-packages.
+func TestPushDirectory(t *testing.T) {
+	tmp, _ := fixtures(t)
+	release, policy := pushFixture(t, tmp, "4459.2.1", true)
+	s := nebraskatest.Start(t)
+	s.PackagesDir = t.TempDir()
+	devChannel(t, s)
+	args := []string{"--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", "file://" + s.PackagesDir, "--public-url", s.URL + "/flatcar/", release}
+
+	// --dry-run: only reads, nothing stored.
+	before := len(s.Log())
+	rec := pushOK(t, append([]string{"--dry-run"}, args...)...)
+	if ch := changes(s.Log()[before:]); len(ch) != 0 || rec.Package.Action != "would create" || rec.Channel.Action != "would point" {
+		t.Fatalf("dry run changed %v, record %+v", ch, rec)
+	}
+	if ents, _ := os.ReadDir(s.PackagesDir); len(ents) != 0 {
+		t.Fatalf("dry run stored %d entries", len(ents))
+	}
+
+	rec = pushOK(t, args...)
+	if rec.Package.Action != "created" || rec.Channel.Action != "pointed" || rec.Probe == nil || rec.Probe.Version != "4459.2.1" || len(rec.Files) != 2 {
+		t.Fatalf("first push: %+v", rec)
+	}
+	for _, f := range rec.Files {
+		if f.Action != "uploaded" {
+			t.Errorf("%s: %s", f.Name, f.Action)
+		}
+	}
+	checkServed(t, tmp, rec.Probe.URL, "")
+
+	// The same push again changes nothing (the probe is a client's check).
+	before = len(s.Log())
+	again := pushOK(t, args...)
+	if ch := changes(s.Log()[before:]); len(ch) != 1 || ch[0] != "POST /v1/update/" {
+		t.Fatalf("second push changed %v", ch)
+	}
+	if again.Package.Action != "reused" || again.Package.ID != rec.Package.ID || again.Channel.Action != "unchanged" || again.Files[0].Action != "present" {
+		t.Fatalf("second push: %+v", again)
+	}
+
+	// A different bundle with the same version is refused before the channel.
+	other, _ := pushFixture(t, tmp, "4459.2.1", false)
+	before = len(s.Log())
+	code, _, errOut := runAugen(append([]string{"push"}, append(args[:len(args)-1:len(args)-1], other)...)...)
+	if code == 0 || !strings.Contains(errOut, "exists on the server") || !strings.Contains(errOut, "extra file oem-azure.gz is not in the bundle") {
+		t.Fatalf("different bundle, same version: exit %d\n%s", code, errOut)
+	}
+	for _, c := range changes(s.Log()[before:]) {
+		if strings.Contains(c, "/channels/") || strings.Contains(c, "/packages") {
+			t.Fatalf("refused push still sent %s", c)
+		}
+	}
+}
+
+// A push interrupted between the upload and the channel update completes
+// when run again.
+func TestPushInterrupted(t *testing.T) {
+	tmp, _ := fixtures(t)
+	release, policy := pushFixture(t, tmp, "4459.2.1", true)
+	s := nebraskatest.Start(t)
+	s.PackagesDir = t.TempDir()
+	devChannel(t, s)
+	args := []string{"push", "--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", "file://" + s.PackagesDir, "--public-url", s.URL + "/flatcar/", release}
+	s.KillOn(func(method, path string) bool { return method == http.MethodPut })
+	if code, _, errOut := runAugen(args...); code == 0 || !strings.Contains(errOut, "pointing dev-channel") {
+		t.Fatalf("push against a dying server: exit %d\n%s", code, errOut)
+	}
+	s.KillOn(nil)
+	s.SetDown(false)
+	rec := pushOK(t, args[1:]...)
+	if rec.Package.Action != "reused" || rec.Channel.Action != "pointed" || rec.Probe == nil || rec.Files[0].Action != "present" {
+		t.Fatalf("rerun: %+v", rec)
+	}
+}
+
+// Each of these stops before the channel changes, with one line and a
+// non-zero exit.
+func TestPushRefusals(t *testing.T) {
+	tmp, _ := fixtures(t)
+	release, policy := pushFixture(t, tmp, "4459.2.1", true)
+	const secret = "tok-3f9a1c77e2-never-print"
+	check := func(name string, s *nebraskatest.Server, wantCode int, want string, args ...string) {
+		t.Helper()
+		before := len(s.Log())
+		code, out, errOut := runAugen(append([]string{"push"}, args...)...)
+		if code != wantCode || !strings.Contains(errOut, want) {
+			t.Errorf("%s: exit %d (want %d), stderr:\n%s", name, code, wantCode, errOut)
+		}
+		if strings.Count(errOut, "augen: error:") != 1 {
+			t.Errorf("%s: want one error line:\n%s", name, errOut)
+		}
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("%s: the token appears in the output", name)
+		}
+		for _, c := range changes(s.Log()[before:]) {
+			if strings.Contains(c, "/channels/") {
+				t.Errorf("%s: the channel was changed: %s", name, c)
+			}
+		}
+	}
+	s := nebraskatest.Start(t)
+	s.PackagesDir = t.TempDir()
+	devChannel(t, s)
+	store := "file://" + s.PackagesDir
+	pub := s.URL + "/flatcar/"
+
+	b, _ := os.ReadFile(release)
+	b[bytes.Index(b, []byte("CrAU"))+3000] ^= 1
+	os.WriteFile(tmp+"/tampered.tar", b, 0o644)
+	check("tampered bundle", s, exitVerify, "flatcar_production_update.gz", "--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", store, "--public-url", pub, tmp+"/tampered.tar")
+	check("channel the policy forbids", s, exitVerify, "edge", "--policy", policy, "--server", s.URL, "--channel", "edge", "--store", store, "--public-url", pub, release)
+
+	// A store whose client-facing URL serves something else.
+	elsewhere := t.TempDir()
+	check("store serves another file", s, exitFailure, "serves other bytes", "--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", "file://"+elsewhere, "--public-url", pub, release)
+
+	// 401 and 403, with the token from a file and from the environment.
+	s.Token, s.ViewerToken = secret, secret+"-viewer"
+	check("no token", s, exitFailure, "HTTP 401: not authenticated", "--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", store, "--public-url", pub, release)
+	tokFile := tmp + "/viewer.token"
+	os.WriteFile(tokFile, []byte(secret+"-viewer\n"), 0o600)
+	check("viewer token", s, exitFailure, "HTTP 403", "--policy", policy, "--server", s.URL, "--token-file", tokFile, "--channel", "dev-channel", "--store", store, "--public-url", pub, release)
+	for _, l := range s.Log() {
+		if l.Authorization != "" && l.Path != "" && !strings.HasPrefix(l.Path, "/api/") {
+			t.Errorf("the token was sent to %s", l.Path)
+		}
+	}
+	t.Setenv("AUGEN_TOKEN", secret)
+	rec := pushOK(t, "--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", store, "--public-url", pub, release)
+	if rec.Channel.Action != "pointed" {
+		t.Fatalf("with the admin token: %+v", rec)
+	}
+}
+
+// TLS: a server with a private CA is refused without --ca-file.
+func TestPushTLS(t *testing.T) {
+	tmp, _ := fixtures(t)
+	release, policy := pushFixture(t, tmp, "4459.2.1", false)
+	s := nebraskatest.New()
+	s.PackagesDir = t.TempDir()
+	srv := httptestTLS(t, s)
+	s.URL = srv
+	devChannelTLS(t, s, tmp)
+	code, _, errOut := runAugen("push", "--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", "file://"+s.PackagesDir, "--public-url", s.URL+"/flatcar/", release)
+	if code == 0 || !strings.Contains(errOut, "TLS") || !strings.Contains(errOut, "--ca-file") {
+		t.Fatalf("private CA without --ca-file: exit %d\n%s", code, errOut)
+	}
+	rec := pushOK(t, "--policy", policy, "--server", s.URL, "--ca-file", tmp+"/tls-ca.pem", "--channel", "dev-channel", "--store", "file://"+s.PackagesDir, "--public-url", s.URL+"/flatcar/", release)
+	if rec.Probe == nil {
+		t.Fatalf("%+v", rec)
+	}
+}
+
+// A real nginx taking WebDAV PUT over TLS is the store; the test Nebraska
+// points clients at it.
+func TestPushNginx(t *testing.T) {
+	tmp, _ := fixtures(t)
+	base, ca := testutil.StartNginxDAV(t, t.TempDir())
+	release, policy := pushFixture(t, tmp, "4459.2.1", true)
+	s := nebraskatest.Start(t)
+	devChannel(t, s)
+	rec := pushOK(t, "--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", base, "--ca-file", ca, release)
+	if rec.Probe == nil || !strings.HasPrefix(rec.Probe.URL, base+"amd64-usr/4459.2.1/") {
+		t.Fatalf("%+v", rec)
+	}
+	checkServed(t, tmp, rec.Probe.URL, ca)
+	again := pushOK(t, "--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", base, "--ca-file", ca, release)
+	if again.Files[0].Action != "present" || again.Channel.Action != "unchanged" {
+		t.Fatalf("second push: %+v", again)
+	}
+}
+
+// A real S3 gateway (versitygw, POSIX backend) is the store.
+func TestPushS3(t *testing.T) {
+	tmp, _ := fixtures(t)
+	const access, secret = "augentestaccess", "augentestsecret0123456789"
+	endpoint := testutil.StartVersityGW(t, t.TempDir(), access, secret)
+	mc, err := minio.New(strings.TrimPrefix(endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(access, secret, ""), BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := mc.MakeBucket(ctx, "releases", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Clients download anonymously.
+	pol := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::releases/*"]}]}`
+	if err := mc.SetBucketPolicy(ctx, "releases", pol); err != nil {
+		t.Fatal(err)
+	}
+	release, policy := pushFixture(t, tmp, "4459.2.1", true)
+	s := nebraskatest.Start(t)
+	devChannel(t, s)
+	t.Setenv("AWS_ENDPOINT_URL", endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", access)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	t.Setenv("AWS_REGION", "us-east-1")
+	rec := pushOK(t, "--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", "s3://releases/flatcar", release)
+	want := endpoint + "/releases/flatcar/amd64-usr/4459.2.1/flatcar_production_update.gz"
+	if rec.Probe == nil || rec.Probe.URL != want {
+		t.Fatalf("%+v, want probe URL %s", rec, want)
+	}
+	checkServed(t, tmp, rec.Probe.URL, "")
+}
+
+func storeClient(caFile string) (*http.Client, error) { return store.HTTPClient(caFile) }
+
+// httptestTLS serves h over TLS with a fresh private CA written to the
+// fixture directory as tls-ca.pem by devChannelTLS.
+func httptestTLS(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewTLSServer(h)
+	t.Cleanup(srv.Close)
+	tlsServers[srv.URL] = srv
+	return srv.URL
+}
+
+var tlsServers = map[string]*httptest.Server{}
+
+func devChannelTLS(t *testing.T, s *nebraskatest.Server, tmp string) {
+	t.Helper()
+	srv := tlsServers[s.URL]
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(tmp+"/tls-ca.pem", pemBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := nebraska.New(s.URL, nebraska.Options{Transport: srv.Client().Transport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ch, err := c.CreateChannel(ctx, nebraska.FlatcarAppID, nebraska.ChannelConfig{Name: "dev-channel", Color: "#777777", Arch: 1, ApplicationID: nebraska.FlatcarAppID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateGroup(ctx, nebraska.FlatcarAppID, nebraska.GroupConfig{Name: "Dev (AMD64)", ChannelID: ch.ID, Track: "dev-channel",
+		PolicyUpdatesEnabled: true, PolicyTimezone: "UTC", PolicyPeriodInterval: "1 minutes", PolicyMaxUpdatesPerPeriod: 999999, PolicyUpdateTimeout: "60 minutes"}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,126 @@
+package nebraska_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/augen-project/augen/internal/nebraska"
+	"github.com/augen-project/augen/internal/nebraska/nebraskatest"
+)
+
+var ctx = context.Background()
+
+func newClient(t *testing.T, url string, opts nebraska.Options) *nebraska.Client {
+	t.Helper()
+	if opts.Backoff == 0 {
+		opts.Backoff = 1
+	}
+	c, err := nebraska.New(url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func pkgConfig(version string) nebraska.PackageConfig {
+	return nebraska.PackageConfig{ApplicationID: nebraska.FlatcarAppID, Arch: 1, Type: 1, Version: version, URL: "http://x/", Filename: "f.gz",
+		Description: "d", Size: "1", Hash: "h", FlatcarAction: &nebraska.FlatcarActionConf{SHA256: "s"}}
+}
+
+// searchVersion matches substrings; FindPackage returns only the exact
+// version and arch.
+func TestFindPackageExact(t *testing.T) {
+	s := nebraskatest.Start(t)
+	c := newClient(t, s.URL, nebraska.Options{})
+	for _, v := range []string{"9999.1.0", "19999.1.0", "9999.1.0-rc1"} {
+		if _, err := c.CreatePackage(ctx, nebraska.FlatcarAppID, pkgConfig(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := c.FindPackage(ctx, nebraska.FlatcarAppID, "9999.1.0", 1)
+	if err != nil || p == nil || p.Version != "9999.1.0" {
+		t.Fatalf("%+v %v", p, err)
+	}
+	if p, err := c.FindPackage(ctx, nebraska.FlatcarAppID, "9999.1.0", 2); err != nil || p != nil {
+		t.Fatalf("other arch: %+v %v", p, err)
+	}
+	if p, err := c.FindPackage(ctx, nebraska.FlatcarAppID, "1.2.3", 1); err != nil || p != nil {
+		t.Fatalf("absent (null list): %+v %v", p, err)
+	}
+	// Paging: more channels than a page holds are all read.
+	for i := 0; i < 12; i++ {
+		if _, err := c.CreateChannel(ctx, nebraska.FlatcarAppID, nebraska.ChannelConfig{Name: "extra-" + string(rune('a'+i)), Color: "#000000", Arch: 1, ApplicationID: nebraska.FlatcarAppID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chs, err := c.Channels(ctx, nebraska.FlatcarAppID)
+	if err != nil || len(chs) != 20 {
+		t.Fatalf("%d channels, %v", len(chs), err)
+	}
+}
+
+// The recorded error shapes become messages that say what happened.
+func TestErrors(t *testing.T) {
+	s := nebraskatest.Start(t)
+	c := newClient(t, s.URL, nebraska.Options{})
+	if _, err := c.CreatePackage(ctx, nebraska.FlatcarAppID, pkgConfig("9999.1.0")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.CreatePackage(ctx, nebraska.FlatcarAppID, pkgConfig("9999.1.0"))
+	var ae *nebraska.APIError
+	if !errors.As(err, &ae) || ae.Status != 500 || !strings.Contains(err.Error(), "no reason given") {
+		t.Fatalf("duplicate: %v", err)
+	}
+	s.Token = "secret-admin-token"
+	c2 := newClient(t, s.URL, nebraska.Options{Token: "wrong-token-value"})
+	_, err = c2.App(ctx, nebraska.FlatcarAppID)
+	if !errors.As(err, &ae) || ae.Status != 403 || strings.Contains(err.Error(), "wrong-token-value") {
+		t.Fatalf("wrong token: %v", err)
+	}
+	_, err = newClient(t, s.URL, nebraska.Options{}).App(ctx, nebraska.FlatcarAppID)
+	if !strings.Contains(err.Error(), "HTTP 401: not authenticated") {
+		t.Fatalf("no token: %v", err)
+	}
+	if _, err := nebraska.New(s.URL, nebraska.Options{Token: "a\nb"}); err == nil {
+		t.Fatal("a token with a line break was accepted")
+	}
+}
+
+// GET and PUT are retried after a 503, POST never.
+func TestRetries(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"id":"x","name":"dev-channel","arch":1,"package_id":null}`))
+	}))
+	defer srv.Close()
+	c := newClient(t, srv.URL, nebraska.Options{})
+	if ch, err := c.Channel(ctx, "a", "x"); err != nil || ch.Name != "dev-channel" || n.Load() != 3 {
+		t.Fatalf("GET after two 503s: %v, %d tries", err, n.Load())
+	}
+	n.Store(0)
+	if _, err := c.CreatePackage(ctx, "a", pkgConfig("1.0.0")); err == nil || n.Load() != 1 {
+		t.Fatalf("POST: %v, %d tries", err, n.Load())
+	}
+}
+
+// An HTML page (a proxy, the wrong URL) is not taken for an answer.
+func TestNotJSON(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte("<html>login</html>"))
+	}))
+	defer srv.Close()
+	if _, err := newClient(t, srv.URL, nebraska.Options{}).App(ctx, "a"); err == nil || !strings.Contains(err.Error(), "not JSON") {
+		t.Fatalf("%v", err)
+	}
+}

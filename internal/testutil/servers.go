@@ -1,0 +1,172 @@
+package testutil
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// WaitPort waits until something listens on 127.0.0.1:port.
+func WaitPort(t testing.TB, port int, logFile string) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(logFile)
+	t.Fatalf("nothing listens on port %d after 10s:\n%s", port, log)
+}
+
+// TLSCert writes a self-signed CA certificate for 127.0.0.1 and its key
+// into dir (cert.pem, key.pem) and returns their paths. The certificate is
+// its own CA, so cert.pem is also the CA file clients trust.
+func TLSCert(t testing.TB, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "augen test server"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// StartNginxDAV runs a real nginx on 127.0.0.1 over TLS that takes HTTP
+// PUT (the dav module) under /pkgs/ and serves the files back, with root
+// www inside dir. It returns the base URL https://127.0.0.1:PORT/pkgs/ and
+// the CA file that trusts it.
+func StartNginxDAV(t testing.TB, dir string) (baseURL, caFile string) {
+	t.Helper()
+	RequireTools(t, "nginx")
+	nginx, _ := exec.LookPath("nginx")
+	if nginx == "" {
+		nginx = "/usr/sbin/nginx"
+	}
+	cert, key := TLSCert(t, dir)
+	port := FreePort(t)
+	for _, d := range []string{"www/pkgs", "tmp", "logs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root root;" // workers write the uploads into dir
+	}
+	conf := fmt.Sprintf(`%s
+worker_processes 1;
+daemon off;
+pid %[2]s/nginx.pid;
+error_log %[2]s/logs/error.log;
+events { worker_connections 64; }
+http {
+  access_log %[2]s/logs/access.log;
+  client_body_temp_path %[2]s/tmp/body;
+  proxy_temp_path %[2]s/tmp/proxy;
+  fastcgi_temp_path %[2]s/tmp/fastcgi;
+  uwsgi_temp_path %[2]s/tmp/uwsgi;
+  scgi_temp_path %[2]s/tmp/scgi;
+  client_max_body_size 0;
+  server {
+    listen 127.0.0.1:%[3]d ssl;
+    ssl_certificate %[4]s;
+    ssl_certificate_key %[5]s;
+    root %[2]s/www;
+    location /pkgs/ {
+      dav_methods PUT;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+    }
+  }
+}
+`, user, dir, port, cert, key)
+	confFile := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nginx, "-p", dir, "-c", confFile, "-e", filepath.Join(dir, "logs/error.log"))
+	logFile := filepath.Join(dir, "logs/error.log")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	WaitPort(t, port, logFile)
+	return fmt.Sprintf("https://127.0.0.1:%d/pkgs/", port), cert
+}
+
+// StartVersityGW runs versitygw (an S3 gateway) with its POSIX backend on
+// 127.0.0.1, storing buckets under dir, and returns its endpoint URL. The
+// root credentials are access and secret.
+func StartVersityGW(t testing.TB, dir, access, secret string) string {
+	t.Helper()
+	RequireTools(t, "versitygw")
+	port := FreePort(t)
+	root := filepath.Join(dir, "gw")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(dir, "versitygw.log")
+	log, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("versitygw", "--port", fmt.Sprintf("127.0.0.1:%d", port), "posix", root)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+access, "ROOT_SECRET_ACCESS_KEY="+secret)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); log.Close() })
+	WaitPort(t, port, logFile)
+	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
