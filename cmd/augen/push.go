@@ -99,15 +99,15 @@ func pushCmd(e *env, args []string) error {
 	case *policyPath == "" || *channel == "" || *storeURL == "":
 		return withHint(usagef("--policy, --server, --channel and --store are required"), `run "augen push --help"`)
 	}
-	trust, err := loadPolicy(*policyPath)
-	if err != nil {
-		return err
-	}
 	client, err := sf.client()
 	if err != nil {
 		return err
 	}
 	st, err := store.Open(*storeURL, store.Options{CAFile: *sf.caFile})
+	if err != nil {
+		return err
+	}
+	trust, err := loadPolicy(*policyPath)
 	if err != nil {
 		return err
 	}

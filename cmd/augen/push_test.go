@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -350,7 +352,9 @@ func storeClient(caFile string) (*http.Client, error) { return store.HTTPClient(
 // fixture directory as tls-ca.pem by devChannelTLS.
 func httptestTLS(t *testing.T, h http.Handler) string {
 	t.Helper()
-	srv := httptest.NewTLSServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is the test
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	tlsServers[srv.URL] = srv
 	return srv.URL
