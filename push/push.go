@@ -60,6 +60,7 @@ type Options struct {
 type Record struct {
 	DryRun        bool         `json:"dry_run"`
 	Server        string       `json:"server"`
+	ServerVersion string       `json:"server_version,omitempty"`
 	Store         string       `json:"store"`
 	AppID         string       `json:"app_id"`
 	Version       string       `json:"version"`
@@ -133,7 +134,7 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	if o.Log == nil {
 		o.Log = func(string, string) {}
 	}
-	rec := &Record{DryRun: o.DryRun, Server: o.Client.URL(), Store: o.Store.String(), AppID: o.AppID, Warnings: []string{}}
+	rec := &Record{DryRun: o.DryRun, Server: o.Client.URL(), Store: o.Store.String(), AppID: o.AppID, Files: []FileRecord{}, Warnings: []string{}}
 	warn := func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		rec.Warnings = append(rec.Warnings, msg)
@@ -175,6 +176,11 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	}
 
 	// 2. Find the channel and what routes clients to it, before uploading.
+	if cfg, err := o.Client.Config(ctx); err == nil {
+		rec.ServerVersion, _ = cfg["nebraska_version"].(string)
+		mode, _ := cfg["auth_mode"].(string)
+		o.Log("server", fmt.Sprintf("%s: Nebraska %s, auth %s", o.Client.URL(), orNone(rec.ServerVersion), orNone(mode)))
+	}
 	ch, err := o.Client.FindChannel(ctx, o.AppID, o.Channel, arch)
 	if err != nil {
 		return rec, fmt.Errorf("channel %s: %w", o.Channel, err)

@@ -170,6 +170,20 @@ func TestPushDirectory(t *testing.T) {
 		}
 	}
 	checkServed(t, tmp, rec.Probe.URL, "")
+	var status struct {
+		Package *nebraska.Package `json:"package"`
+		URL     string            `json:"url"`
+		Groups  []struct{ Track string }
+	}
+	if err := json.Unmarshal([]byte(augen(t, "push", "status", "--server", s.URL, "--channel", "dev-channel", "--json")), &status); err != nil {
+		t.Fatal(err)
+	}
+	if status.Package == nil || status.Package.Version != "4459.2.1" || status.URL != rec.Probe.URL || len(status.Package.ExtraFiles) != 1 || len(status.Groups) != 1 {
+		t.Fatalf("push status: %+v", status)
+	}
+	if out := augen(t, "push", "status", "--server", s.URL, "--channel", "dev-channel"); !strings.Contains(out, "version  4459.2.1") || !strings.Contains(out, "track dev-channel, updates enabled") {
+		t.Fatalf("push status:\n%s", out)
+	}
 
 	// The same push again changes nothing (the probe is a client's check).
 	before = len(s.Log())

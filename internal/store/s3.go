@@ -20,14 +20,15 @@ type s3Store struct {
 	endpoint *url.URL
 	bucket   string
 	prefix   string
+	partSize uint64
 }
 
 // openS3 reads the endpoint from AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL
 // (AWS S3 itself when neither is set), the region from AWS_REGION or
 // AWS_DEFAULT_REGION, and credentials from the usual places: the
-// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY environment, the shared
-// credentials file (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE), MinIO's
-// environment, then an instance role.
+// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN) environment,
+// else the shared credentials file (AWS_SHARED_CREDENTIALS_FILE,
+// AWS_PROFILE), MinIO's environment, an instance role.
 func openS3(u *url.URL, opts Options) (Store, error) {
 	bucket := u.Host
 	if bucket == "" {
@@ -45,12 +46,21 @@ func openS3(u *url.URL, opts Options) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	creds := credentials.NewChainCredentials([]credentials.Provider{
-		&credentials.EnvAWS{},
-		&credentials.FileAWSCredentials{Filename: opts.Getenv("AWS_SHARED_CREDENTIALS_FILE"), Profile: opts.Getenv("AWS_PROFILE")},
-		&credentials.EnvMinio{},
-		&credentials.IAM{},
-	})
+	var creds *credentials.Credentials
+	if id := firstSet(opts.Getenv, "AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY"); id != "" {
+		creds = credentials.NewStaticV4(id, firstSet(opts.Getenv, "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY"), opts.Getenv("AWS_SESSION_TOKEN"))
+	} else {
+		creds = credentials.NewChainCredentials([]credentials.Provider{
+			&credentials.FileAWSCredentials{Filename: opts.Getenv("AWS_SHARED_CREDENTIALS_FILE"), Profile: opts.Getenv("AWS_PROFILE")},
+			&credentials.EnvMinio{},
+			&credentials.IAM{},
+		})
+	}
+	// Without credentials minio-go would go on anonymously and fail later
+	// with a puzzling message.
+	if v, err := creds.GetWithContext(nil); err != nil || v.AccessKeyID == "" {
+		return nil, fmt.Errorf("S3: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_SHARED_CREDENTIALS_FILE/AWS_PROFILE")
+	}
 	client, err := minio.New(epu.Host, &minio.Options{
 		Creds:        creds,
 		Secure:       epu.Scheme == "https",
@@ -62,7 +72,11 @@ func openS3(u *url.URL, opts Options) (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("S3: %w", err)
 	}
-	return &s3Store{client: client, endpoint: epu, bucket: bucket, prefix: strings.Trim(u.Path, "/")}, nil
+	part := opts.PartSize
+	if part == 0 {
+		part = 16 << 20 // bounded memory: parts are buffered, two at a time
+	}
+	return &s3Store{client: client, endpoint: epu, bucket: bucket, prefix: strings.Trim(u.Path, "/"), partSize: part}, nil
 }
 
 func firstSet(getenv func(string) string, names ...string) string {
@@ -97,7 +111,7 @@ func (s *s3Store) Put(ctx context.Context, key string, size int64, open func() (
 	obj := path.Join(s.prefix, key)
 	_, err = s.client.PutObject(ctx, s.bucket, obj, &progressReader{ctx: ctx, r: r, fn: progress}, size, minio.PutObjectOptions{
 		ContentType: "application/octet-stream",
-		PartSize:    16 << 20, // bounded memory: parts are buffered, two at a time
+		PartSize:    s.partSize,
 		NumThreads:  2,
 	})
 	if err != nil {

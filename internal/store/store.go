@@ -48,6 +48,9 @@ type Options struct {
 	Getenv func(string) string
 	// Retries for a failed upload (default 3).
 	Retries int
+	// PartSize is an S3 multipart upload's part size (default 16 MiB; S3
+	// allows no less than 5 MiB).
+	PartSize uint64
 }
 
 // Open opens a store from its URL: file:///DIR, https://HOST/PATH (or
