@@ -51,7 +51,12 @@ func pushFixture(t *testing.T, tmp, version string, withExtra bool) (release, po
 // a dev-channel and a group whose track routes clients to it.
 func devChannel(t *testing.T, s *nebraskatest.Server) {
 	t.Helper()
-	c, err := nebraska.New(s.URL, nebraska.Options{Token: s.Token})
+	devChannelWith(t, s.URL, nebraska.Options{Token: s.Token})
+}
+
+func devChannelWith(t *testing.T, url string, opts nebraska.Options) {
+	t.Helper()
+	c, err := nebraska.New(url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,17 +388,5 @@ func devChannelTLS(t *testing.T, s *nebraskatest.Server, tmp string) {
 	if err := os.WriteFile(tmp+"/tls-ca.pem", pemBytes, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := nebraska.New(s.URL, nebraska.Options{Transport: srv.Client().Transport})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	ch, err := c.CreateChannel(ctx, nebraska.FlatcarAppID, nebraska.ChannelConfig{Name: "dev-channel", Color: "#777777", Arch: 1, ApplicationID: nebraska.FlatcarAppID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateGroup(ctx, nebraska.FlatcarAppID, nebraska.GroupConfig{Name: "Dev (AMD64)", ChannelID: ch.ID, Track: "dev-channel",
-		PolicyUpdatesEnabled: true, PolicyTimezone: "UTC", PolicyPeriodInterval: "1 minutes", PolicyMaxUpdatesPerPeriod: 999999, PolicyUpdateTimeout: "60 minutes"}); err != nil {
-		t.Fatal(err)
-	}
+	devChannelWith(t, s.URL, nebraska.Options{Transport: srv.Client().Transport})
 }

@@ -190,7 +190,8 @@ func (c *Client) once(ctx context.Context, method, u, path string, body []byte, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.token != "" {
+	// Only the admin API needs the token; /config and Omaha never see it.
+	if c.token != "" && strings.HasPrefix(path, "/api/") {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
