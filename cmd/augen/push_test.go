@@ -390,3 +390,27 @@ func devChannelTLS(t *testing.T, s *nebraskatest.Server, tmp string) {
 	}
 	devChannelWith(t, s.URL, nebraska.Options{Transport: srv.Client().Transport})
 }
+
+// What deserves a warning, not a refusal: no group routes the track to the
+// channel (nobody gets the release; the probe is skipped), and a version
+// lower than the one the channel served (clients do not downgrade).
+func TestPushWarnings(t *testing.T) {
+	tmp, _ := fixtures(t)
+	s := nebraskatest.Start(t)
+	s.PackagesDir = t.TempDir()
+	devChannel(t, s)
+	newer, policy := pushFixture(t, tmp, "4459.2.1", false)
+	older, _ := pushFixture(t, tmp, "4459.1.0", false)
+	args := func(release string, extra ...string) []string {
+		return append([]string{"--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", "file://" + s.PackagesDir, "--public-url", s.URL + "/flatcar/", release}, extra...)
+	}
+	pushOK(t, args(newer)...)
+	code, out, errOut := runAugen(append([]string{"push", "--json"}, args(older)...)...)
+	if code != 0 || !strings.Contains(errOut, "clients do not downgrade") || !strings.Contains(out, `"old_version": "4459.2.1"`) {
+		t.Fatalf("older version: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runAugen(append([]string{"push", "--json"}, args(newer, "--track", "beta-testers")...)...)
+	if code != 0 || !strings.Contains(errOut, `no group with track "beta-testers"`) || strings.Contains(out, `"probe"`) {
+		t.Fatalf("track without a group: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
