@@ -6,14 +6,14 @@
 # and opensc's pkcs11-tool (PKCS#11 keys), swtpm (TPM keys) and libssl-dev
 # (the in-process TPM simulator the signer tests link), and the tools that
 # build the test disk image (gdisk, dosfstools, mtools, cryptsetup-bin,
-# e2fsprogs, faketime), and the stores push uploads to in its tests: nginx
+# e2fsprogs, faketime), btrfs-progs (the btrfs reader's test images), and the stores push uploads to in its tests: nginx
 # (WebDAV PUT over TLS) and versitygw (an S3 gateway, built with go install).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends bsdiff protobuf-compiler python3 openssl bzip2 ca-certificates git \
     softhsm2 opensc swtpm libssl-dev gcc libc6-dev \
-    gdisk dosfstools mtools cryptsetup-bin e2fsprogs faketime nginx-light >/dev/null
+    gdisk dosfstools mtools cryptsetup-bin e2fsprogs faketime btrfs-progs nginx-light >/dev/null
 cd "$(dirname "$0")/.."
 ver=$(go list -m -f '{{.Version}}' google.golang.org/protobuf)
 go install "google.golang.org/protobuf/cmd/protoc-gen-go@${ver}"

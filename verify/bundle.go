@@ -5,11 +5,13 @@ import (
 	"crypto"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/internal/osrelease"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 )
@@ -57,6 +59,12 @@ type PayloadReport struct {
 	SignatureSizes []int           `json:"signature_sizes"`
 	Applied        bool            `json:"applied"`
 	Rebuilt        []apply.Rebuilt `json:"rebuilt,omitempty"`
+	// OSVersion is the version the rebuilt partition declares
+	// (/usr/lib/os-release), which must be the statement's; VersionNote
+	// says why it could not be read when the partition holds no
+	// filesystem augen reads.
+	OSVersion   string `json:"os_version,omitempty"`
+	VersionNote string `json:"version_note,omitempty"`
 }
 
 func (r *Report) fail(member, format string, args ...any) {
@@ -190,7 +198,13 @@ func checkMember(rep *Report, st *bundle.Statement, trust *Trust, opts Options, 
 	if entry.Kind == bundle.KindDelta && !haveOld {
 		err = prd.ReadAll()
 	} else {
-		rebuilt, err = apply.Simulate(prd, apply.Sources{Partition: old.Partition, Kernel: old.Kernel, TempDir: opts.TempDir})
+		src := apply.Sources{Partition: old.Partition, Kernel: old.Kernel, TempDir: opts.TempDir}
+		if entry.Kind != bundle.KindExtra {
+			src.InspectPartition = func(r io.ReaderAt, size int64) {
+				checkVersion(rep, &pr, name, st.Predicate.Version, r, size)
+			}
+		}
+		rebuilt, err = apply.Simulate(prd, src)
 		pr.Applied = err == nil
 	}
 	if err != nil {
@@ -246,5 +260,27 @@ func checkMember(rep *Report, st *bundle.Statement, trust *Trust, opts Options, 
 	}
 	if (entry.Kind == bundle.KindDelta) != (sum.Kind == "delta") {
 		rep.fail(name, "statement: kind %s, but the payload is a %s payload", entry.Kind, sum.Kind)
+	}
+}
+
+// checkVersion ties the statement's version to the one the rebuilt /usr
+// declares, so that a release cannot carry another build under its name.
+// A partition that declares no version (no filesystem augen reads, or no
+// os-release in it: test payloads, not a Flatcar /usr) is noted in the
+// report, not failed; a filesystem that cannot be read fails.
+func checkVersion(rep *Report, pr *PayloadReport, name, want string, r io.ReaderAt, size int64) {
+	got, from, err := osrelease.Version(r, size)
+	switch {
+	case errors.Is(err, osrelease.ErrNoFilesystem):
+		pr.VersionNote = "release version not checked: the new partition holds no ext2/3/4 or btrfs filesystem"
+	case errors.Is(err, osrelease.ErrNoVersion):
+		pr.VersionNote = "release version not checked: the new partition has no /usr/lib/os-release VERSION"
+	case err != nil:
+		rep.fail(name, "release version: reading the new partition: %v", err)
+	case got != want:
+		pr.OSVersion = got
+		rep.fail(name, "release version: the statement says %s, but the new partition's %s says %s", want, from, got)
+	default:
+		pr.OSVersion = got
 	}
 }

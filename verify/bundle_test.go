@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -229,5 +230,53 @@ func TestAddSignature(t *testing.T) {
 	}
 	if !bytes.Equal(both.Bytes(), out.Bytes()) {
 		t.Fatal("the order of signing changed the bundle")
+	}
+}
+
+// The statement's version must be the one the payload installs: a /usr
+// declaring another version in /usr/lib/os-release fails, naming both.
+func TestBundleVersionMismatch(t *testing.T) {
+	testutil.RequireTools(t, "mke2fs")
+	f := makeFixture(t)
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "lib"), 0o755)
+	os.WriteFile(filepath.Join(src, "lib/os-release"), []byte("ID=flatcar\nVERSION=4459.2.0\n"), 0o644)
+	img := filepath.Join(t.TempDir(), "usr.img")
+	if out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-d", src, img, "4M").CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs: %v\n%s", err, out)
+	}
+	usr := testutil.Read(t, img)
+	var pay bytes.Buffer
+	fo := generate.BuildOptions{SignatureSizes: []int{256}, Sign: payload.SignWith([]crypto.Signer{f.keyA})}
+	fo.Image = generate.Input{R: bytes.NewReader(usr), Size: int64(len(usr))}
+	if _, err := generate.BuildFull(context.Background(), &pay, fo); err != nil {
+		t.Fatal(err)
+	}
+	full := filepath.Join(f.dir, "full-4459.2.0.gz")
+	os.WriteFile(full, pay.Bytes(), 0o644)
+	for _, version := range []string{"4459.2.0", "4459.2.1"} {
+		var b bytes.Buffer
+		if _, err := bundle.Build(&b, bundle.BuildOptions{Version: version, Board: "amd64-usr", Augen: "test", MTime: time.Unix(1258628400, 0),
+			PayloadKeys: []crypto.PublicKey{f.keyA.Public()}, Signers: []crypto.Signer{f.keyB},
+			Payloads: []bundle.PayloadFile{{Path: full, Name: "flatcar_production_update.gz", Kind: bundle.KindFull}}}); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Bundle(bytes.NewReader(b.Bytes()), f.trust, f.opts(t))
+		switch version {
+		case "4459.2.0":
+			if err != nil || rep.Payloads[0].OSVersion != "4459.2.0" {
+				t.Fatalf("matching version: %v %+v", err, rep.Payloads)
+			}
+		default:
+			want := "flatcar_production_update.gz: release version: the statement says 4459.2.1, but the new partition's /usr/lib/os-release says 4459.2.0"
+			if err == nil || len(rep.Failures) != 1 || rep.Failures[0] != want {
+				t.Fatalf("other version: %v %q", err, rep.Failures)
+			}
+		}
+	}
+	// The vectors' partitions hold no filesystem: noted, not failed.
+	rep, err := Bundle(bytes.NewReader(f.bundleA), f.trust, f.opts(t))
+	if err != nil || rep.Payloads[0].VersionNote == "" {
+		t.Fatalf("vectors: %v %+v", err, rep.Payloads)
 	}
 }

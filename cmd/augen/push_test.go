@@ -391,25 +391,35 @@ func devChannelTLS(t *testing.T, s *nebraskatest.Server, tmp string) {
 	devChannelWith(t, s.URL, nebraska.Options{Transport: srv.Client().Transport})
 }
 
-// What deserves a warning, not a refusal: no group routes the track to the
-// channel (nobody gets the release; the probe is skipped), and a version
-// lower than the one the channel served (clients do not downgrade).
+// What deserves a warning, not a refusal: a version lower than the one the
+// channel served (clients do not downgrade), and no group routing the
+// track to the channel (nobody gets the release; the probe is skipped).
 func TestPushWarnings(t *testing.T) {
 	tmp, _ := fixtures(t)
 	s := nebraskatest.Start(t)
 	s.PackagesDir = t.TempDir()
 	devChannel(t, s)
-	newer, policy := pushFixture(t, tmp, "4459.2.1", false)
-	older, _ := pushFixture(t, tmp, "4459.1.0", false)
-	args := func(release string, extra ...string) []string {
-		return append([]string{"--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", "file://" + s.PackagesDir, "--public-url", s.URL + "/flatcar/", release}, extra...)
+	// The channel serves a newer version already.
+	c, _ := nebraska.New(s.URL, nebraska.Options{})
+	ctx := context.Background()
+	newer, err := c.CreatePackage(ctx, nebraska.FlatcarAppID, nebraska.PackageConfig{ApplicationID: nebraska.FlatcarAppID, Arch: 1, Type: 1, Version: "9999.0.0",
+		URL: "http://x/", Filename: "f.gz", Description: "d", Size: "1", Hash: "h", FlatcarAction: &nebraska.FlatcarActionConf{SHA256: "s"}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	pushOK(t, args(newer)...)
-	code, out, errOut := runAugen(append([]string{"push", "--json"}, args(older)...)...)
-	if code != 0 || !strings.Contains(errOut, "clients do not downgrade") || !strings.Contains(out, `"old_version": "4459.2.1"`) {
+	ch, _ := c.FindChannel(ctx, nebraska.FlatcarAppID, "dev-channel", 1)
+	if _, err := c.PutChannel(ctx, nebraska.FlatcarAppID, ch.ID, nebraska.ChannelConfig{Name: ch.Name, Color: ch.Color, Arch: 1, ApplicationID: nebraska.FlatcarAppID, PackageID: &newer.ID}); err != nil {
+		t.Fatal(err)
+	}
+	release, policy := pushFixture(t, tmp, "4459.2.1", false)
+	args := func(extra ...string) []string {
+		return append([]string{"push", "--json", "--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", "file://" + s.PackagesDir, "--public-url", s.URL + "/flatcar/", release}, extra...)
+	}
+	code, out, errOut := runAugen(args()...)
+	if code != 0 || !strings.Contains(errOut, "clients do not downgrade") || !strings.Contains(out, `"old_version": "9999.0.0"`) {
 		t.Fatalf("older version: exit %d\n%s\n%s", code, out, errOut)
 	}
-	code, out, errOut = runAugen(append([]string{"push", "--json"}, args(newer, "--track", "beta-testers")...)...)
+	code, out, errOut = runAugen(args("--track", "beta-testers")...)
 	if code != 0 || !strings.Contains(errOut, `no group with track "beta-testers"`) || strings.Contains(out, `"probe"`) {
 		t.Fatalf("track without a group: exit %d\n%s\n%s", code, out, errOut)
 	}

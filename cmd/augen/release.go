@@ -3,6 +3,7 @@ package main
 import (
 	"crypto"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/internal/osrelease"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/generate"
 )
@@ -73,6 +75,9 @@ func releaseCmd(e *env, args []string) error {
 	fmt.Fprintf(e.stderr, "unpacking %s\n", fs.Arg(0))
 	usr, kernel, err := unpackTo(e, uf, fs.Arg(0), tmp, "new")
 	if err != nil {
+		return err
+	}
+	if err := checkImageVersion(e, usr, *bf.version); err != nil {
 		return err
 	}
 	input, err := inputDigest(fs.Arg(0))
@@ -166,4 +171,30 @@ func newSHA256() hashWriter { return sha256.New() }
 type hashWriter interface {
 	io.Writer
 	Sum([]byte) []byte
+}
+
+// checkImageVersion refuses to release an image under another version
+// than its /usr declares (verify would refuse the bundle later; this says
+// so before anything is built or signed).
+func checkImageVersion(e *env, usr, version string) error {
+	f, err := os.Open(usr)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	got, from, err := osrelease.Version(f, st.Size())
+	switch {
+	case errors.Is(err, osrelease.ErrNoFilesystem), errors.Is(err, osrelease.ErrNoVersion):
+		fmt.Fprintf(e.stderr, "%s: warning: the image's /usr declares no release version (%v); it is not checked against %s\n", programName, err, version)
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading the image's release version: %w", err)
+	case got != version:
+		return withHint(fmt.Errorf("the image's %s says VERSION=%s, not %s", from, got, version), "release the image under the version it was built as (--version "+got+"), or give the right image")
+	}
+	return nil
 }

@@ -21,7 +21,8 @@ Checks a release bundle against a trust policy, all of it, every time:
   - every payload: the format's rules, the signature update_engine checks
     (version 2) by a trusted payload key, and a simulated apply that must
     rebuild the partition and kernel the manifest and the statement name
-    (deltas onto the old release given with --old);
+    (deltas onto the old release given with --old), and whose /usr must
+    declare the statement's version (/usr/lib/os-release VERSION=);
   - with --image: that the full payload was built from exactly that CI
     image (augen rebuilds it and compares the signed-region hash).
 Exit 0 valid, 3 invalid, with every failed check listed.
@@ -80,6 +81,12 @@ func verifyCmd(e *env, args []string) error {
 				how = "checked (no --old to apply it to)"
 			}
 			fmt.Fprintf(e.stdout, "  %-34s %-5s %s, payload key %s\n", p.Name, p.Kind, how, p.SignedBy)
+			if p.OSVersion != "" {
+				fmt.Fprintf(e.stdout, "  %-34s installs release %s (its /usr says so)\n", "", p.OSVersion)
+			}
+			if p.VersionNote != "" {
+				fmt.Fprintf(e.stdout, "  %-34s %s\n", "", p.VersionNote)
+			}
 		}
 		if *image != "" {
 			fmt.Fprintf(e.stdout, "  built from %s: yes\n", *image)

@@ -29,6 +29,10 @@ type Sources struct {
 	Kernel string
 	// TempDir holds the simulated targets ("" means os.TempDir()).
 	TempDir string
+	// InspectPartition, if set, is shown the rebuilt partition once its
+	// SHA-256 matched new_partition_info (verification reads the release
+	// version inside it).
+	InspectPartition func(r io.ReaderAt, size int64)
 }
 
 // Rebuilt is what one target holds after the simulated update.
@@ -100,6 +104,9 @@ func Simulate(pr *payload.Reader, src Sources) ([]Rebuilt, error) {
 	out = append(out, r)
 	if !bytes.Equal(r.SHA256[:], npi.GetHash()) {
 		return out, fmt.Errorf("%w: the rebuilt partition's SHA-256 is %x, new_partition_info says %x", ErrMismatch, r.SHA256, npi.GetHash())
+	}
+	if src.InspectPartition != nil {
+		src.InspectPartition(io.NewSectionReader(part, 0, int64(npi.GetSize())), int64(npi.GetSize()))
 	}
 	for _, p := range m.Procedures {
 		f := procFiles[p.GetType()]

@@ -28,10 +28,13 @@ MiB=$((1024*1024))
 usr_part=$((6*MiB)); usr_size=$((4*MiB)); fs_size=$((3*MiB))
 
 # /usr: an ext4 filesystem of 3 MiB with some content.
-mkdir -p tree/bin tree/share
+mkdir -p tree/bin tree/share/flatcar tree/lib
 i=0; for f in /usr/share/common-licenses/{Apache-2.0,GPL-2,GPL-3,LGPL-2.1,MPL-2.0}; do i=$((i+1)); cp "$f" "tree/share/license$i"; done
 prand 1 300000 > tree/bin/program
-echo "ID=flatcar" > tree/share/os-release
+# The release version, where Flatcar's /usr declares it (verify checks it
+# against the release statement).
+printf 'NAME="Flatcar Container Linux by Kinvolk"\nID=flatcar\nID_LIKE=coreos\nVERSION=4459.2.1\nVERSION_ID=4459.2.1\nBUILD_ID=test-image\n' > tree/lib/os-release
+printf 'FLATCAR_RELEASE_VERSION=4459.2.1\nFLATCAR_RELEASE_BOARD=amd64-usr\n' > tree/share/flatcar/release
 find tree -exec touch -h -d @$EPOCH {} +
 E2FSPROGS_FAKE_TIME=$EPOCH mke2fs -q -t ext4 -b 4096 -O ^has_journal -U 5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6 \
   -E hash_seed=5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6,root_owner=0:0 -d tree usr.img $((fs_size/4096))

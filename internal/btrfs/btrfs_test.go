@@ -1,0 +1,153 @@
+package btrfs
+
+import (
+	"bytes"
+	"compress/zlib"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/augen-project/augen/internal/testutil"
+)
+
+func tree(t testing.TB) (string, map[string][]byte) {
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"lib/os-release":        []byte("ID=flatcar\nVERSION=1.2.3\n"),
+		"share/flatcar/release": []byte("FLATCAR_RELEASE_VERSION=1.2.3\n"),
+		"bin/big":               bytes.Repeat([]byte("0123456789abcdef"), 600<<10/16+7),
+		"empty":                 nil,
+	}
+	for i := 0; i < 600; i++ {
+		files[fmt.Sprintf("many/file-with-a-long-name-%03d", i)] = []byte(fmt.Sprint(i))
+	}
+	for p, b := range files {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, p), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink("../lib/os-release", filepath.Join(dir, "bin/rel"))
+	os.Symlink("loop", filepath.Join(dir, "loop"))
+	files["bin/rel"] = files["lib/os-release"]
+	return dir, files
+}
+
+// mkfs makes a btrfs image the way the corpus does (mixed block groups,
+// single profiles), from a directory.
+func mkfs(t testing.TB, src string) []byte {
+	testutil.RequireTools(t, "mkfs.btrfs")
+	img := filepath.Join(t.TempDir(), "fs.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.btrfs", "-q", "-f", "--mixed", "-m", "single", "-d", "single", "--rootdir", src, img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.btrfs: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestReadFile(t *testing.T) {
+	src, files := tree(t)
+	img := mkfs(t, src)
+	r := bytes.NewReader(img)
+	if !Probe(r) {
+		t.Fatal("Probe: no")
+	}
+	fs, err := Open(r, int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range files {
+		got, err := fs.ReadFile(p, 16<<20)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes, want %d", p, len(got), len(want))
+		}
+	}
+	if _, err := fs.ReadFile("lib/missing", 100); !errors.Is(err, ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := fs.ReadFile("loop", 100); err == nil {
+		t.Error("symlink loop followed")
+	}
+	if _, err := fs.ReadFile("bin/big", 100); err == nil {
+		t.Error("file over the limit read")
+	}
+	// Truncations are errors, never panics.
+	for _, n := range []int{70000, 1 << 20, len(img) / 2} {
+		if fs, err := Open(bytes.NewReader(img[:n]), int64(n)); err == nil {
+			if got, err := fs.ReadFile("bin/big", 16<<20); err == nil && !bytes.Equal(got, files["bin/big"]) {
+				t.Errorf("misread bin/big from the first %d bytes", n)
+			}
+		}
+	}
+}
+
+// Flatcar's /usr is zstd-compressed; btrfs pads each compressed extent
+// to whole sectors with zeros after the frame.
+func TestDecompress(t *testing.T) {
+	data := bytes.Repeat([]byte("VERSION=1.2.3\n"), 500)
+	enc, _ := zstd.NewWriter(nil)
+	frame := enc.EncodeAll(data, nil)
+	padded := append(frame, make([]byte, 4096-len(frame)%4096)...)
+	for name, c := range map[string]struct {
+		method uint8
+		in     []byte
+	}{
+		"zstd":        {compressionZstd, frame},
+		"zstd padded": {compressionZstd, padded},
+		"zlib":        {compressionZlib, zlibOf(data)},
+		"none":        {compressionNone, data},
+	} {
+		got, err := decompress(c.method, c.in, uint64(len(data)))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s: %d bytes, %v", name, len(got), err)
+		}
+	}
+	if _, err := decompress(2, frame, 10); !errors.Is(err, ErrFormat) {
+		t.Errorf("lzo: %v", err)
+	}
+	if _, err := decompress(compressionZstd, frame[:len(frame)/2], uint64(len(data))); err == nil {
+		t.Error("half a zstd frame decoded")
+	}
+	if _, err := decompress(compressionZstd, frame, maxCompressed+1); err == nil {
+		t.Error("oversized extent accepted")
+	}
+}
+
+func zlibOf(b []byte) []byte {
+	var buf bytes.Buffer
+	w := zlib.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
+func FuzzReadFile(f *testing.F) {
+	f.Add(synthetic([]byte("VERSION=1.2.3\n"), false))
+	f.Add(synthetic([]byte("VERSION=1.2.3\n"), true))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fs, err := Open(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		if got, err := fs.ReadFile("lib/os-release", 1<<16); err == nil && len(got) > 1<<16 {
+			t.Fatal("limit exceeded")
+		}
+	})
+}

@@ -1,0 +1,384 @@
+// Package ext4 reads files from an ext2, ext3 or ext4 filesystem image,
+// read-only and without mounting: enough to find a release's os-release
+// in a rebuilt /usr partition. It follows extents and the classic block
+// map, linear and hashed directories, and symlinks inside the filesystem.
+// Every structure is bounds-checked against the image before it is used.
+package ext4
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+)
+
+// ErrFormat is wrapped by every problem with the image.
+var ErrFormat = errors.New("ext4: bad filesystem")
+
+// ErrNotExist is returned for a path that is not in the filesystem.
+var ErrNotExist = errors.New("ext4: no such file")
+
+const (
+	superOffset = 1024
+	magic       = 0xEF53
+	rootInode   = 2
+
+	incompat64Bit      = 0x80
+	incompatExtents    = 0x40
+	flagExtents        = 0x80000
+	flagInlineData     = 0x10000000
+	maxDirSize         = 64 << 20
+	maxSymlinks        = 8
+	maxExtentDepth     = 5
+	maxPathComponents  = 64
+	modeTypeMask       = 0xF000
+	modeDir            = 0x4000
+	modeRegular        = 0x8000
+	modeSymlink        = 0xA000
+	extentHeaderMagic  = 0xF30A
+	extentUninitialize = 32768
+)
+
+// Probe reports whether r holds an ext2/3/4 superblock.
+func Probe(r io.ReaderAt) bool {
+	var b [2]byte
+	_, err := r.ReadAt(b[:], superOffset+56)
+	return err == nil && binary.LittleEndian.Uint16(b[:]) == magic
+}
+
+// FS is an opened filesystem.
+type FS struct {
+	r              io.ReaderAt
+	size           int64
+	blockSize      int64
+	inodesPerGroup uint32
+	inodeSize      int64
+	descSize       int64
+	descStart      int64
+	groups         uint32
+	inodes         uint32
+}
+
+// Open reads the superblock of the filesystem in r (size bytes).
+func Open(r io.ReaderAt, size int64) (*FS, error) {
+	sb := make([]byte, 1024)
+	if _, err := r.ReadAt(sb, superOffset); err != nil {
+		return nil, fmt.Errorf("%w: superblock: %v", ErrFormat, err)
+	}
+	le := binary.LittleEndian
+	if le.Uint16(sb[56:]) != magic {
+		return nil, fmt.Errorf("%w: no ext2/3/4 superblock", ErrFormat)
+	}
+	logBS := le.Uint32(sb[24:])
+	if logBS > 6 {
+		return nil, fmt.Errorf("%w: block size 2^%d KiB", ErrFormat, logBS)
+	}
+	fs := &FS{r: r, size: size, blockSize: 1024 << logBS, inodesPerGroup: le.Uint32(sb[40:]), inodeSize: 128, descSize: 32, inodes: le.Uint32(sb[0:])}
+	blocksPerGroup := le.Uint32(sb[32:])
+	firstData := le.Uint32(sb[20:])
+	blocks := uint64(le.Uint32(sb[4:]))
+	incompat := le.Uint32(sb[96:])
+	if le.Uint32(sb[76:]) >= 1 {
+		fs.inodeSize = int64(le.Uint16(sb[88:]))
+	}
+	if incompat&incompat64Bit != 0 {
+		blocks |= uint64(le.Uint32(sb[0x150:])) << 32
+		fs.descSize = int64(le.Uint16(sb[254:]))
+	}
+	switch {
+	case fs.inodesPerGroup == 0 || blocksPerGroup == 0:
+		return nil, fmt.Errorf("%w: zero inodes or blocks per group", ErrFormat)
+	case fs.inodeSize < 128 || fs.inodeSize > fs.blockSize || fs.inodeSize&(fs.inodeSize-1) != 0:
+		return nil, fmt.Errorf("%w: inode size %d", ErrFormat, fs.inodeSize)
+	case fs.descSize < 32 || fs.descSize > 1024:
+		return nil, fmt.Errorf("%w: group descriptor size %d", ErrFormat, fs.descSize)
+	case blocks > uint64(size)/uint64(fs.blockSize)+1:
+		return nil, fmt.Errorf("%w: %d blocks of %d bytes do not fit in %d bytes", ErrFormat, blocks, fs.blockSize, size)
+	}
+	fs.groups = uint32((blocks - uint64(firstData) + uint64(blocksPerGroup) - 1) / uint64(blocksPerGroup))
+	fs.descStart = (int64(firstData) + 1) * fs.blockSize
+	return fs, nil
+}
+
+func (fs *FS) read(off, n int64) ([]byte, error) {
+	if off < 0 || n < 0 || off > fs.size || n > fs.size-off {
+		return nil, fmt.Errorf("%w: read of %d bytes at %d outside the image", ErrFormat, n, off)
+	}
+	b := make([]byte, n)
+	if _, err := fs.r.ReadAt(b, off); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	return b, nil
+}
+
+type inode struct {
+	num   uint32
+	mode  uint16
+	size  int64
+	flags uint32
+	block []byte // i_block, 60 bytes
+}
+
+func (fs *FS) inode(n uint32) (*inode, error) {
+	if n == 0 || n > fs.inodes {
+		return nil, fmt.Errorf("%w: inode %d out of range", ErrFormat, n)
+	}
+	g, idx := (n-1)/fs.inodesPerGroup, (n-1)%fs.inodesPerGroup
+	if g >= fs.groups {
+		return nil, fmt.Errorf("%w: inode %d in group %d of %d", ErrFormat, n, g, fs.groups)
+	}
+	d, err := fs.read(fs.descStart+int64(g)*fs.descSize, fs.descSize)
+	if err != nil {
+		return nil, err
+	}
+	le := binary.LittleEndian
+	table := uint64(le.Uint32(d[8:]))
+	if fs.descSize >= 64 {
+		table |= uint64(le.Uint32(d[0x28:])) << 32
+	}
+	if table > uint64(fs.size/fs.blockSize) {
+		return nil, fmt.Errorf("%w: inode table of group %d at block %d", ErrFormat, g, table)
+	}
+	b, err := fs.read(int64(table)*fs.blockSize+int64(idx)*fs.inodeSize, 128)
+	if err != nil {
+		return nil, err
+	}
+	in := &inode{num: n, mode: le.Uint16(b[0:]), flags: le.Uint32(b[32:]), block: b[40:100]}
+	in.size = int64(uint64(le.Uint32(b[4:])) | uint64(le.Uint32(b[108:]))<<32)
+	if in.size < 0 {
+		return nil, fmt.Errorf("%w: inode %d has a negative size", ErrFormat, n)
+	}
+	return in, nil
+}
+
+// data reads a file's first limit bytes (holes read as zeros).
+func (fs *FS) data(in *inode, limit int64) ([]byte, error) {
+	n := min(in.size, limit)
+	if in.flags&flagInlineData != 0 {
+		if in.size > 60 {
+			return nil, fmt.Errorf("%w: inode %d: inline data beyond i_block is not supported", ErrFormat, in.num)
+		}
+		return append([]byte(nil), in.block[:n]...), nil
+	}
+	out := make([]byte, n)
+	bs := fs.blockSize
+	put := func(fileBlock, diskBlock uint64, count uint64, zero bool) error {
+		for i := uint64(0); i < count; i++ {
+			off := int64(fileBlock+i) * bs
+			if off >= n || off < 0 {
+				return nil
+			}
+			if zero {
+				continue
+			}
+			if diskBlock+i > uint64(fs.size/bs) {
+				return fmt.Errorf("%w: inode %d: block %d outside the image", ErrFormat, in.num, diskBlock+i)
+			}
+			b, err := fs.read(int64(diskBlock+i)*bs, min(bs, n-off))
+			if err != nil {
+				return err
+			}
+			copy(out[off:], b)
+		}
+		return nil
+	}
+	if in.flags&flagExtents != 0 {
+		if err := fs.extents(in, in.block, 0, put); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	if err := fs.blockMap(in, put, n); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (fs *FS) extents(in *inode, node []byte, depth int, put func(fb, db, n uint64, zero bool) error) error {
+	le := binary.LittleEndian
+	if len(node) < 12 || le.Uint16(node[0:]) != extentHeaderMagic {
+		return fmt.Errorf("%w: inode %d: bad extent header", ErrFormat, in.num)
+	}
+	entries, level := int(le.Uint16(node[2:])), int(le.Uint16(node[6:]))
+	if 12+entries*12 > len(node) || depth > maxExtentDepth || level > maxExtentDepth {
+		return fmt.Errorf("%w: inode %d: extent node out of bounds", ErrFormat, in.num)
+	}
+	for i := 0; i < entries; i++ {
+		e := node[12+i*12 : 24+i*12]
+		if level == 0 {
+			length := uint64(le.Uint16(e[4:]))
+			uninit := length > extentUninitialize
+			if uninit {
+				length -= extentUninitialize
+			}
+			start := uint64(le.Uint16(e[6:]))<<32 | uint64(le.Uint32(e[8:]))
+			if err := put(uint64(le.Uint32(e[0:])), start, length, uninit); err != nil {
+				return err
+			}
+			continue
+		}
+		leaf := uint64(le.Uint32(e[4:])) | uint64(le.Uint16(e[8:]))<<32
+		if leaf > uint64(fs.size/fs.blockSize) {
+			return fmt.Errorf("%w: inode %d: extent index block %d outside the image", ErrFormat, in.num, leaf)
+		}
+		child, err := fs.read(int64(leaf)*fs.blockSize, fs.blockSize)
+		if err != nil {
+			return err
+		}
+		if err := fs.extents(in, child, depth+1, put); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// blockMap walks ext2/3's direct and indirect blocks.
+func (fs *FS) blockMap(in *inode, put func(fb, db, n uint64, zero bool) error, n int64) error {
+	le := binary.LittleEndian
+	per := uint64(fs.blockSize / 4)
+	want := uint64((n + fs.blockSize - 1) / fs.blockSize)
+	var walk func(block uint64, level int, first uint64) error
+	walk = func(block uint64, level int, first uint64) error {
+		if block == 0 || first >= want {
+			return nil
+		}
+		if level == 0 {
+			return put(first, block, 1, false)
+		}
+		if block > uint64(fs.size/fs.blockSize) {
+			return fmt.Errorf("%w: inode %d: indirect block %d outside the image", ErrFormat, in.num, block)
+		}
+		b, err := fs.read(int64(block)*fs.blockSize, fs.blockSize)
+		if err != nil {
+			return err
+		}
+		span := uint64(1)
+		for i := 1; i < level; i++ {
+			span *= per
+		}
+		for i := uint64(0); i < per; i++ {
+			if err := walk(uint64(le.Uint32(b[i*4:])), level-1, first+i*span); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for i := 0; i < 12; i++ {
+		if err := walk(uint64(le.Uint32(in.block[i*4:])), 0, uint64(i)); err != nil {
+			return err
+		}
+	}
+	first := uint64(12)
+	for level := 1; level <= 3; level++ {
+		if err := walk(uint64(le.Uint32(in.block[(11+level)*4:])), level, first); err != nil {
+			return err
+		}
+		span := uint64(1)
+		for i := 0; i < level; i++ {
+			span *= per
+		}
+		first += span
+	}
+	return nil
+}
+
+// lookup finds name in directory dir.
+func (fs *FS) lookup(dir *inode, name string) (uint32, error) {
+	if dir.mode&modeTypeMask != modeDir {
+		return 0, fmt.Errorf("%w: not a directory", ErrNotExist)
+	}
+	if dir.size > maxDirSize {
+		return 0, fmt.Errorf("%w: directory inode %d is %d bytes", ErrFormat, dir.num, dir.size)
+	}
+	b, err := fs.data(dir, dir.size)
+	if err != nil {
+		return 0, err
+	}
+	if dir.flags&flagInlineData != 0 && len(b) >= 4 {
+		b = b[4:] // an inline directory starts with its parent's inode number
+	}
+	le := binary.LittleEndian
+	for off := 0; off+8 <= len(b); {
+		ino, recLen, nameLen := le.Uint32(b[off:]), int(le.Uint16(b[off+4:])), int(b[off+6])
+		if recLen < 8 || off+recLen > len(b) || 8+nameLen > recLen {
+			return 0, fmt.Errorf("%w: directory inode %d: bad entry at byte %d", ErrFormat, dir.num, off)
+		}
+		if ino != 0 && string(b[off+8:off+8+nameLen]) == name {
+			return ino, nil
+		}
+		off += recLen
+	}
+	return 0, ErrNotExist
+}
+
+// ReadFile reads the file at p (relative to the filesystem's root),
+// following symlinks inside the filesystem; at most limit bytes, or an
+// error if the file is larger.
+func (fs *FS) ReadFile(p string, limit int64) ([]byte, error) {
+	in, err := fs.resolve(p, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if in.mode&modeTypeMask != modeRegular {
+		return nil, fmt.Errorf("%s: %w: not a regular file", p, ErrNotExist)
+	}
+	if in.size > limit {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d expected", p, in.size, limit)
+	}
+	return fs.data(in, limit)
+}
+
+func (fs *FS) resolve(p string, links int) (*inode, error) {
+	parts := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
+	if len(parts) > maxPathComponents {
+		return nil, fmt.Errorf("%w: path too deep", ErrFormat)
+	}
+	cur, err := fs.inode(rootInode)
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	for i, name := range parts {
+		if name == "" {
+			continue
+		}
+		ino, err := fs.lookup(cur, name)
+		if err != nil {
+			return nil, err
+		}
+		next, err := fs.inode(ino)
+		if err != nil {
+			return nil, err
+		}
+		if next.mode&modeTypeMask == modeSymlink {
+			if links >= maxSymlinks {
+				return nil, fmt.Errorf("%w: too many symlinks", ErrFormat)
+			}
+			target, err := fs.linkTarget(next)
+			if err != nil {
+				return nil, err
+			}
+			rest := strings.Join(parts[i+1:], "/")
+			if !strings.HasPrefix(target, "/") {
+				target = strings.Join(dirs, "/") + "/" + target
+			}
+			return fs.resolve(target+"/"+rest, links+1)
+		}
+		dirs = append(dirs, name)
+		cur = next
+	}
+	return cur, nil
+}
+
+func (fs *FS) linkTarget(in *inode) (string, error) {
+	if in.size > 4096 {
+		return "", fmt.Errorf("%w: symlink of %d bytes", ErrFormat, in.size)
+	}
+	if in.size < 60 && in.flags&(flagExtents|flagInlineData) == 0 {
+		return string(in.block[:in.size]), nil
+	}
+	b, err := fs.data(in, in.size)
+	return string(b), err
+}

@@ -1,0 +1,146 @@
+package ext4
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/augen-project/augen/internal/testutil"
+)
+
+// tree writes a directory tree exercising what the reader follows: a file
+// needing indirect blocks (or several extents), a directory of many
+// entries (hashed), relative and absolute symlinks, a symlink loop, an
+// empty file and a sparse one.
+func tree(t testing.TB) (string, map[string][]byte) {
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"lib/os-release":        []byte("ID=flatcar\nVERSION=1.2.3\n"),
+		"share/flatcar/release": []byte("FLATCAR_RELEASE_VERSION=1.2.3\n"),
+		"bin/big":               bytes.Repeat([]byte("0123456789abcdef"), 300<<10/16+7),
+		"empty":                 nil,
+	}
+	for i := 0; i < 400; i++ {
+		files[fmt.Sprintf("many/file-with-a-long-name-%03d", i)] = []byte(fmt.Sprint(i))
+	}
+	for p, b := range files {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, p), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sparse, _ := os.Create(filepath.Join(dir, "sparse"))
+	sparse.WriteAt([]byte("end"), 1<<20)
+	sparse.Close()
+	files["sparse"] = append(make([]byte, 1<<20), "end"...)
+	os.Symlink("../lib/os-release", filepath.Join(dir, "bin/rel"))
+	os.Symlink("/lib", filepath.Join(dir, "abs"))
+	os.Symlink("loop", filepath.Join(dir, "loop"))
+	files["bin/rel"] = files["lib/os-release"]
+	files["abs/os-release"] = files["lib/os-release"]
+	return dir, files
+}
+
+func mkfs(t testing.TB, src string, args ...string) *os.File {
+	testutil.RequireTools(t, "mke2fs")
+	img := filepath.Join(t.TempDir(), "fs.img")
+	args = append(append([]string{"-q", "-F"}, args...), "-d", src, img, "8M")
+	if out, err := exec.Command("mke2fs", args...).CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs %v: %v\n%s", args, err, out)
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func TestReadFile(t *testing.T) {
+	src, files := tree(t)
+	for _, variant := range [][]string{
+		{"-t", "ext4"},
+		{"-t", "ext4", "-b", "1024", "-O", "^64bit"},
+		{"-t", "ext2", "-b", "1024"}, // block maps with double indirect blocks
+		{"-t", "ext3", "-b", "4096"},
+		{"-t", "ext4", "-O", "inline_data"},
+	} {
+		t.Run(fmt.Sprint(variant), func(t *testing.T) {
+			f := mkfs(t, src, variant...)
+			if !Probe(f) {
+				t.Fatal("Probe: no")
+			}
+			st, _ := f.Stat()
+			fs, err := Open(f, st.Size())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p, want := range files {
+				got, err := fs.ReadFile(p, 16<<20)
+				if err != nil {
+					if errors.Is(err, ErrFormat) && variant[len(variant)-1] == "inline_data" {
+						continue // inline data past i_block is refused, not misread
+					}
+					t.Fatalf("%s: %v", p, err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("%s: %d bytes, want %d", p, len(got), len(want))
+				}
+			}
+			if _, err := fs.ReadFile("lib/missing", 100); !errors.Is(err, ErrNotExist) {
+				t.Errorf("missing file: %v", err)
+			}
+			if _, err := fs.ReadFile("loop", 100); err == nil {
+				t.Error("symlink loop followed")
+			}
+			if _, err := fs.ReadFile("bin/big", 100); err == nil {
+				t.Error("file over the limit read")
+			}
+			if _, err := fs.ReadFile("lib", 100); err == nil {
+				t.Error("a directory read as a file")
+			}
+		})
+	}
+}
+
+// A truncated image is an error, never a panic or a short read.
+func TestTruncated(t *testing.T) {
+	src, _ := tree(t)
+	f := mkfs(t, src, "-t", "ext4")
+	b, _ := os.ReadFile(f.Name())
+	for _, n := range []int{1500, 4096, 64 << 10, 1 << 20, len(b) / 2} {
+		fs, err := Open(bytes.NewReader(b[:n]), int64(n))
+		if err != nil {
+			continue
+		}
+		if _, err := fs.ReadFile("bin/big", 16<<20); err == nil {
+			t.Errorf("read bin/big from the first %d bytes", n)
+		}
+	}
+}
+
+func FuzzReadFile(f *testing.F) {
+	if _, err := exec.LookPath("mke2fs"); err == nil {
+		src := f.TempDir()
+		os.MkdirAll(filepath.Join(src, "lib"), 0o755)
+		os.WriteFile(filepath.Join(src, "lib/os-release"), []byte("VERSION=1.2.3\n"), 0o644)
+		img := filepath.Join(f.TempDir(), "fs.img")
+		if exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-b", "1024", "-N", "16", "-d", src, img, "256k").Run() == nil {
+			b, _ := os.ReadFile(img)
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fs, err := Open(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		if got, err := fs.ReadFile("lib/os-release", 1<<16); err == nil && len(got) > 1<<16 {
+			t.Fatal("limit exceeded")
+		}
+	})
+}
