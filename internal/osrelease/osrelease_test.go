@@ -43,7 +43,9 @@ func image(t *testing.T, files map[string]string, mkfs func(src, img string) *ex
 }
 
 func TestVersion(t *testing.T) {
-	ext4 := func(src, img string) *exec.Cmd { return exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-d", src, img) }
+	ext4 := func(src, img string) *exec.Cmd {
+		return exec.Command("mke2fs", "-q", "-F", "-t", "ext4", "-d", src, img)
+	}
 	btrfs := func(src, img string) *exec.Cmd {
 		return exec.Command("mkfs.btrfs", "-q", "-f", "--mixed", "--rootdir", src, img)
 	}
