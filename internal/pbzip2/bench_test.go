@@ -1,13 +1,15 @@
 package pbzip2
 
 import (
-	"github.com/augen-project/augen/internal/testutil"
+	"bytes"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/augen-project/augen/internal/testutil"
 )
 
 // BenchmarkCorpusImage decodes $AUGEN_CORPUS/image-new.bin.bz2 whole and,
@@ -51,5 +53,41 @@ func BenchmarkCorpusImage(b *testing.B) {
 	}
 	if bz > 0 {
 		b.ReportMetric(secs/bz, "x-bzip2-time")
+	}
+}
+
+// BenchmarkDecodeOne decodes 1 MiB chunks of $AUGEN_CORPUS/usr-new.img
+// compressed by `bzip2 -9` (a full payload's REPLACE_BZ blobs) on one
+// goroutine.
+//
+//	AUGEN_CORPUS=/path/to/corpus go test ./internal/pbzip2 -run '^$' -bench DecodeOne
+func BenchmarkDecodeOne(b *testing.B) {
+	dir := testutil.Corpus(b)
+	f, err := os.Open(filepath.Join(dir, "usr-new.img"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var blobs [][]byte
+	for i := int64(0); i < 16; i++ {
+		chunk := make([]byte, 1<<20)
+		if _, err := f.ReadAt(chunk, (i*7+3)<<20); err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command("bzip2", "-9", "-c")
+		cmd.Stdin = bytes.NewReader(chunk)
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatal(err)
+		}
+		blobs = append(blobs, out)
+	}
+	b.SetBytes(16 << 20)
+	for b.Loop() {
+		for _, blob := range blobs {
+			if _, err := DecodeOne(blob, 1<<20); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }
