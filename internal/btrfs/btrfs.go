@@ -14,10 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
-	"strings"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/augen-project/augen/internal/fspath"
 )
 
 // ErrFormat is wrapped by every problem with the image.
@@ -419,7 +419,7 @@ func decompress(method uint8, b []byte, ramBytes uint64) ([]byte, error) {
 // following symlinks inside the filesystem; at most limit bytes, or an
 // error if the file is larger.
 func (fs *FS) ReadFile(p string, limit int64) ([]byte, error) {
-	in, err := fs.resolve(p, 0)
+	in, err := fs.resolve(p)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
@@ -432,46 +432,27 @@ func (fs *FS) ReadFile(p string, limit int64) ([]byte, error) {
 	return fs.data(in, in.size)
 }
 
-func (fs *FS) resolve(p string, links int) (*inode, error) {
-	parts := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
-	if len(parts) > maxPathParts {
-		return nil, fmt.Errorf("%w: path too deep", ErrFormat)
-	}
-	cur, err := fs.inode(firstFreeObject)
-	if err != nil {
-		return nil, err
-	}
-	var dirs []string
-	for i, name := range parts {
-		if name == "" {
-			continue
-		}
-		num, err := fs.lookup(cur, name)
-		if err != nil {
-			return nil, err
-		}
-		next, err := fs.inode(num)
-		if err != nil {
-			return nil, err
-		}
-		if next.mode&modeTypeMask == modeSymlink {
-			if links >= maxSymlinks || next.size > 4096 {
-				return nil, fmt.Errorf("%w: too many or too long symlinks", ErrFormat)
-			}
-			t, err := fs.data(next, next.size)
+func (fs *FS) resolve(p string) (*inode, error) {
+	return fspath.Resolve(fspath.FS[*inode]{
+		Root: func() (*inode, error) { return fs.inode(firstFreeObject) },
+		Lookup: func(dir *inode, name string) (*inode, error) {
+			num, err := fs.lookup(dir, name)
 			if err != nil {
 				return nil, err
 			}
-			target := string(t)
-			if !strings.HasPrefix(target, "/") {
-				target = strings.Join(dirs, "/") + "/" + target
+			return fs.inode(num)
+		},
+		Link: func(n *inode) (string, bool, error) {
+			if n.mode&modeTypeMask != modeSymlink {
+				return "", false, nil
 			}
-			return fs.resolve(target+"/"+strings.Join(parts[i+1:], "/"), links+1)
-		}
-		dirs = append(dirs, name)
-		cur = next
-	}
-	return cur, nil
+			if n.size > 4096 {
+				return "", true, fmt.Errorf("%w: symlink of %d bytes", ErrFormat, n.size)
+			}
+			t, err := fs.data(n, n.size)
+			return string(t), true, err
+		},
+	}, p)
 }
 
 var zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(2*maxCompressed))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/zlib"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,29 +13,6 @@ import (
 
 	"github.com/augen-project/augen/internal/testutil"
 )
-
-func tree(t testing.TB) (string, map[string][]byte) {
-	dir := t.TempDir()
-	files := map[string][]byte{
-		"lib/os-release":        []byte("ID=flatcar\nVERSION=1.2.3\n"),
-		"share/flatcar/release": []byte("FLATCAR_RELEASE_VERSION=1.2.3\n"),
-		"bin/big":               bytes.Repeat([]byte("0123456789abcdef"), 600<<10/16+7),
-		"empty":                 nil,
-	}
-	for i := 0; i < 600; i++ {
-		files[fmt.Sprintf("many/file-with-a-long-name-%03d", i)] = []byte(fmt.Sprint(i))
-	}
-	for p, b := range files {
-		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, p), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Symlink("../lib/os-release", filepath.Join(dir, "bin/rel"))
-	os.Symlink("loop", filepath.Join(dir, "loop"))
-	files["bin/rel"] = files["lib/os-release"]
-	return dir, files
-}
 
 // mkfs makes a btrfs image the way the corpus does (mixed block groups,
 // single profiles), from a directory.
@@ -60,7 +36,7 @@ func mkfs(t testing.TB, src string) []byte {
 }
 
 func TestReadFile(t *testing.T) {
-	src, files := tree(t)
+	src, files := testutil.FSTree(t)
 	img := mkfs(t, src)
 	r := bytes.NewReader(img)
 	if !Probe(r) {

@@ -10,8 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
-	"strings"
+
+	"github.com/augen-project/augen/internal/fspath"
 )
 
 // ErrFormat is wrapped by every problem with the image.
@@ -30,9 +30,7 @@ const (
 	flagExtents        = 0x80000
 	flagInlineData     = 0x10000000
 	maxDirSize         = 64 << 20
-	maxSymlinks        = 8
 	maxExtentDepth     = 5
-	maxPathComponents  = 64
 	modeTypeMask       = 0xF000
 	modeDir            = 0x4000
 	modeRegular        = 0x8000
@@ -317,7 +315,7 @@ func (fs *FS) lookup(dir *inode, name string) (uint32, error) {
 // following symlinks inside the filesystem; at most limit bytes, or an
 // error if the file is larger.
 func (fs *FS) ReadFile(p string, limit int64) ([]byte, error) {
-	in, err := fs.resolve(p, 0)
+	in, err := fs.resolve(p)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
@@ -330,46 +328,24 @@ func (fs *FS) ReadFile(p string, limit int64) ([]byte, error) {
 	return fs.data(in, limit)
 }
 
-func (fs *FS) resolve(p string, links int) (*inode, error) {
-	parts := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
-	if len(parts) > maxPathComponents {
-		return nil, fmt.Errorf("%w: path too deep", ErrFormat)
-	}
-	cur, err := fs.inode(rootInode)
-	if err != nil {
-		return nil, err
-	}
-	var dirs []string
-	for i, name := range parts {
-		if name == "" {
-			continue
-		}
-		ino, err := fs.lookup(cur, name)
-		if err != nil {
-			return nil, err
-		}
-		next, err := fs.inode(ino)
-		if err != nil {
-			return nil, err
-		}
-		if next.mode&modeTypeMask == modeSymlink {
-			if links >= maxSymlinks {
-				return nil, fmt.Errorf("%w: too many symlinks", ErrFormat)
-			}
-			target, err := fs.linkTarget(next)
+func (fs *FS) resolve(p string) (*inode, error) {
+	return fspath.Resolve(fspath.FS[*inode]{
+		Root: func() (*inode, error) { return fs.inode(rootInode) },
+		Lookup: func(dir *inode, name string) (*inode, error) {
+			ino, err := fs.lookup(dir, name)
 			if err != nil {
 				return nil, err
 			}
-			rest := strings.Join(parts[i+1:], "/")
-			if !strings.HasPrefix(target, "/") {
-				target = strings.Join(dirs, "/") + "/" + target
+			return fs.inode(ino)
+		},
+		Link: func(n *inode) (string, bool, error) {
+			if n.mode&modeTypeMask != modeSymlink {
+				return "", false, nil
 			}
-			return fs.resolve(target+"/"+rest, links+1)
-		}
-		dirs = append(dirs, name)
-		cur = next
-	}
-	return cur, nil
+			t, err := fs.linkTarget(n)
+			return t, true, err
+		},
+	}, p)
 }
 
 func (fs *FS) linkTarget(in *inode) (string, error) {

@@ -12,39 +12,6 @@ import (
 	"github.com/augen-project/augen/internal/testutil"
 )
 
-// tree writes a directory tree exercising what the reader follows: a file
-// needing indirect blocks (or several extents), a directory of many
-// entries (hashed), relative and absolute symlinks, a symlink loop, an
-// empty file and a sparse one.
-func tree(t testing.TB) (string, map[string][]byte) {
-	dir := t.TempDir()
-	files := map[string][]byte{
-		"lib/os-release":        []byte("ID=flatcar\nVERSION=1.2.3\n"),
-		"share/flatcar/release": []byte("FLATCAR_RELEASE_VERSION=1.2.3\n"),
-		"bin/big":               bytes.Repeat([]byte("0123456789abcdef"), 300<<10/16+7),
-		"empty":                 nil,
-	}
-	for i := 0; i < 400; i++ {
-		files[fmt.Sprintf("many/file-with-a-long-name-%03d", i)] = []byte(fmt.Sprint(i))
-	}
-	for p, b := range files {
-		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, p), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sparse, _ := os.Create(filepath.Join(dir, "sparse"))
-	sparse.WriteAt([]byte("end"), 1<<20)
-	sparse.Close()
-	files["sparse"] = append(make([]byte, 1<<20), "end"...)
-	os.Symlink("../lib/os-release", filepath.Join(dir, "bin/rel"))
-	os.Symlink("/lib", filepath.Join(dir, "abs"))
-	os.Symlink("loop", filepath.Join(dir, "loop"))
-	files["bin/rel"] = files["lib/os-release"]
-	files["abs/os-release"] = files["lib/os-release"]
-	return dir, files
-}
-
 func mkfs(t testing.TB, src string, args ...string) *os.File {
 	testutil.RequireTools(t, "mke2fs")
 	img := filepath.Join(t.TempDir(), "fs.img")
@@ -61,7 +28,7 @@ func mkfs(t testing.TB, src string, args ...string) *os.File {
 }
 
 func TestReadFile(t *testing.T) {
-	src, files := tree(t)
+	src, files := testutil.FSTree(t)
 	for _, variant := range [][]string{
 		{"-t", "ext4"},
 		{"-t", "ext4", "-b", "1024", "-O", "^64bit"},
@@ -109,7 +76,7 @@ func TestReadFile(t *testing.T) {
 
 // A truncated image is an error, never a panic or a short read.
 func TestTruncated(t *testing.T) {
-	src, _ := tree(t)
+	src, _ := testutil.FSTree(t)
 	f := mkfs(t, src, "-t", "ext4")
 	b, _ := os.ReadFile(f.Name())
 	for _, n := range []int{1500, 4096, 64 << 10, 1 << 20, len(b) / 2} {

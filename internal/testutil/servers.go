@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -169,4 +170,47 @@ func StartVersityGW(t testing.TB, dir, access, secret string) string {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); log.Close() })
 	WaitPort(t, port, logFile)
 	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
+
+// FSTree writes a directory tree for the filesystem readers' tests: a
+// release file where Flatcar keeps it, a file large enough for indirect
+// blocks or several extents, a directory of many entries (hashed
+// directories), an empty and a sparse file, relative and absolute
+// symlinks and a symlink loop. It returns the directory and what each
+// path must read as.
+func FSTree(t testing.TB) (string, map[string][]byte) {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"lib/os-release":        []byte("ID=flatcar\nVERSION=1.2.3\n"),
+		"share/flatcar/release": []byte("FLATCAR_RELEASE_VERSION=1.2.3\n"),
+		"bin/big":               bytes.Repeat([]byte("0123456789abcdef"), 600<<10/16+7),
+		"empty":                 nil,
+	}
+	for i := 0; i < 500; i++ {
+		files[fmt.Sprintf("many/file-with-a-long-name-%03d", i)] = []byte(fmt.Sprint(i))
+	}
+	for p, b := range files {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sparse, err := os.Create(filepath.Join(dir, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sparse.WriteAt([]byte("end"), 1<<20)
+	sparse.Close()
+	files["sparse"] = append(make([]byte, 1<<20), "end"...)
+	for link, target := range map[string]string{"bin/rel": "../lib/os-release", "abs": "/lib", "loop": "loop"} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files["bin/rel"] = files["lib/os-release"]
+	files["abs/os-release"] = files["lib/os-release"]
+	return dir, files
 }
