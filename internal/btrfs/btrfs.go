@@ -34,8 +34,6 @@ const (
 	keyPtrSize    = 33
 	maxLevel      = 8
 	maxNodeSize   = 64 << 10
-	maxSymlinks   = 8
-	maxPathParts  = 64
 	maxExtent     = 128 << 20 // no btrfs extent is larger
 	maxCompressed = 128 << 10 // nor a compressed one, uncompressed
 
@@ -50,8 +48,6 @@ const (
 	chunkTreeObjID  = 256
 	modeTypeMask    = 0xF000
 	modeDir         = 0x4000
-	modeRegular     = 0x8000
-	modeSymlink     = 0xA000
 	compressionNone = 0
 	compressionZlib = 1
 	compressionZstd = 3
@@ -419,21 +415,7 @@ func decompress(method uint8, b []byte, ramBytes uint64) ([]byte, error) {
 // following symlinks inside the filesystem; at most limit bytes, or an
 // error if the file is larger.
 func (fs *FS) ReadFile(p string, limit int64) ([]byte, error) {
-	in, err := fs.resolve(p)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	if in.mode&modeTypeMask != modeRegular {
-		return nil, fmt.Errorf("%s: %w: not a regular file", p, ErrNotExist)
-	}
-	if limit < 0 || in.size > uint64(limit) {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d expected", p, in.size, limit)
-	}
-	return fs.data(in, in.size)
-}
-
-func (fs *FS) resolve(p string) (*inode, error) {
-	return fspath.Resolve(fspath.FS[*inode]{
+	return fspath.ReadFile(fspath.FS[*inode]{
 		Root: func() (*inode, error) { return fs.inode(firstFreeObject) },
 		Lookup: func(dir *inode, name string) (*inode, error) {
 			num, err := fs.lookup(dir, name)
@@ -442,17 +424,11 @@ func (fs *FS) resolve(p string) (*inode, error) {
 			}
 			return fs.inode(num)
 		},
-		Link: func(n *inode) (string, bool, error) {
-			if n.mode&modeTypeMask != modeSymlink {
-				return "", false, nil
-			}
-			if n.size > 4096 {
-				return "", true, fmt.Errorf("%w: symlink of %d bytes", ErrFormat, n.size)
-			}
-			t, err := fs.data(n, n.size)
-			return string(t), true, err
-		},
-	}, p)
+		Mode:     func(n *inode) uint32 { return n.mode },
+		Size:     func(n *inode) int64 { return int64(min(n.size, 1<<62)) },
+		Read:     func(n *inode, size int64) ([]byte, error) { return fs.data(n, uint64(size)) },
+		NotExist: ErrNotExist,
+	}, p, limit)
 }
 
 var zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(2*maxCompressed))

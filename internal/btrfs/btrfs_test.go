@@ -46,24 +46,7 @@ func TestReadFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, want := range files {
-		got, err := fs.ReadFile(p, 16<<20)
-		if err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("%s: %d bytes, want %d", p, len(got), len(want))
-		}
-	}
-	if _, err := fs.ReadFile("lib/missing", 100); !errors.Is(err, ErrNotExist) {
-		t.Errorf("missing file: %v", err)
-	}
-	if _, err := fs.ReadFile("loop", 100); err == nil {
-		t.Error("symlink loop followed")
-	}
-	if _, err := fs.ReadFile("bin/big", 100); err == nil {
-		t.Error("file over the limit read")
-	}
+	testutil.CheckFSReads(t, fs.ReadFile, files, ErrNotExist, nil)
 	// Truncations are errors, never panics.
 	for _, n := range []int{70000, 1 << 20, len(img) / 2} {
 		if fs, err := Open(bytes.NewReader(img[:n]), int64(n)); err == nil {

@@ -33,7 +33,6 @@ const (
 	maxExtentDepth     = 5
 	modeTypeMask       = 0xF000
 	modeDir            = 0x4000
-	modeRegular        = 0x8000
 	modeSymlink        = 0xA000
 	extentHeaderMagic  = 0xF30A
 	extentUninitialize = 32768
@@ -315,21 +314,7 @@ func (fs *FS) lookup(dir *inode, name string) (uint32, error) {
 // following symlinks inside the filesystem; at most limit bytes, or an
 // error if the file is larger.
 func (fs *FS) ReadFile(p string, limit int64) ([]byte, error) {
-	in, err := fs.resolve(p)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	if in.mode&modeTypeMask != modeRegular {
-		return nil, fmt.Errorf("%s: %w: not a regular file", p, ErrNotExist)
-	}
-	if in.size > limit {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d expected", p, in.size, limit)
-	}
-	return fs.data(in, limit)
-}
-
-func (fs *FS) resolve(p string) (*inode, error) {
-	return fspath.Resolve(fspath.FS[*inode]{
+	return fspath.ReadFile(fspath.FS[*inode]{
 		Root: func() (*inode, error) { return fs.inode(rootInode) },
 		Lookup: func(dir *inode, name string) (*inode, error) {
 			ino, err := fs.lookup(dir, name)
@@ -338,23 +323,15 @@ func (fs *FS) resolve(p string) (*inode, error) {
 			}
 			return fs.inode(ino)
 		},
-		Link: func(n *inode) (string, bool, error) {
-			if n.mode&modeTypeMask != modeSymlink {
-				return "", false, nil
+		Mode: func(n *inode) uint32 { return uint32(n.mode) },
+		Size: func(n *inode) int64 { return n.size },
+		Read: func(n *inode, size int64) ([]byte, error) {
+			// A short symlink keeps its target in i_block itself.
+			if n.mode&modeTypeMask == modeSymlink && n.size < 60 && n.flags&(flagExtents|flagInlineData) == 0 {
+				return append([]byte(nil), n.block[:n.size]...), nil
 			}
-			t, err := fs.linkTarget(n)
-			return t, true, err
+			return fs.data(n, size)
 		},
-	}, p)
-}
-
-func (fs *FS) linkTarget(in *inode) (string, error) {
-	if in.size > 4096 {
-		return "", fmt.Errorf("%w: symlink of %d bytes", ErrFormat, in.size)
-	}
-	if in.size < 60 && in.flags&(flagExtents|flagInlineData) == 0 {
-		return string(in.block[:in.size]), nil
-	}
-	b, err := fs.data(in, in.size)
-	return string(b), err
+		NotExist: ErrNotExist,
+	}, p, limit)
 }

@@ -7,14 +7,20 @@ package fspath
 
 import (
 	"errors"
+	"fmt"
 	"path"
 	"strings"
 )
 
 // Limits on what a path may take.
 const (
-	MaxLinks = 8
-	MaxParts = 64
+	MaxLinks    = 8
+	MaxParts    = 64
+	MaxLinkSize = 4096 // PATH_MAX
+
+	modeTypeMask = 0xF000
+	modeRegular  = 0x8000
+	modeSymlink  = 0xA000
 )
 
 // ErrLoop is returned when resolving needs more than MaxLinks symlinks or
@@ -25,8 +31,31 @@ var ErrLoop = errors.New("too many symlinks or path components")
 type FS[N any] struct {
 	Root   func() (N, error)
 	Lookup func(dir N, name string) (N, error)
-	// Link returns a node's symlink target, or ok false if it is not one.
-	Link func(n N) (target string, ok bool, err error)
+	// Mode is the node's POSIX mode (the file type in bits 12-15).
+	Mode func(N) uint32
+	Size func(N) int64
+	// Read returns the first n bytes of a regular file, or a symlink's
+	// target.
+	Read func(node N, n int64) ([]byte, error)
+	// NotExist is the reader's error for a path that names no file.
+	NotExist error
+}
+
+// ReadFile reads the regular file at p, following symlinks; at most limit
+// bytes, or an error if the file is larger.
+func ReadFile[N any](fs FS[N], p string, limit int64) ([]byte, error) {
+	n, err := Resolve(fs, p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if fs.Mode(n)&modeTypeMask != modeRegular {
+		return nil, fmt.Errorf("%s: %w: not a regular file", p, fs.NotExist)
+	}
+	size := fs.Size(n)
+	if limit < 0 || size > limit {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d expected", p, size, limit)
+	}
+	return fs.Read(n, size)
 }
 
 // Resolve finds the node at p.
@@ -53,14 +82,18 @@ func resolve[N any](fs FS[N], p string, links int) (N, error) {
 		if err != nil {
 			return zero, err
 		}
-		target, isLink, err := fs.Link(next)
-		if err != nil {
-			return zero, err
-		}
-		if isLink {
+		if fs.Mode(next)&modeTypeMask == modeSymlink {
 			if links >= MaxLinks {
 				return zero, ErrLoop
 			}
+			if size := fs.Size(next); size > MaxLinkSize {
+				return zero, fmt.Errorf("a symlink of %d bytes", size)
+			}
+			t, err := fs.Read(next, fs.Size(next))
+			if err != nil {
+				return zero, err
+			}
+			target := string(t)
 			if !strings.HasPrefix(target, "/") {
 				target = strings.Join(dirs, "/") + "/" + target
 			}

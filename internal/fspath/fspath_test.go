@@ -31,7 +31,18 @@ func (t toy) fs() FS[string] {
 			}
 			return "", errors.New("no such file")
 		},
-		Link: func(n string) (string, bool, error) { l, ok := t.links[n]; return l, ok, nil },
+		Mode: func(n string) uint32 {
+			switch {
+			case t.files[n]:
+				return modeRegular
+			case t.dirs[n] || n == "":
+				return 0x4000
+			}
+			return modeSymlink
+		},
+		Size:     func(n string) int64 { return int64(len(t.links[n])) },
+		Read:     func(n string, size int64) ([]byte, error) { return []byte(t.links[n]), nil },
+		NotExist: errors.New("no such file"),
 	}
 }
 

@@ -46,17 +46,19 @@ func (r Request) Marshal() []byte {
 	var b bytes.Buffer
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
 	b.WriteString(`<request protocol="3.0" version="update_engine-0.4.10" updaterversion="update_engine-0.4.10" installsource="scheduler" ismachine="1">` + "\n")
-	fmt.Fprintf(&b, ` <os version="Chateau" platform="CoreOS" sp="%s_%s"></os>`+"\n", esc(r.Version), arch)
+	fmt.Fprintf(&b, ` <os version="Chateau" platform="CoreOS" sp="%s_%s"></os>`+"\n", Attr(r.Version), arch)
 	fmt.Fprintf(&b, ` <app appid="{%s}" version="%s" track="%s" bootid="{%s}" oem="" oemversion="" alephversion="%s" machineid="%s" lang="en-US" board="%s" hardware_class="" delta_okay="false">`+"\n",
-		esc(r.AppID), esc(r.Version), esc(r.Track), "00000000-0000-0000-0000-000000000000", esc(r.Version), esc(mid), esc(r.Board))
+		Attr(r.AppID), Attr(r.Version), Attr(r.Track), "00000000-0000-0000-0000-000000000000", Attr(r.Version), Attr(mid), Attr(r.Board))
 	b.WriteString("  <updatecheck></updatecheck>\n </app>\n</request>\n")
 	return b.Bytes()
 }
 
-func esc(s string) string {
+// Attr escapes s for an XML attribute value in double quotes (quotes
+// included), as both ends of the protocol write them.
+func Attr(s string) string {
 	var b strings.Builder
 	xml.EscapeText(&b, []byte(s))
-	return strings.ReplaceAll(b.String(), `"`, "&#34;")
+	return b.String()
 }
 
 // Response is the part of an answer clients read.

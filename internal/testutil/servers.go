@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -213,4 +214,33 @@ func FSTree(t testing.TB) (string, map[string][]byte) {
 	files["bin/rel"] = files["lib/os-release"]
 	files["abs/os-release"] = files["lib/os-release"]
 	return dir, files
+}
+
+// CheckFSReads reads every path of an FSTree through read and checks the
+// refusals every filesystem reader owes: a missing file (notExist), a
+// symlink loop, a file over the limit. skip says which read errors a
+// variant may give instead of the content (refused, never misread).
+func CheckFSReads(t testing.TB, read func(p string, limit int64) ([]byte, error), files map[string][]byte, notExist error, skip func(error) bool) {
+	t.Helper()
+	for p, want := range files {
+		got, err := read(p, 16<<20)
+		if err != nil {
+			if skip != nil && skip(err) {
+				continue
+			}
+			t.Fatalf("%s: %v", p, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes, want %d", p, len(got), len(want))
+		}
+	}
+	if _, err := read("lib/missing", 100); !errors.Is(err, notExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := read("loop", 100); err == nil {
+		t.Error("symlink loop followed")
+	}
+	if _, err := read("bin/big", 100); err == nil {
+		t.Error("file over the limit read")
+	}
 }

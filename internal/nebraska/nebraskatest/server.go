@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/augen-project/augen/internal/nebraska"
+	"github.com/augen-project/augen/internal/omaha"
 )
 
 //go:embed testdata/transcripts/01-get-app.body
@@ -686,7 +687,7 @@ func (s *Server) omaha(w http.ResponseWriter, r *http.Request) {
 		if !appOK {
 			status = "error-unknownApplication"
 		}
-		fmt.Fprintf(&b, `<app appid="%s" status="%s">`, attr(a.AppID), status)
+		fmt.Fprintf(&b, `<app appid="%s" status="%s">`, omaha.Attr(a.AppID), status)
 		if appOK {
 			if a.Ping != nil {
 				b.WriteString(`<ping status="ok"></ping>`)
@@ -733,19 +734,13 @@ func (s *Server) updateCheck(version, track, board string) string {
 		return `<updatecheck status="noupdate"></updatecheck>`
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<updatecheck status="ok"><urls><url codebase="%s"></url></urls><manifest version="%s"><packages>`, attr(p.URL), attr(p.Version))
-	fmt.Fprintf(&b, `<package name="%s" hash="%s" size="%s" required="true"></package>`, attr(p.Filename), attr(p.Hash), attr(p.Size))
+	fmt.Fprintf(&b, `<updatecheck status="ok"><urls><url codebase="%s"></url></urls><manifest version="%s"><packages>`, omaha.Attr(p.URL), omaha.Attr(p.Version))
+	fmt.Fprintf(&b, `<package name="%s" hash="%s" size="%s" required="true"></package>`, omaha.Attr(p.Filename), omaha.Attr(p.Hash), omaha.Attr(p.Size))
 	for _, f := range p.ExtraFiles {
-		fmt.Fprintf(&b, `<package name="%s" hash="%s" hash_sha256="%s" size="%s" required="false"></package>`, attr(f.Name), attr(f.Hash), attr(f.Hash256), attr(f.Size))
+		fmt.Fprintf(&b, `<package name="%s" hash="%s" hash_sha256="%s" size="%s" required="false"></package>`, omaha.Attr(f.Name), omaha.Attr(f.Hash), omaha.Attr(f.Hash256), omaha.Attr(f.Size))
 	}
-	fmt.Fprintf(&b, `</packages><actions><action event="postinstall" sha256="%s" DisablePayloadBackoff="true"></action></actions></manifest></updatecheck>`, attr(p.FlatcarAction.SHA256))
+	fmt.Fprintf(&b, `</packages><actions><action event="postinstall" sha256="%s" DisablePayloadBackoff="true"></action></actions></manifest></updatecheck>`, omaha.Attr(p.FlatcarAction.SHA256))
 	return b.String()
-}
-
-func attr(s string) string {
-	var b strings.Builder
-	xml.EscapeText(&b, []byte(s))
-	return strings.ReplaceAll(b.String(), `"`, "&#34;")
 }
 
 // semverLess compares major.minor.patch numerically (pre-release tags
