@@ -24,6 +24,7 @@ import (
 	"strconv"
 
 	"github.com/augen-project/augen/internal/pubkey"
+	"github.com/augen-project/augen/internal/strictjson"
 )
 
 // PayloadTypeInToto is the DSSE payload type of in-toto statements.
@@ -55,6 +56,23 @@ func PAE(payloadType string, payload []byte) []byte {
 // NewEnvelope wraps payload, unsigned.
 func NewEnvelope(payloadType string, payload []byte) *Envelope {
 	return &Envelope{PayloadType: payloadType, Payload: base64.StdEncoding.EncodeToString(payload), Signatures: []Signature{}}
+}
+
+// ParseEnvelope reads an envelope strictly: bounded, exact-case keys, no
+// duplicates or unknown fields, nothing after it, and the in-toto payload
+// type (the only one a bundle holds).
+func ParseEnvelope(b []byte) (*Envelope, error) {
+	if len(b) > MaxEnvelopeSize {
+		return nil, fmt.Errorf("%w: %s is %d bytes, more than %d", ErrFormat, EnvelopeName, len(b), MaxEnvelopeSize)
+	}
+	var env Envelope
+	if err := strictjson.Decode(b, &env); err != nil {
+		return nil, fmt.Errorf("%w: %s: not a DSSE envelope: %v", ErrFormat, EnvelopeName, err)
+	}
+	if env.PayloadType != PayloadTypeInToto {
+		return nil, fmt.Errorf("%w: %s: payload type %q, want %q", ErrFormat, EnvelopeName, env.PayloadType, PayloadTypeInToto)
+	}
+	return &env, nil
 }
 
 // DecodedPayload returns the payload bytes.

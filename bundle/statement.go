@@ -1,14 +1,14 @@
 package bundle
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
+
+	"github.com/augen-project/augen/internal/strictjson"
 )
 
 // The release statement is an in-toto Statement v1 whose subjects are the
@@ -99,14 +99,9 @@ func ParseStatement(b []byte) (*Statement, error) {
 	if len(b) > MaxStatementSize {
 		return nil, badStatement("%d bytes, more than %d", len(b), MaxStatementSize)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var s Statement
-	if err := dec.Decode(&s); err != nil {
+	if err := strictjson.Decode(b, &s); err != nil {
 		return nil, badStatement("%v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, badStatement("data after the statement")
 	}
 	return &s, s.Check()
 }

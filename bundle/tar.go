@@ -82,6 +82,12 @@ func ReadTar(r io.Reader, fn func(name string, size int64, body io.Reader) error
 	return readTar(r, func(hdr *tar.Header, _ int64, body io.Reader) error { return fn(hdr.Name, hdr.Size, body) })
 }
 
+// ReadTarAt is ReadTar that also tells fn where each member's data starts
+// in the bundle (r must start at the bundle's first byte).
+func ReadTarAt(r io.Reader, fn func(name string, offset, size int64, body io.Reader) error) error {
+	return readTar(r, func(hdr *tar.Header, off int64, body io.Reader) error { return fn(hdr.Name, off, hdr.Size, body) })
+}
+
 // MemberInfo says where a member's data lies in the bundle file.
 type MemberInfo struct {
 	Name         string
@@ -114,6 +120,12 @@ func readTar(r io.Reader, fn func(hdr *tar.Header, offset int64, body io.Reader)
 			return badFormat("at byte %d: %v", cr.n, err)
 		}
 		switch {
+		case hdr.Format != tar.FormatUSTAR || len(hdr.PAXRecords) > 0:
+			// PAX and GNU headers can make a member sparse (GNU.sparse.*
+			// records, type 'S'): archive/tar then expands holes, so the
+			// bytes verified would not be the bytes at the member's
+			// offset. augen writes plain USTAR and reads nothing else.
+			return badFormat("member %q has a %v header; bundles use plain USTAR headers only", hdr.Name, hdr.Format)
 		case hdr.Typeflag != tar.TypeReg:
 			return badFormat("member %q is not a regular file (type %q)", hdr.Name, hdr.Typeflag)
 		case !memberName(hdr.Name):

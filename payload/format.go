@@ -77,6 +77,10 @@ const (
 	MaxManifestSize   = 16 << 20
 	MaxSignaturesSize = 64 << 10
 	MaxSignatures     = 16
+	// MaxOperations bounds the operations of one payload: a 1 GiB full
+	// payload has about 1,100, and even one operation per 4 KiB block of
+	// a 4 GiB partition stays under it.
+	MaxOperations = 1 << 20
 )
 
 // Errors. Every error the Reader returns for a malformed payload wraps

@@ -55,6 +55,9 @@ func (pr *Reader) checkManifest() error {
 			pr.ops = append(pr.ops, opRef{proc: pi, op: op})
 		}
 	}
+	if len(pr.ops) > MaxOperations {
+		return invalidf("manifest: %d operations, more than %d", len(pr.ops), MaxOperations)
+	}
 	var off uint64
 	for i, ref := range pr.ops {
 		where := fmt.Sprintf("operation %d", i)

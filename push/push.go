@@ -14,7 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,11 +31,16 @@ import (
 // store serves other bytes than were uploaded.
 var ErrRefused = errors.New("push refused")
 
-// Options say what to push where. Bundle, Trust, Channel, Client and Store
-// are required.
+// Options say what to push where. Bundle, Channel, Client and Store are
+// required.
 type Options struct {
-	Bundle  string
-	Trust   *verify.Trust
+	// Bundle is the bundle to publish, as verify.Bundle returned it,
+	// verified with Channel as the channel (the policy's channel rules).
+	// Its members are uploaded from the verified bytes and checked again
+	// as they are read.
+	Bundle *verify.Verified
+	// Name names the bundle in log lines (its path).
+	Name    string
 	Channel string
 	// Track is the GROUP= clients use (default: the channel's name).
 	Track  string
@@ -47,9 +52,8 @@ type Options struct {
 	PublicURL string
 	// Fetch downloads files back (default: a plain client).
 	Fetch *http.Client
-	// DryRun reads and verifies, and changes nothing anywhere.
-	DryRun  bool
-	TempDir string
+	// DryRun reads and changes nothing anywhere.
+	DryRun bool
 	// Log receives one line per step.
 	Log func(step, msg string)
 	// Progress, if set, returns a progress callback for an upload.
@@ -113,10 +117,9 @@ type ProbeRecord struct {
 }
 
 type file struct {
-	entry  bundle.PayloadEntry
-	member bundle.MemberInfo
-	key    string
-	url    string
+	entry bundle.PayloadEntry
+	key   string
+	url   string
 }
 
 // Push runs the whole push. On error the record holds what was done
@@ -141,8 +144,9 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 		o.Log("warning", msg)
 	}
 
-	// 1. Verify, as augen verify does, with the channel the policy must allow.
-	rep, files, err := verifyBundle(o)
+	// 1. The bundle was verified, as augen verify does, with the channel
+	// the policy must allow.
+	rep, files, err := verifiedFiles(o)
 	if err != nil {
 		return rec, err
 	}
@@ -151,7 +155,7 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	if st.AppID != "" && !strings.EqualFold(st.AppID, o.AppID) {
 		return rec, fmt.Errorf("%w: the bundle is for app %s, the push for %s", ErrRefused, st.AppID, o.AppID)
 	}
-	o.Log("verify", fmt.Sprintf("%s %s %s: OK, %d payload(s), signed by %d trusted key(s), allowed on %s", o.Bundle, st.Board, st.Version, len(rep.Payloads), len(rep.BundleSigners), o.Channel))
+	o.Log("verify", fmt.Sprintf("%s %s %s: OK, %d payload(s), signed by %d trusted key(s), allowed on %s", o.Name, st.Board, st.Version, len(rep.Payloads), len(rep.BundleSigners), o.Channel))
 	arch := nebraska.ArchForBoard(st.Board)
 	if arch == 0 {
 		return rec, fmt.Errorf("board %q has no Nebraska arch", st.Board)
@@ -162,6 +166,15 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	}
 	if public == "" {
 		return rec, fmt.Errorf("the store %s has no URL of its own: give --public-url (the base URL clients download from)", o.Store)
+	}
+	// The public URL is registered in the update service and served to
+	// every client: a password in it would be published.
+	if pu, err := url.Parse(public); err != nil || pu.User != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		shown := public
+		if err == nil {
+			shown = pu.Redacted()
+		}
+		return rec, fmt.Errorf("public URL %q: want an http(s) URL without credentials (it is served to every client)", shown)
 	}
 	var main *file
 	for i := range files {
@@ -295,43 +308,22 @@ func orNone(v string) string {
 	return v
 }
 
-// verifyBundle runs verify.Bundle and indexes the members to upload.
-func verifyBundle(o Options) (*verify.Report, []file, error) {
-	f, err := os.Open(o.Bundle)
-	if err != nil {
-		return nil, nil, err
+// verifiedFiles takes the files to upload from the verified bundle, after
+// checking that it was verified for the channel being pushed to.
+func verifiedFiles(o Options) (*verify.Report, []file, error) {
+	if o.Bundle == nil {
+		return nil, nil, errors.New("push: no verified bundle")
 	}
-	defer f.Close()
-	rep, err := verify.Bundle(f, o.Trust, verify.Options{Channel: o.Channel, TempDir: o.TempDir})
-	if err != nil {
-		if rep != nil {
-			for _, fl := range rep.Failures {
-				o.Log("verify", "failed: "+fl)
-			}
-			if len(rep.Failures) > 0 {
-				return nil, nil, fmt.Errorf("%w: %s (%d check(s) failed)", verify.ErrVerification, rep.Failures[0], len(rep.Failures))
-			}
-		}
-		return nil, nil, err
+	if o.Bundle.Channel() != o.Channel {
+		return nil, nil, fmt.Errorf("%w: the bundle was verified for channel %q, not %q", verify.ErrVerification, o.Bundle.Channel(), o.Channel)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, nil, err
-	}
-	idx, err := bundle.Index(f)
-	if err != nil {
-		return nil, nil, err
-	}
-	byName := map[string]bundle.MemberInfo{}
-	for _, m := range idx {
-		byName[m.Name] = m
-	}
+	rep := o.Bundle.Report()
 	var files []file
-	for _, e := range rep.Statement.Predicate.Payloads {
-		m, ok := byName[e.Name]
-		if !ok || m.Size != e.Size {
+	for _, e := range o.Bundle.Statement().Predicate.Payloads {
+		if m, ok := o.Bundle.Member(e.Name); !ok || m.Size != e.Size {
 			return nil, nil, fmt.Errorf("%w: %s: not in the bundle as the statement says", verify.ErrVerification, e.Name)
 		}
-		files = append(files, file{entry: e, member: m})
+		files = append(files, file{entry: e})
 	}
 	return rep, files, nil
 }
@@ -384,14 +376,11 @@ func upload(ctx context.Context, o Options, f *file) (*FileRecord, error) {
 		return fr, nil
 	}
 	open := func() (io.ReadCloser, error) {
-		bf, err := os.Open(o.Bundle)
+		r, err := o.Bundle.Open(e.Name)
 		if err != nil {
 			return nil, err
 		}
-		return struct {
-			io.Reader
-			io.Closer
-		}{io.NewSectionReader(bf, f.member.Offset, f.member.Size), bf}, nil
+		return io.NopCloser(r), nil
 	}
 	var prog func(int64)
 	if o.Progress != nil {

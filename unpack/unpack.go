@@ -14,13 +14,16 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen/internal/tempfile"
 	"hash"
 	"io"
 	"os"
 
+	"github.com/augen-project/augen/internal/budget"
 	"github.com/augen-project/augen/internal/fat"
 	"github.com/augen-project/augen/internal/gpt"
 	"github.com/augen-project/augen/internal/pbzip2"
@@ -34,6 +37,18 @@ const (
 	USRLabel          = "USR-A"
 	ESPLabel          = "EFI-SYSTEM"
 	MaxKernelSize     = 256 << 20
+	// MaxESPSize bounds the EFI system partition, which is spooled to
+	// disk before its FAT is read: Flatcar's is 1 GiB since 2025-09
+	// (128 MiB before). A larger one is refused before anything is
+	// written.
+	MaxESPSize = 1 << 30
+	// MaxDiskSize bounds the disk spooled to read the backup partition
+	// table when the primary one is damaged: Flatcar's production disk
+	// is about 8 GiB. The protective MBR's size bounds it further.
+	MaxDiskSize = 16 << 30
+	// maxFATRead bounds what reading the kernel from the ESP may read:
+	// the FAT, the directories on the way and the kernel itself.
+	maxFATRead = 3 * MaxKernelSize
 )
 
 // ErrImage wraps every error about an image that is not what it claims.
@@ -176,8 +191,7 @@ func Unpack(ctx context.Context, in io.Reader, usr *os.File, opts Options) (*Res
 		if err != nil {
 			return nil, nil, err
 		}
-		defer os.Remove(random.Name())
-		defer random.Close()
+		defer tempfile.Remove(random)
 		st, _ := random.Stat()
 		table, err = gpt.Read(random, st.Size(), opts.Warn)
 		if err != nil {
@@ -212,12 +226,14 @@ func Unpack(ctx context.Context, in io.Reader, usr *os.File, opts Options) (*Res
 		if espPart, err = table.ByLabel(ESPLabel); err != nil {
 			return nil, nil, fmt.Errorf("%w: %v (or give the kernel with --kernel)", ErrImage, err)
 		}
+		if espPart.Size() > MaxESPSize {
+			return nil, nil, badf("EFI-SYSTEM is %d bytes, over augen's limit of %d (Flatcar's is 1 GiB); give the kernel with --kernel", espPart.Size(), int64(MaxESPSize))
+		}
 		if random == nil {
-			if esp, err = os.CreateTemp(opts.TempDir, "augen-esp-*"); err != nil {
+			if esp, err = tempfile.Create(opts.TempDir, "augen-esp-*"); err != nil {
 				return nil, nil, err
 			}
-			defer os.Remove(esp.Name())
-			defer esp.Close()
+			defer tempfile.Remove(esp)
 			regions = append(regions, region{off: espPart.Offset(), size: espPart.Size(), dst: esp})
 		}
 	}
@@ -259,7 +275,7 @@ func Unpack(ctx context.Context, in io.Reader, usr *os.File, opts Options) (*Res
 		if random != nil {
 			src, base = random, espPart.Offset()
 		}
-		fs, err := fat.Open(io.NewSectionReader(src, base, espPart.Size()), espPart.Size())
+		fs, err := fat.Open(budget.NewReaderAt(ctx, io.NewSectionReader(src, base, espPart.Size()), maxFATRead), espPart.Size())
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: EFI-SYSTEM: %v", ErrImage, err)
 		}
@@ -404,23 +420,41 @@ func (s *stream) drain(diskSize int64) error {
 	}
 }
 
+// diskLimit is how far spoolAll may decode: the disk size the protective
+// MBR declares (its 0xEE partition covers LBA 1 to the end), within
+// MaxDiskSize. The MBR is not trusted for anything else.
+func diskLimit(first []byte) (int64, string) {
+	if len(first) >= 512 && first[510] == 0x55 && first[511] == 0xAA {
+		for i := 0; i < 4; i++ {
+			e := first[446+16*i:]
+			if e[4] != 0xEE {
+				continue
+			}
+			sectors := int64(binary.LittleEndian.Uint32(e[12:]))
+			if sectors != 0xFFFFFFFF && (sectors+1)*gpt.SectorSize <= MaxDiskSize {
+				return (sectors + 1) * gpt.SectorSize, "the size its protective MBR declares"
+			}
+		}
+	}
+	return MaxDiskSize, "augen's limit for a disk image"
+}
+
 // spoolAll writes the whole disk (first, then the rest of the stream) to
 // a sparse temporary file.
 func (s *stream) spoolAll(first []byte, dir string, cause error) (*os.File, error) {
-	f, err := os.CreateTemp(dir, "augen-disk-*")
+	f, err := tempfile.Create(dir, "augen-disk-*")
 	if err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*os.File, error) {
-		f.Close()
-		os.Remove(f.Name())
+		tempfile.Remove(f)
 		return nil, err
 	}
 	if _, err := f.WriteAt(first, 0); err != nil {
 		return fail(err)
 	}
-	_ = cause              // the caller reports it if the backup is damaged too
-	const limit = 64 << 30 // no Flatcar disk image comes near this
+	_ = cause // the caller reports it if the backup is damaged too
+	limit, why := diskLimit(first)
 	var zero [4096]byte
 	for {
 		b := s.chunk()
@@ -436,7 +470,7 @@ func (s *stream) spoolAll(first []byte, dir string, cause error) (*os.File, erro
 			}
 		}
 		if s.pos > limit {
-			return fail(badf("the image decodes past %d bytes", int64(limit)))
+			return fail(badf("the primary partition table is damaged and the image decodes past %d bytes (%s) before its end, where the backup table would be", limit, why))
 		}
 		if err == io.EOF {
 			break

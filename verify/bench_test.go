@@ -66,7 +66,8 @@ func BenchmarkVerifyCorpus(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		f, _ := os.Open(bundlePath)
-		if _, err := Bundle(f, trust, Options{TempDir: tmp}); err != nil {
+		st, _ := f.Stat()
+		if _, _, err := Bundle(context.Background(), f, st.Size(), trust, Options{TempDir: tmp}); err != nil {
 			b.Fatal(err)
 		}
 		f.Close()

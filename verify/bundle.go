@@ -2,13 +2,18 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"crypto"
+	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
+
+	"github.com/augen-project/augen/internal/ctxio"
 
 	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/internal/osrelease"
@@ -71,67 +76,193 @@ func (r *Report) fail(member, format string, args ...any) {
 	r.Failures = append(r.Failures, member+": "+fmt.Sprintf(format, args...))
 }
 
-// Bundle verifies a release bundle against the policy: the envelope's
-// signatures (a threshold of distinct trusted keys), the statement, every
-// member's size and digests, and every payload (the reader's rules, the
-// signature in the version-2 slot by a trusted payload key, a simulated
-// apply that must rebuild what the statement and the manifest promise).
-// Nothing is trusted before the envelope verified. The error wraps
-// ErrVerification and names every failed check.
-func Bundle(r io.Reader, trust *Trust, opts Options) (*Report, error) {
+// Member is where a verified member lies in the bundle and what its bytes
+// hash to (the statement's digests, which the bytes were seen to match).
+type Member struct {
+	Name         string
+	Offset, Size int64
+	SHA256       [sha256.Size]byte
+	SHA1         [sha1.Size]byte
+}
+
+// Verified is a bundle that passed Bundle: its statement, the channel the
+// policy was checked for, and where each member's verified bytes lie. Only
+// Bundle makes one, so code that takes a *Verified (push) cannot be handed
+// a bundle that was not verified, and never re-reads the bundle by path.
+type Verified struct {
+	report  *Report
+	channel string
+	members map[string]Member
+	src     io.ReaderAt
+}
+
+// Report is what the verification found (Valid is true).
+func (v *Verified) Report() *Report { return v.report }
+
+// Statement is the verified release statement.
+func (v *Verified) Statement() *bundle.Statement { return v.report.Statement }
+
+// Channel is the channel the policy was checked for ("" if none).
+func (v *Verified) Channel() string { return v.channel }
+
+// Member returns a verified member by name.
+func (v *Verified) Member(name string) (Member, bool) {
+	m, ok := v.members[name]
+	return m, ok
+}
+
+// Open returns a reader of a member's bytes that checks them again as they
+// are read: at the end it returns an error wrapping ErrVerification
+// instead of io.EOF if they are not the bytes that were verified (the file
+// changed since). Each call reads from the start.
+func (v *Verified) Open(name string) (io.Reader, error) {
+	m, ok := v.members[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is not a verified member of the bundle", ErrVerification, name)
+	}
+	return &checkedReader{r: io.NewSectionReader(v.src, m.Offset, m.Size), m: m, h: sha256.New()}, nil
+}
+
+type checkedReader struct {
+	r io.Reader
+	m Member
+	h hash.Hash
+	n int64
+}
+
+func (c *checkedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	if err == io.EOF && (c.n != c.m.Size || !bytes.Equal(c.h.Sum(nil), c.m.SHA256[:])) {
+		return n, fmt.Errorf("%w: %s changed since it was verified", ErrVerification, c.m.Name)
+	}
+	return n, err
+}
+
+// Bundle verifies the release bundle held in src (size bytes) against the
+// policy, in an order that lets no unauthenticated byte reach a parser
+// heavier than the bundle's strict tar reader:
+//
+//  1. one pass over the tar: its structure, the envelope's bytes, and the
+//     size, SHA-256 and SHA-1 of every other member (hashing parses
+//     nothing);
+//  2. the envelope: DSSE type, signatures by a threshold of distinct
+//     trusted keys, then the statement (strict JSON) and the policy's
+//     board and channel rules;
+//  3. every member's size and digests against the signed statement;
+//  4. only then, each member that matched is read again and parsed: the
+//     payload reader's rules, a simulated apply (for deltas given their
+//     old images), the version its /usr declares, the version-2 signature
+//     by a trusted payload key, the statement's view of the manifest. The
+//     bytes are hashed again on the way, so a file changed between the
+//     passes is caught.
+//
+// The Report lists every failed check; the error wraps ErrVerification.
+// The *Verified is nil unless everything passed. ctx is checked for every
+// MiB read and every operation applied.
+func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts Options) (*Verified, *Report, error) {
 	rep := &Report{BundleSigners: []string{}, Payloads: []PayloadReport{}, Failures: []string{}}
-	var st *bundle.Statement
-	seen := map[string]bool{}
-	err := bundle.ReadTar(r, func(name string, size int64, body io.Reader) error {
+	finish := func() (*Verified, *Report, error) {
+		rep.Valid = len(rep.Failures) == 0
+		if !rep.Valid {
+			return nil, rep, fmt.Errorf("%w: %s", ErrVerification, strings.Join(rep.Failures, "; "))
+		}
+		return nil, rep, nil
+	}
+	// 1. Structure and digests.
+	var envBytes []byte
+	var members []Member
+	err := bundle.ReadTarAt(ctxio.Reader(ctx, io.NewSectionReader(src, 0, size)), func(name string, off, n int64, body io.Reader) error {
 		if name == bundle.EnvelopeName {
-			st = checkEnvelope(rep, trust, opts, body)
-			return nil
+			b, err := io.ReadAll(body)
+			envBytes = b
+			return err
 		}
-		if st == nil {
-			return nil // nothing to check against; already reported
+		m := Member{Name: name, Offset: off, Size: n}
+		h256, h1 := sha256.New(), sha1.New()
+		if _, err := io.Copy(io.MultiWriter(h256, h1), body); err != nil {
+			return err
 		}
-		seen[name] = true
-		checkMember(rep, st, trust, opts, name, size, body)
+		h256.Sum(m.SHA256[:0])
+		h1.Sum(m.SHA1[:0])
+		members = append(members, m)
 		return nil
 	})
 	if err != nil {
-		rep.fail("bundle", "%v", err)
-	}
-	if st != nil {
-		for _, sub := range st.Subject {
-			if !seen[sub.Name] {
-				rep.fail(sub.Name, "listed in the statement but missing from the bundle")
-			}
+		if ctx.Err() != nil {
+			return nil, rep, ctx.Err()
 		}
+		rep.fail("bundle", "%v", err)
+		return finish()
+	}
+	// 2. The envelope and the statement.
+	st := checkEnvelope(rep, trust, opts, envBytes)
+	if st == nil {
+		return finish()
 	}
 	rep.Statement = st
-	rep.Valid = len(rep.Failures) == 0
-	if !rep.Valid {
-		return rep, fmt.Errorf("%w: %s", ErrVerification, strings.Join(rep.Failures, "; "))
+	// 3. Every member against the statement, before any is parsed.
+	var matched []Member
+	byName := map[string]bool{}
+	for _, m := range members {
+		byName[m.Name] = true
+		if checkDigests(rep, st, m) {
+			matched = append(matched, m)
+		}
 	}
-	return rep, nil
+	for _, sub := range st.Subject {
+		if !byName[sub.Name] {
+			rep.fail(sub.Name, "listed in the statement but missing from the bundle")
+		}
+	}
+	if len(rep.Failures) > 0 {
+		return finish()
+	}
+	// 4. Authenticated bytes only: parse, apply, read filesystems.
+	for _, m := range matched {
+		if err := ctx.Err(); err != nil {
+			return nil, rep, err
+		}
+		checkMember(ctx, rep, st, trust, opts, m, ctxio.Reader(ctx, io.NewSectionReader(src, m.Offset, m.Size)))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, rep, err
+	}
+	if _, _, err := finish(); err != nil {
+		return nil, rep, err
+	}
+	v := &Verified{report: rep, channel: opts.Channel, members: map[string]Member{}, src: src}
+	for _, m := range matched {
+		v.members[m.Name] = m
+	}
+	return v, rep, nil
 }
 
-func checkEnvelope(rep *Report, trust *Trust, opts Options, body io.Reader) *bundle.Statement {
+// checkDigests compares a member's size and digests with the statement.
+func checkDigests(rep *Report, st *bundle.Statement, m Member) bool {
+	sub, entry := lookup(st, m.Name)
+	if sub == nil || entry == nil {
+		rep.fail(m.Name, "not listed in the release statement")
+		return false
+	}
+	got256, got1 := hex.EncodeToString(m.SHA256[:]), hex.EncodeToString(m.SHA1[:])
+	if m.Size != entry.Size || got256 != sub.Digest["sha256"] || got1 != sub.Digest["sha1"] {
+		rep.fail(m.Name, "digest: %d bytes, sha256 %s; the statement says %d bytes, sha256 %s (not parsed)", m.Size, got256, entry.Size, sub.Digest["sha256"])
+		return false
+	}
+	return true
+}
+
+func lookup(st *bundle.Statement, name string) (*bundle.Subject, *bundle.PayloadEntry) {
+	return st.Member(name)
+}
+
+func checkEnvelope(rep *Report, trust *Trust, opts Options, b []byte) *bundle.Statement {
 	const member = bundle.EnvelopeName
-	b, err := io.ReadAll(io.LimitReader(body, bundle.MaxEnvelopeSize+1))
+	env, err := bundle.ParseEnvelope(b)
 	if err != nil {
 		rep.fail(member, "%v", err)
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var env bundle.Envelope
-	if err := dec.Decode(&env); err != nil {
-		rep.fail(member, "not a DSSE envelope: %v", err)
-		return nil
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		rep.fail(member, "data after the envelope")
-		return nil
-	}
-	if env.PayloadType != bundle.PayloadTypeInToto {
-		rep.fail(member, "payload type %q, want %q", env.PayloadType, bundle.PayloadTypeInToto)
 		return nil
 	}
 	valid, untrusted, err := env.Verify(trust.BundleKeys())
@@ -145,12 +276,12 @@ func checkEnvelope(rep *Report, trust *Trust, opts Options, body io.Reader) *bun
 		rep.fail(member, "signed by %d trusted bundle key(s), the policy needs %d", len(valid), trust.Threshold)
 		return nil
 	}
-	body2, err := env.DecodedPayload()
+	body, err := env.DecodedPayload()
 	if err != nil {
 		rep.fail(member, "payload: %v", err)
 		return nil
 	}
-	st, err := bundle.ParseStatement(body2)
+	st, err := bundle.ParseStatement(body)
 	if err != nil {
 		rep.fail(member, "statement: %v", err)
 		return nil
@@ -167,25 +298,11 @@ func checkEnvelope(rep *Report, trust *Trust, opts Options, body io.Reader) *bun
 	return st
 }
 
-func checkMember(rep *Report, st *bundle.Statement, trust *Trust, opts Options, name string, size int64, body io.Reader) {
-	var sub *bundle.Subject
-	for i := range st.Subject {
-		if st.Subject[i].Name == name {
-			sub = &st.Subject[i]
-		}
-	}
-	var entry *bundle.PayloadEntry
-	for i := range st.Predicate.Payloads {
-		if st.Predicate.Payloads[i].Name == name {
-			entry = &st.Predicate.Payloads[i]
-		}
-	}
-	if sub == nil || entry == nil {
-		rep.fail(name, "not listed in the release statement")
-		return
-	}
-	// The payload streams from the bundle straight into the strict
-	// reader, which also computes the whole file's digests.
+// checkMember parses and applies a member whose bytes matched the signed
+// statement, hashing them again as they are read.
+func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *Trust, opts Options, m Member, body io.Reader) {
+	name := m.Name
+	sub, entry := lookup(st, name)
 	pr := PayloadReport{Name: name, Kind: entry.Kind}
 	defer func() { rep.Payloads = append(rep.Payloads, pr) }()
 	prd, err := payload.NewReader(body, nil)
@@ -201,10 +318,10 @@ func checkMember(rep *Report, st *bundle.Statement, trust *Trust, opts Options, 
 		src := apply.Sources{Partition: old.Partition, Kernel: old.Kernel, TempDir: opts.TempDir}
 		if entry.Kind != bundle.KindExtra {
 			src.InspectPartition = func(r io.ReaderAt, size int64) {
-				checkVersion(rep, &pr, name, st.Predicate.Version, r, size)
+				checkVersion(ctx, rep, &pr, name, st.Predicate.Version, r, size)
 			}
 		}
-		rebuilt, err = apply.Simulate(prd, src)
+		rebuilt, err = apply.Simulate(ctx, prd, src)
 		pr.Applied = err == nil
 	}
 	if err != nil {
@@ -214,7 +331,7 @@ func checkMember(rep *Report, st *bundle.Statement, trust *Trust, opts Options, 
 	h := prd.Hashes()
 	pr.Size, pr.SHA256 = h.Size, h.HexSHA256()
 	if h.Size != entry.Size || h.HexSHA256() != sub.Digest["sha256"] || hex.EncodeToString(h.SHA1[:]) != sub.Digest["sha1"] {
-		rep.fail(name, "digest: %d bytes, sha256 %s; the statement says %d bytes, sha256 %s", h.Size, h.HexSHA256(), entry.Size, sub.Digest["sha256"])
+		rep.fail(name, "digest: changed while it was verified (%d bytes, sha256 %s on the second read)", h.Size, h.HexSHA256())
 		return
 	}
 	pr.Rebuilt = rebuilt
@@ -268,8 +385,8 @@ func checkMember(rep *Report, st *bundle.Statement, trust *Trust, opts Options, 
 // A partition that declares no version (no filesystem augen reads, or no
 // os-release in it: test payloads, not a Flatcar /usr) is noted in the
 // report, not failed; a filesystem that cannot be read fails.
-func checkVersion(rep *Report, pr *PayloadReport, name, want string, r io.ReaderAt, size int64) {
-	got, from, err := osrelease.Version(r, size)
+func checkVersion(ctx context.Context, rep *Report, pr *PayloadReport, name, want string, r io.ReaderAt, size int64) {
+	got, from, err := osrelease.Version(ctx, r, size)
 	switch {
 	case errors.Is(err, osrelease.ErrNoFilesystem):
 		pr.VersionNote = "release version not checked: the new partition holds no ext2/3/4 or btrfs filesystem"

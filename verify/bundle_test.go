@@ -93,7 +93,7 @@ func (f *fixture) opts(t *testing.T) Options {
 
 func TestBundleValidAndDeterministic(t *testing.T) {
 	f := makeFixture(t)
-	rep, err := Bundle(bytes.NewReader(f.bundleA), f.trust, f.opts(t))
+	rep, err := verifyBytes(f.bundleA, f.trust, f.opts(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestBundleTamperMatrix(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := bytes.Clone(f.bundleA)
 			b[tc.at] ^= 0x04
-			_, err := Bundle(bytes.NewReader(b), f.trust, f.opts(t))
+			_, err := verifyBytes(b, f.trust, f.opts(t))
 			if err == nil || !errors.Is(err, ErrVerification) || !strings.Contains(err.Error(), tc.member+":") {
 				t.Fatalf("got %v, want a failure naming %s", err, tc.member)
 			}
@@ -164,13 +164,13 @@ func TestBundleTrustFailures(t *testing.T) {
 	f := makeFixture(t)
 	// Signed by an untrusted key only.
 	untrusted := f.build(t, []crypto.Signer{f.keyA}, f.full)
-	if _, err := Bundle(bytes.NewReader(untrusted), f.trust, f.opts(t)); err == nil || !strings.Contains(err.Error(), "signed by 0 trusted bundle key(s), the policy needs 1") {
+	if _, err := verifyBytes(untrusted, f.trust, f.opts(t)); err == nil || !strings.Contains(err.Error(), "signed by 0 trusted bundle key(s), the policy needs 1") {
 		t.Fatalf("untrusted: %v", err)
 	}
 	// One signature short of a threshold of 2.
 	p, _ := NewPolicy([]crypto.PublicKey{f.keyA.Public(), f.keyB.Public()}, []crypto.PublicKey{f.keyA.Public()}, 2)
 	two, _ := NewTrust(*p)
-	if _, err := Bundle(bytes.NewReader(f.bundleA), two, f.opts(t)); err == nil || !strings.Contains(err.Error(), "the policy needs 2") {
+	if _, err := verifyBytes(f.bundleA, two, f.opts(t)); err == nil || !strings.Contains(err.Error(), "the policy needs 2") {
 		t.Fatalf("threshold: %v", err)
 	}
 	// The trusted payload key signed, but not in the version-2 slot.
@@ -184,13 +184,13 @@ func TestBundleTrustFailures(t *testing.T) {
 	wrongSlot := filepath.Join(f.dir, "wrong-slot.gz")
 	os.WriteFile(wrongSlot, pay.Bytes(), 0o644)
 	b := f.build(t, []crypto.Signer{f.keyB}, wrongSlot)
-	if _, err := Bundle(bytes.NewReader(b), f.trust, f.opts(t)); err == nil || !strings.Contains(err.Error(), "version-2 signature") {
+	if _, err := verifyBytes(b, f.trust, f.opts(t)); err == nil || !strings.Contains(err.Error(), "version-2 signature") {
 		t.Fatalf("wrong slot: %v", err)
 	}
 	// A channel the keys may not point at.
 	o := f.opts(t)
 	o.Channel = "nightly"
-	if _, err := Bundle(bytes.NewReader(f.bundleA), f.trust, o); err == nil || !strings.Contains(err.Error(), "allows no channel") {
+	if _, err := verifyBytes(f.bundleA, f.trust, o); err == nil || !strings.Contains(err.Error(), "allows no channel") {
 		t.Fatalf("channel: %v", err)
 	}
 }
@@ -200,7 +200,7 @@ func FuzzBundle(f *testing.F) {
 	p, _ := NewPolicy([]crypto.PublicKey{testutil.Key(f, "b").Public()}, []crypto.PublicKey{testutil.Key(f, "a").Public()}, 1)
 	trust, _ := NewTrust(*p)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		rep, err := Bundle(bytes.NewReader(b), trust, Options{TempDir: t.TempDir()})
+		rep, err := verifyBytes(b, trust, Options{TempDir: t.TempDir()})
 		if err == nil || rep.Valid {
 			t.Fatal("an unsigned random bundle verified")
 		}
@@ -212,20 +212,20 @@ func FuzzBundle(f *testing.F) {
 func TestAddSignature(t *testing.T) {
 	f := makeFixture(t)
 	var out bytes.Buffer
-	err := bundle.AddSignature(bytes.NewReader(f.bundleA), &out, func(e *bundle.Envelope) error { return e.Sign(f.keyA) }, t.TempDir())
+	err := bundle.AddSignature(bytes.NewReader(f.bundleA), &out, func(e *bundle.Envelope, _ *bundle.Statement) error { return e.Sign(f.keyA) }, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, _ := NewPolicy([]crypto.PublicKey{f.keyA.Public(), f.keyB.Public()}, []crypto.PublicKey{f.keyA.Public()}, 2)
 	two, _ := NewTrust(*p)
-	if _, err := Bundle(bytes.NewReader(out.Bytes()), two, f.opts(t)); err != nil {
+	if _, err := verifyBytes(out.Bytes(), two, f.opts(t)); err != nil {
 		t.Fatal(err)
 	}
 	// Signing in the other order gives the same bytes.
 	var ba, both bytes.Buffer
 	first := f.build(t, []crypto.Signer{f.keyA}, f.full)
 	ba.Write(first)
-	if err := bundle.AddSignature(&ba, &both, func(e *bundle.Envelope) error { return e.Sign(f.keyB) }, t.TempDir()); err != nil {
+	if err := bundle.AddSignature(&ba, &both, func(e *bundle.Envelope, _ *bundle.Statement) error { return e.Sign(f.keyB) }, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(both.Bytes(), out.Bytes()) {
@@ -261,7 +261,7 @@ func TestBundleVersionMismatch(t *testing.T) {
 			Payloads: []bundle.PayloadFile{{Path: full, Name: "flatcar_production_update.gz", Kind: bundle.KindFull}}}); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := Bundle(bytes.NewReader(b.Bytes()), f.trust, f.opts(t))
+		rep, err := verifyBytes(b.Bytes(), f.trust, f.opts(t))
 		switch version {
 		case "4459.2.0":
 			if err != nil || rep.Payloads[0].OSVersion != "4459.2.0" {
@@ -275,8 +275,14 @@ func TestBundleVersionMismatch(t *testing.T) {
 		}
 	}
 	// The vectors' partitions hold no filesystem: noted, not failed.
-	rep, err := Bundle(bytes.NewReader(f.bundleA), f.trust, f.opts(t))
+	rep, err := verifyBytes(f.bundleA, f.trust, f.opts(t))
 	if err != nil || rep.Payloads[0].VersionNote == "" {
 		t.Fatalf("vectors: %v %+v", err, rep.Payloads)
 	}
+}
+
+// verifyBytes runs Bundle over an in-memory bundle.
+func verifyBytes(b []byte, trust *Trust, opts Options) (*Report, error) {
+	_, rep, err := Bundle(context.Background(), bytes.NewReader(b), int64(len(b)), trust, opts)
+	return rep, err
 }

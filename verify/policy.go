@@ -5,11 +5,10 @@
 package verify
 
 import (
-	"bytes"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen/internal/strictjson"
 	"io"
 	"sort"
 
@@ -72,14 +71,9 @@ func ParsePolicy(r io.Reader) (*Trust, error) {
 	if len(b) > MaxPolicySize {
 		return nil, fmt.Errorf("policy: more than %d bytes", MaxPolicySize)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var p Policy
-	if err := dec.Decode(&p); err != nil {
+	if err := strictjson.Decode(b, &p); err != nil {
 		return nil, fmt.Errorf("policy: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("policy: data after the policy")
 	}
 	return NewTrust(p)
 }

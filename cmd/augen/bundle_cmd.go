@@ -245,7 +245,15 @@ func bundleSign(e *env, args []string) error {
 	}
 	defer in.Close()
 	return writeOutput(e, *out, func(w io.Writer) error {
-		return bundle.AddSignature(in, w, func(env *bundle.Envelope) error {
+		return bundle.AddSignature(in, w, func(env *bundle.Envelope, st *bundle.Statement) error {
+			// Say what the signature will vouch for before it is made.
+			fmt.Fprintf(e.stderr, "%s: signing release %s %s (app %s)\n", programName, st.Predicate.Board, st.Predicate.Version, st.Predicate.AppID)
+			for _, p := range st.Predicate.Payloads {
+				fmt.Fprintf(e.stderr, "%s:   %-34s %-5s %d bytes, sha256 %s\n", programName, p.Name, p.Kind, p.Size, p.SHA256Hex)
+			}
+			for _, sg := range env.Signatures {
+				fmt.Fprintf(e.stderr, "%s:   already signed by %s (not checked here: augen verify does)\n", programName, sg.KeyID)
+			}
 			for _, s := range signers {
 				if err := env.Sign(s); err != nil {
 					return err

@@ -4,14 +4,91 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
+
+	"github.com/augen-project/augen/internal/tempfile"
 )
 
+// interruptGrace is how long an interrupted command gets to unwind on its
+// own (its deferred removals run) before what it left is removed for it
+// and augen exits anyway.
+const interruptGrace = 500 * time.Millisecond
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	os.Exit(runMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// runMain runs a command with the signals that stop it: SIGINT, SIGTERM,
+// SIGHUP and SIGPIPE (a closed pipe on stdout) cancel its context; after
+// a short grace every temporary file still there is removed, one line says
+// what happened, and the exit code is 128 + the signal's number (130,
+// 143, 129, 141), whatever the command was doing.
+func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errOut := &mutable{w: stderr}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, stdin, stdout, errOut) }()
+	select {
+	case code := <-done:
+		return code
+	case sig := <-sigs:
+		// The command's own error ("context canceled") is not the news.
+		errOut.mute()
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(interruptGrace):
+		}
+		tempfile.Cleanup()
+		num := int(sig.(syscall.Signal))
+		fmt.Fprintf(stderr, "%s: interrupted by %s; temporary files removed\n", programName, signalName(sig))
+		return 128 + num
+	}
+}
+
+func signalName(sig os.Signal) string {
+	switch sig {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGPIPE:
+		return "SIGPIPE (broken pipe)"
+	}
+	return sig.String()
+}
+
+// mutable is a writer that can be silenced once the command is being
+// interrupted.
+type mutable struct {
+	mu    sync.Mutex
+	w     io.Writer
+	muted bool
+}
+
+func (m *mutable) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.muted {
+		return len(p), nil
+	}
+	return m.w.Write(p)
+}
+
+func (m *mutable) mute() {
+	m.mu.Lock()
+	m.muted = true
+	m.mu.Unlock()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto"
 	"fmt"
+	"github.com/augen-project/augen/internal/tempfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -121,11 +122,11 @@ func payloadBuild(e *env, args []string) error {
 	if *fromImage != "" {
 		// Unpack into temporary files beside the output; they go when the
 		// command ends.
-		tmp, err := os.MkdirTemp(opts.TempDir, ".augen-unpack-*")
+		tmp, err := tempfile.MkdirTemp(opts.TempDir, ".augen-unpack-*")
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(tmp)
+		defer tempfile.RemoveAll(tmp)
 		uf.kernel = kernel
 		if *image, *kernel, err = unpackTo(e, uf, *fromImage, tmp, "new"); err != nil {
 			return err

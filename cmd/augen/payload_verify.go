@@ -9,6 +9,7 @@ import (
 
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
+	"github.com/augen-project/augen/verify"
 )
 
 const payloadVerifyUsage = `Usage: augen payload verify PAYLOAD --pubkey PUB.pem... [--old OLD.bin --old-kernel K0] [--image USR.bin] [--kernel VMLINUZ]
@@ -62,25 +63,20 @@ func payloadVerify(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pr, closeIn, err := openReader(e, fs.Arg(0))
+	in, size, closeIn, err := openSeekable(e, fs.Arg(0), payloadSpoolLimit)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
 	// Targets are simulated in $TMPDIR: a 1 GiB image needs 1 GiB there.
-	rebuilt, err := apply.Simulate(pr, apply.Sources{Partition: *old, Kernel: *oldKernel})
+	vr, err := verify.Payload(e.ctx, in, size, pubs, verify.PayloadOptions{
+		Sources:             apply.Sources{Partition: *old, Kernel: *oldKernel},
+		UnsafeAllowUnsigned: *unsigned,
+	})
 	if err != nil {
 		return err
 	}
-	s, err := payload.Summarize(pr, pubs)
-	if err != nil {
-		return err
-	}
-	if !*unsigned || len(s.Signatures) > 0 {
-		if err := s.CheckSignature(); err != nil {
-			return err
-		}
-	}
+	s, rebuilt := vr.Summary, vr.Rebuilt
 	for _, want := range []struct{ path, target string }{{*image, "partition"}, {*kernel, "KERNEL"}} {
 		if want.path == "" {
 			continue

@@ -10,6 +10,7 @@ import (
 	"github.com/augen-project/augen/internal/nebraska"
 	"github.com/augen-project/augen/internal/store"
 	"github.com/augen-project/augen/push"
+	"github.com/augen-project/augen/verify"
 )
 
 const pushUsage = `Usage: augen push --policy policy.json --server URL --channel CHANNEL --store URL
@@ -115,15 +116,43 @@ func pushCmd(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	rec, perr := push.Push(e.ctx, push.Options{
-		Bundle: fs.Arg(0), Trust: trust, Channel: *channel, Track: *track, AppID: *sf.appID,
-		Client: client, Store: st, PublicURL: *publicURL, Fetch: fetch, DryRun: *dryRun,
-		TempDir: os.TempDir(),
-		Log:     func(step, msg string) { fmt.Fprintf(e.stderr, "%s: %s: %s\n", programName, step, msg) },
-		Progress: func(name string) (func(done, total int64), func()) {
-			return progress(e, name)
-		},
-	})
+	logf := func(step, msg string) { fmt.Fprintf(e.stderr, "%s: %s: %s\n", programName, step, msg) }
+	// Verify exactly as augen verify does, with the channel the policy
+	// must allow; push takes only the verified value.
+	bf, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer bf.Close()
+	info, err := bf.Stat()
+	if err != nil {
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		return usagef("%s is not a regular file: push reads the bundle it verified again to upload it", fs.Arg(0))
+	}
+	verified, rep, perr := verify.Bundle(e.ctx, bf, info.Size(), trust, verify.Options{Channel: *channel, TempDir: os.TempDir()})
+	var rec *push.Record
+	if perr == nil {
+		rec, perr = push.Push(e.ctx, push.Options{
+			Bundle: verified, Name: fs.Arg(0), Channel: *channel, Track: *track, AppID: *sf.appID,
+			Client: client, Store: st, PublicURL: *publicURL, Fetch: fetch, DryRun: *dryRun,
+			Log: logf,
+			Progress: func(name string) (func(done, total int64), func()) {
+				return progress(e, name)
+			},
+		})
+	} else {
+		rec = &push.Record{DryRun: *dryRun, Server: client.URL(), Store: st.String(), Files: []push.FileRecord{}, Warnings: []string{}}
+		if rep != nil {
+			for _, fl := range rep.Failures {
+				logf("verify", "failed: "+fl)
+			}
+			if len(rep.Failures) > 0 {
+				perr = fmt.Errorf("%w: %s (%d check(s) failed)", verify.ErrVerification, rep.Failures[0], len(rep.Failures))
+			}
+		}
+	}
 	if *asJSON {
 		out := struct {
 			*push.Record

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen/internal/tempfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -66,11 +67,11 @@ func releaseCmd(e *env, args []string) error {
 		sizes = append(sizes, s.SignatureSize())
 		pubKeys = append(pubKeys, s.URI())
 	}
-	tmp, err := os.MkdirTemp(tempDirFor(*out), ".augen-release-*")
+	tmp, err := tempfile.MkdirTemp(tempDirFor(*out), ".augen-release-*")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer tempfile.RemoveAll(tmp)
 	uf.kernel = new(string)
 	fmt.Fprintf(e.stderr, "unpacking %s\n", fs.Arg(0))
 	usr, kernel, err := unpackTo(e, uf, fs.Arg(0), tmp, "new")
@@ -186,7 +187,7 @@ func checkImageVersion(e *env, usr, version string) error {
 	if err != nil {
 		return err
 	}
-	got, from, err := osrelease.Version(f, st.Size())
+	got, from, err := osrelease.Version(e.ctx, f, st.Size())
 	switch {
 	case errors.Is(err, osrelease.ErrNoFilesystem), errors.Is(err, osrelease.ErrNoVersion):
 		fmt.Fprintf(e.stderr, "%s: warning: the image's /usr declares no release version (%v); it is not checked against %s\n", programName, err, version)

@@ -201,7 +201,7 @@ func parse(fs *pflag.FlagSet, args []string) error {
 		}
 		return withHint(usagef("%v", err), fmt.Sprintf("run \"augen %s --help\"", fs.Name()))
 	}
-	return nil
+	return checkOutputs(fs)
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -212,6 +212,9 @@ func writeJSON(w io.Writer, v any) error {
 
 // isTerminal reports whether w is a terminal, where progress is shown.
 func isTerminal(w io.Writer) bool {
+	if m, ok := w.(*mutable); ok {
+		w = m.w
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false

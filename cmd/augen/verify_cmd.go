@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/augen-project/augen/internal/tempfile"
 	"io"
 	"os"
 	"strings"
@@ -56,12 +57,15 @@ func verifyCmd(e *env, args []string) error {
 		}
 		opts.Old[v] = verify.Old{Partition: usr, Kernel: kernel}
 	}
-	f, err := os.Open(fs.Arg(0))
+	in, size, closeIn, err := openSeekable(e, fs.Arg(0), bundleSpoolLimit)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	rep, verr := verify.Bundle(f, trust, opts)
+	defer closeIn()
+	_, rep, verr := verify.Bundle(e.ctx, in, size, trust, opts)
+	if rep == nil {
+		return verr
+	}
 	if verr == nil && *image != "" {
 		verr = checkBuiltFrom(e, uf, *image, rep)
 	}
@@ -113,11 +117,11 @@ func checkBuiltFrom(e *env, uf *unpackFlags, image string, rep *verify.Report) e
 	if full == nil {
 		return fmt.Errorf("%w: no full payload to compare with %s", verify.ErrVerification, image)
 	}
-	tmp, err := os.MkdirTemp("", "augen-verify-image-")
+	tmp, err := tempfile.MkdirTemp("", "augen-verify-image-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer tempfile.RemoveAll(tmp)
 	usrPath, kernelPath, err := unpackTo(e, uf, image, tmp, "image")
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ package atomicfile
 
 import (
 	"fmt"
+	"github.com/augen-project/augen/internal/tempfile"
 	"os"
 	"path/filepath"
 )
@@ -27,7 +28,7 @@ func Create(path string) (*File, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("output directory %s is not a directory", dir)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := tempfile.Create(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return nil, err
 	}
@@ -49,13 +50,15 @@ func (f *File) Commit() error {
 		return err
 	}
 	if err := f.File.Close(); err != nil {
-		os.Remove(f.Name())
+		f.cleanup()
 		return err
 	}
 	if err := os.Rename(f.Name(), f.dest); err != nil {
 		os.Remove(f.Name())
+		tempfile.Forget(f.Name())
 		return err
 	}
+	tempfile.Forget(f.Name())
 	return nil
 }
 
@@ -69,7 +72,4 @@ func (f *File) Abort() {
 	f.cleanup()
 }
 
-func (f *File) cleanup() {
-	f.File.Close()
-	os.Remove(f.Name())
-}
+func (f *File) cleanup() { tempfile.Remove(f.File) }

@@ -33,6 +33,7 @@ const (
 	itemSize      = 25
 	keyPtrSize    = 33
 	maxLevel      = 8
+	maxChunks     = 4096 // a 2 GiB filesystem has a few dozen; every read scans them
 	maxNodeSize   = 64 << 10
 	maxExtent     = 128 << 20 // no btrfs extent is larger
 	maxCompressed = 128 << 10 // nor a compressed one, uncompressed
@@ -139,6 +140,9 @@ func Open(r io.ReaderAt, size int64) (*FS, error) {
 				return false, err
 			}
 			fs.chunks = append(fs.chunks, c)
+			if len(fs.chunks) > maxChunks {
+				return false, fmt.Errorf("%w: more than %d chunks", ErrFormat, maxChunks)
+			}
 		}
 		return true, nil
 	})

@@ -161,15 +161,17 @@ func (fs *FS) data(in *inode, limit int64) ([]byte, error) {
 	}
 	out := make([]byte, n)
 	bs := fs.blockSize
+	blocks := uint64((n + bs - 1) / bs)
 	put := func(fileBlock, diskBlock uint64, count uint64, zero bool) error {
+		// Holes and uninitialized extents read as the zeros out holds,
+		// and nothing past the bytes wanted is visited: the loop below
+		// reads a block every time round.
+		if zero || fileBlock >= blocks {
+			return nil
+		}
+		count = min(count, blocks-fileBlock)
 		for i := uint64(0); i < count; i++ {
 			off := int64(fileBlock+i) * bs
-			if off >= n || off < 0 {
-				return nil
-			}
-			if zero {
-				continue
-			}
 			if diskBlock+i > uint64(fs.size/bs) {
 				return fmt.Errorf("%w: inode %d: block %d outside the image", ErrFormat, in.num, diskBlock+i)
 			}

@@ -92,7 +92,9 @@ func Open(r io.ReaderAt, size int64) (*FS, error) {
 	default:
 		fs.bits = 32
 	}
-	if need := (int64(fs.clusters) + 2) * int64(fs.bits) / 8; need > fatSize*bps {
+	// Entries 0..clusters+1, rounded up: a FAT12 entry may end half-way
+	// into a byte, which still has to be there.
+	if need := ((int64(fs.clusters)+2)*int64(fs.bits) + 7) / 8; need > fatSize*bps {
 		return nil, invalidf("the FAT (%d bytes) is too small for %d clusters", fatSize*bps, fs.clusters)
 	}
 	fs.fat = make([]byte, fatSize*bps)
@@ -113,8 +115,16 @@ func Open(r io.ReaderAt, size int64) (*FS, error) {
 
 func (fs *FS) valid(c uint32) bool { return c >= 2 && c < fs.clusters+2 }
 
-// next returns the FAT entry of cluster c.
+// next returns the FAT entry of cluster c (a value no chain may follow if
+// the table does not hold it, which Open's size check rules out).
 func (fs *FS) next(c uint32) uint32 {
+	width := uint64(2) // bytes read for one entry
+	if fs.bits == 32 {
+		width = 4
+	}
+	if end := uint64(c)*uint64(fs.bits)/8 + width; end > uint64(len(fs.fat)) {
+		return 0x0FFFFFF7 // outside the table: refused by valid()
+	}
 	switch fs.bits {
 	case 12:
 		v := binary.LittleEndian.Uint16(fs.fat[c+c/2:])

@@ -84,7 +84,13 @@ func (e *APIError) Unwrap() error { return ErrAPI }
 func New(base string, opts Options) (*Client, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err == nil && u.User != nil {
+			base = u.Redacted()
+		}
 		return nil, fmt.Errorf("server %q: want an http:// or https:// URL", base)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("server %q: credentials do not go in the URL (they would show in logs and errors); give a token with --token-file or AUGEN_TOKEN", u.Redacted())
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	if strings.ContainsAny(opts.Token, "\r\n") {
@@ -115,8 +121,22 @@ func New(base string, opts Options) (*Client, error) {
 	if timeout == 0 {
 		timeout = 60 * time.Second
 	}
-	c.http = &http.Client{Transport: tr, Timeout: timeout}
+	c.http = &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: c.checkRedirect}
 	return c, nil
+}
+
+// checkRedirect follows a redirect only to the exact scheme, host and
+// port of the server: net/http would keep the Authorization header on a
+// redirect to the same host over plain http, and the token must only ever
+// go where --server says.
+func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.URL.Scheme != c.base.Scheme || req.URL.Host != c.base.Host {
+		return fmt.Errorf("the server redirects to %s://%s, not %s://%s: not followed (the token goes only to --server)", req.URL.Scheme, req.URL.Host, c.base.Scheme, c.base.Host)
+	}
+	return nil
 }
 
 // CertPool is the system roots plus the PEM certificates in file.

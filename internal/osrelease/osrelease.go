@@ -8,6 +8,7 @@ package osrelease
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/augen-project/augen/internal/btrfs"
+	"github.com/augen-project/augen/internal/budget"
 	"github.com/augen-project/augen/internal/ext4"
 )
 
@@ -25,6 +27,12 @@ var ErrNoFilesystem = errors.New("osrelease: no ext2/3/4 or btrfs filesystem")
 var ErrNoVersion = errors.New("osrelease: no release version in /usr/lib/os-release or /usr/share/flatcar/release")
 
 const maxFile = 64 << 10
+
+// MaxRead bounds what reading the version may read from the image in
+// all: a few small files and the directories above them take well under
+// 1 MiB in a real /usr, while a crafted tree whose pointers loop or fan
+// out to one node is stopped after a fraction of a second.
+const MaxRead = 64 << 20
 
 // Paths are relative to the partition's root, which is mounted at /usr.
 var sources = []struct{ path, key string }{
@@ -38,8 +46,10 @@ type fileReader interface {
 }
 
 // Version returns the version the partition image declares and the file
-// it came from (e.g. "/usr/lib/os-release").
-func Version(r io.ReaderAt, size int64) (version, from string, err error) {
+// it came from (e.g. "/usr/lib/os-release"). Every read is charged
+// against MaxRead and checks ctx.
+func Version(ctx context.Context, r io.ReaderAt, size int64) (version, from string, err error) {
+	r = budget.NewReaderAt(ctx, r, MaxRead)
 	var fs fileReader
 	var notExist error
 	switch {
@@ -93,8 +103,8 @@ func Field(b []byte, key string) string {
 // Check compares the version the image declares with want. An image
 // without a readable filesystem or version is reported as such (callers
 // decide whether that is fatal).
-func Check(r io.ReaderAt, size int64, want string) error {
-	got, from, err := Version(r, size)
+func Check(ctx context.Context, r io.ReaderAt, size int64, want string) error {
+	got, from, err := Version(ctx, r, size)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package osrelease
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -56,28 +57,28 @@ func TestVersion(t *testing.T) {
 		t.Run(fs.name, func(t *testing.T) {
 			f := image(t, map[string]string{"lib/os-release": "ID=flatcar\nVERSION=4459.2.1\n"}, fs.mkfs, fs.tool)
 			st, _ := f.Stat()
-			if v, from, err := Version(f, st.Size()); err != nil || v != "4459.2.1" || from != "/usr/lib/os-release" {
+			if v, from, err := Version(context.Background(), f, st.Size()); err != nil || v != "4459.2.1" || from != "/usr/lib/os-release" {
 				t.Fatalf("%q %q %v", v, from, err)
 			}
-			if err := Check(f, st.Size(), "4459.2.1"); err != nil {
+			if err := Check(context.Background(), f, st.Size(), "4459.2.1"); err != nil {
 				t.Fatal(err)
 			}
-			if err := Check(f, st.Size(), "4459.2.2"); !errors.Is(err, ErrMismatch) {
+			if err := Check(context.Background(), f, st.Size(), "4459.2.2"); !errors.Is(err, ErrMismatch) {
 				t.Fatalf("other version: %v", err)
 			}
 			g := image(t, map[string]string{"share/flatcar/release": "FLATCAR_RELEASE_VERSION=3510.2.0\n", "lib/os-release": "ID=flatcar\n"}, fs.mkfs, fs.tool)
 			st, _ = g.Stat()
-			if v, from, err := Version(g, st.Size()); err != nil || v != "3510.2.0" || from != "/usr/share/flatcar/release" {
+			if v, from, err := Version(context.Background(), g, st.Size()); err != nil || v != "3510.2.0" || from != "/usr/share/flatcar/release" {
 				t.Fatalf("fallback: %q %q %v", v, from, err)
 			}
 			h := image(t, map[string]string{"share/os-release": "VERSION=1\n"}, fs.mkfs, fs.tool)
 			st, _ = h.Stat()
-			if _, _, err := Version(h, st.Size()); !errors.Is(err, ErrNoVersion) {
+			if _, _, err := Version(context.Background(), h, st.Size()); !errors.Is(err, ErrNoVersion) {
 				t.Fatalf("no version: %v", err)
 			}
 		})
 	}
-	if _, _, err := Version(bytes.NewReader(make([]byte, 1<<20)), 1<<20); !errors.Is(err, ErrNoFilesystem) {
+	if _, _, err := Version(context.Background(), bytes.NewReader(make([]byte, 1<<20)), 1<<20); !errors.Is(err, ErrNoFilesystem) {
 		t.Fatalf("zeros: %v", err)
 	}
 }

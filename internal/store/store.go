@@ -99,6 +99,7 @@ func Open(raw string, opts Options) (Store, error) {
 
 func transport(caFile string) (*http.Transport, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = 60 * time.Second // after the request was sent
 	if caFile != "" {
 		pool, err := nebraska.CertPool(caFile)
 		if err != nil {
@@ -274,6 +275,12 @@ func Fetch(ctx context.Context, client *http.Client, u string, limit int64) (Dig
 	if err != nil {
 		return Digests{}, 0, err
 	}
+	// A download may take minutes, but never a minute without a byte.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req = req.WithContext(ctx)
+	stall := time.AfterFunc(StallTimeout, cancel)
+	defer stall.Stop()
 	resp, err := client.Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -284,14 +291,37 @@ func Fetch(ctx context.Context, client *http.Client, u string, limit int64) (Dig
 	}
 	defer resp.Body.Close()
 	h1, h256 := sha1.New(), sha256.New()
-	n, err := io.Copy(io.MultiWriter(h1, h256), io.LimitReader(resp.Body, limit))
+	body := &tickReader{r: resp.Body, tick: func() { stall.Reset(StallTimeout) }}
+	n, err := io.Copy(io.MultiWriter(h1, h256), io.LimitReader(body, limit))
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("no data for %s: %w", StallTimeout, err)
+	}
 	if err != nil {
 		return Digests{}, resp.StatusCode, fmt.Errorf("GET %s: %w", u, err)
 	}
 	return Digests{Size: n, SHA1: h1.Sum(nil), SHA256: h256.Sum(nil)}, resp.StatusCode, nil
 }
 
-// HTTPClient is a client for Fetch with the CA file's roots.
+// StallTimeout is how long Fetch waits for the server's answer or the
+// next byte of it before giving up.
+var StallTimeout = 60 * time.Second
+
+// tickReader calls tick after every read that returned data.
+type tickReader struct {
+	r    io.Reader
+	tick func()
+}
+
+func (p *tickReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.tick()
+	}
+	return n, err
+}
+
+// HTTPClient is a client for Fetch with the CA file's roots and timeouts
+// on connecting and on the answer's headers.
 func HTTPClient(caFile string) (*http.Client, error) {
 	tr, err := transport(caFile)
 	if err != nil {

@@ -10,11 +10,14 @@
 package apply
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/augen-project/augen/internal/bsdiff"
 	"github.com/augen-project/augen/internal/pbzip2"
@@ -25,8 +28,13 @@ import (
 // to I/O errors on the targets).
 var ErrApply = errors.New("apply: payload cannot be applied")
 
+// failure is an error already naming its operation.
+type failure struct{ error }
+
+func (f failure) Unwrap() error { return f.error }
+
 func failf(op *payload.Op, format string, args ...any) error {
-	return fmt.Errorf("%w: %s (%s): %s", ErrApply, op.Where(), op.GetType(), fmt.Sprintf(format, args...))
+	return failure{fmt.Errorf("%w: %s (%s): %s", ErrApply, op.Where(), op.GetType(), fmt.Sprintf(format, args...))}
 }
 
 // Target is a partition or file the operations read and write.
@@ -46,14 +54,41 @@ type Targets struct {
 	Limit uint64
 	// Procedures maps a procedure type to its file target.
 	Procedures map[payload.ProcedureType]Target
+	// Counters, if set, is told how much work the payload caused, so that
+	// tests can prove a crafted payload was stopped early.
+	Counters *Counters
 }
 
-// MaxMoveBytes bounds what one MOVE may read into memory (the client reads
-// a MOVE's whole source before writing it).
-const MaxMoveBytes = 1 << 30
+// Counters count work done while applying.
+type Counters struct {
+	// Decompressed counts bytes produced by REPLACE_BZ decoding.
+	Decompressed atomic.Int64
+	// Operations counts operations applied.
+	Operations atomic.Int64
+}
 
-// MaxFileSize bounds a procedure's file (a kernel is tens of MiB).
-const MaxFileSize = 4 << 30
+// Limits on what one payload may make the applier do. Each is checked
+// before the memory or work it bounds is spent, with arithmetic that
+// cannot overflow.
+const (
+	// MaxOpBytes bounds what one operation may read or produce in memory:
+	// full payloads use 1 MiB operations, a delta's whole-kernel or
+	// whole-file operation tens of MiB.
+	MaxOpBytes = 256 << 20
+	// MaxMoveBytes is the old name of MaxOpBytes for MOVE and BSDIFF.
+	MaxMoveBytes = MaxOpBytes
+	// MaxFileSize bounds a procedure's file (a kernel is tens of MiB).
+	MaxFileSize = 256 << 20
+	// MaxPartitionSize bounds the partition a payload may describe: twice
+	// the 2 GiB USR partition Flatcar has had since 2025-09 (payloads
+	// carry its first 1 GiB). A simulated apply hashes the whole
+	// partition, so this also bounds the work a payload can ask for.
+	MaxPartitionSize = 4 << 30
+	// aheadBytes is the largest output decoded ahead of its turn on
+	// another core; larger operations are decoded when they are applied,
+	// so at most 2×GOMAXPROCS small outputs are held at once.
+	aheadBytes = 4 << 20
+)
 
 // at returns the target offset of byte skip of a (non-hole) extent, after
 // checking that count bytes from there stay within limit. Extents may be
@@ -73,13 +108,23 @@ func at(e *payload.Extent, skip, count, limit uint64, op *payload.Op, verb strin
 }
 
 // Apply runs every remaining operation of pr on t. It returns once Next
-// has returned io.EOF, so the whole file has been checked.
+// has returned io.EOF, so the whole file has been checked, or with ctx's
+// error once ctx is done (checked before every operation).
 //
 // Operations are applied strictly in order, as the client applies them;
-// only the decompression of REPLACE_BZ data runs ahead, on all cores, a
-// bounded number of operations in advance.
-func Apply(pr *payload.Reader, t *Targets) error {
+// only the decompression of small REPLACE_BZ operations runs ahead, on all
+// cores, a bounded number of operations in advance. Every destination is
+// checked against its target before its data is decompressed, and the
+// decoder is never allowed to produce more than the destination holds.
+func Apply(ctx context.Context, pr *payload.Reader, t *Targets) error {
 	m := pr.Manifest()
+	if t.Limit > MaxPartitionSize {
+		return fmt.Errorf("%w: the partition is %d bytes, over augen's limit of %d", ErrApply, t.Limit, uint64(MaxPartitionSize))
+	}
+	counters := t.Counters
+	if counters == nil {
+		counters = &Counters{}
+	}
 	workers := runtime.GOMAXPROCS(0)
 	items := make(chan *pending, 2*workers)
 	work := make(chan *pending)
@@ -90,7 +135,8 @@ func Apply(pr *payload.Reader, t *Targets) error {
 		go func() {
 			defer wg.Done()
 			for p := range work {
-				p.decoded, p.err = pbzip2.DecodeOne(p.op.Data, int(extentBytes(p.op.DstExtents)))
+				p.decoded, p.err = pbzip2.DecodeOne(p.op.Data, int(p.room))
+				counters.Decompressed.Add(int64(len(p.decoded)))
 				close(p.done)
 			}
 		}()
@@ -113,6 +159,9 @@ func Apply(pr *payload.Reader, t *Targets) error {
 			}
 			op.Data = append([]byte(nil), op.Data...)
 			if op.GetType() == payload.OpReplaceBz {
+				p.room, p.err = room(op, limitFor(m, t, op))
+			}
+			if op.GetType() == payload.OpReplaceBz && p.err == nil && p.room <= aheadBytes {
 				select {
 				case work <- p:
 				case <-stop:
@@ -128,7 +177,7 @@ func Apply(pr *payload.Reader, t *Targets) error {
 			}
 		}
 	}()
-	err := applyInOrder(m, t, items)
+	err := applyInOrder(ctx, m, t, items, counters)
 	close(stop)
 	for range items { // let the reader goroutine finish
 	}
@@ -139,12 +188,62 @@ func Apply(pr *payload.Reader, t *Targets) error {
 type pending struct {
 	op      *payload.Op
 	err     error
+	room    uint64 // bytes the destination can take (REPLACE_BZ)
 	decoded []byte
 	done    chan struct{}
 }
 
-func applyInOrder(m *payload.Manifest, t *Targets, items <-chan *pending) error {
+// limitFor is the byte size an operation's target may be accessed up to.
+func limitFor(m *payload.Manifest, t *Targets, op *payload.Op) uint64 {
+	if op.Procedure < 0 {
+		return payload.Blocks(t.Limit) * payload.BlockSize
+	}
+	return MaxFileSize
+}
+
+// room returns how many bytes op's destination extents can receive within
+// limit (sparse holes swallow data, so they count), after checking that
+// every extent that would receive data starts inside the target. The sum
+// saturates instead of overflowing and is capped at MaxOpBytes: it bounds
+// how much the decoder may produce before anything is decoded.
+func room(op *payload.Op, limit uint64) (uint64, error) {
+	var n uint64
+	for _, e := range op.DstExtents {
+		size := satMul(e.GetNumBlocks(), payload.BlockSize)
+		if e.GetStartBlock() != payload.SparseHole {
+			s := e.GetStartBlock()
+			if s >= limit/payload.BlockSize {
+				return 0, failf(op, "writes block %d, past the end of the target (%d bytes)", s, limit)
+			}
+			size = min(size, limit-s*payload.BlockSize)
+		}
+		n = satAdd(n, size)
+		if n >= MaxOpBytes {
+			return MaxOpBytes, nil
+		}
+	}
+	return n, nil
+}
+
+func satMul(a, b uint64) uint64 {
+	if b != 0 && a > math.MaxUint64/b {
+		return math.MaxUint64
+	}
+	return a * b
+}
+
+func satAdd(a, b uint64) uint64 {
+	if a > math.MaxUint64-b {
+		return math.MaxUint64
+	}
+	return a + b
+}
+
+func applyInOrder(ctx context.Context, m *payload.Manifest, t *Targets, items <-chan *pending, c *Counters) error {
 	for p := range items {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		<-p.done
 		if p.err == io.EOF {
 			return nil
@@ -154,7 +253,7 @@ func applyInOrder(m *payload.Manifest, t *Targets, items <-chan *pending) error 
 		}
 		op := p.op
 		var dst Target
-		limit := payload.Blocks(t.Limit) * payload.BlockSize
+		limit := limitFor(m, t, op)
 		if op.Procedure < 0 {
 			dst = t.Partition
 		} else {
@@ -163,17 +262,29 @@ func applyInOrder(m *payload.Manifest, t *Targets, items <-chan *pending) error 
 				continue // the client skips untyped procedures; data was consumed
 			}
 			dst = t.Procedures[proc.GetType()]
-			limit = MaxFileSize
 		}
 		if dst == nil {
 			continue
 		}
+		c.Operations.Add(1)
 		if op.GetType() == payload.OpReplaceBz {
 			if p.err != nil {
+				var fe failure
+				if errors.As(p.err, &fe) {
+					return p.err
+				}
 				return failf(op, "%v", p.err)
 			}
+			data := p.decoded
+			if data == nil {
+				var err error
+				if data, err = pbzip2.DecodeOne(op.Data, int(p.room)); err != nil {
+					return failf(op, "%v", err)
+				}
+				c.Decompressed.Add(int64(len(data)))
+			}
 			w := &extentWriter{t: dst, extents: op.DstExtents, limit: limit, op: op}
-			if err := w.writeAll(p.decoded, true); err != nil {
+			if err := w.writeAll(data, true); err != nil {
 				return err
 			}
 			continue
@@ -190,12 +301,6 @@ func applyOp(dst Target, limit uint64, op *payload.Op) error {
 	switch op.GetType() {
 	case payload.OpReplace:
 		return w.writeAll(op.Data, true)
-	case payload.OpReplaceBz:
-		data, err := pbzip2.DecodeOne(op.Data, int(extentBytes(op.DstExtents)))
-		if err != nil {
-			return failf(op, "%v", err)
-		}
-		return w.writeAll(data, true)
 	case payload.OpMove:
 		n := extentBytes(op.SrcExtents)
 		if n > MaxMoveBytes {
@@ -238,10 +343,11 @@ func applyOp(dst Target, limit uint64, op *payload.Op) error {
 	return failf(op, "unknown operation type")
 }
 
+// extentBytes is the byte size of the extents, saturating at MaxUint64.
 func extentBytes(list []*payload.Extent) uint64 {
 	var n uint64
 	for _, e := range list {
-		n += e.GetNumBlocks() * payload.BlockSize
+		n = satAdd(n, satMul(e.GetNumBlocks(), payload.BlockSize))
 	}
 	return n
 }
@@ -256,7 +362,7 @@ func readExtents(t Target, list []*payload.Extent, n, limit uint64, op *payload.
 		if off >= n {
 			break
 		}
-		size := min(e.GetNumBlocks()*payload.BlockSize, n-off)
+		size := min(satMul(e.GetNumBlocks(), payload.BlockSize), n-off)
 		start, err := at(e, 0, size, limit, op, "reads")
 		if err != nil {
 			return nil, err
@@ -290,7 +396,7 @@ func (w *extentWriter) writeAll(data []byte, pad bool) error {
 			return failf(w.op, "its %d bytes of data exceed its destination extents (%d bytes)", total, extentBytes(w.extents))
 		}
 		e := w.extents[w.idx]
-		room := e.GetNumBlocks()*payload.BlockSize - w.pos
+		room := satMul(e.GetNumBlocks(), payload.BlockSize) - w.pos
 		n := min(uint64(len(data)), room)
 		if e.GetStartBlock() != payload.SparseHole {
 			off, err := at(e, w.pos, n, w.limit, w.op, "writes")
@@ -306,7 +412,7 @@ func (w *extentWriter) writeAll(data []byte, pad bool) error {
 		}
 		data = data[n:]
 		w.pos += n
-		if w.pos == e.GetNumBlocks()*payload.BlockSize {
+		if w.pos == satMul(e.GetNumBlocks(), payload.BlockSize) {
 			w.idx++
 			w.pos = 0
 		}

@@ -75,7 +75,7 @@ func TestRebuildsVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := apply.Simulate(pr, apply.Sources{Partition: oldUSR, Kernel: vectors + "vmlinuz-old", TempDir: t.TempDir()})
+			got, err := apply.Simulate(context.Background(), pr, apply.Sources{Partition: oldUSR, Kernel: vectors + "vmlinuz-old", TempDir: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,7 +112,7 @@ func TestShortImageWithWholeChunkExtent(t *testing.T) {
 	if n := pr.Manifest().PartitionOperations[0].DstExtents[0].GetNumBlocks(); n != 256 {
 		t.Fatalf("extent of %d blocks", n)
 	}
-	got, err := apply.Simulate(pr, apply.Sources{TempDir: t.TempDir()})
+	got, err := apply.Simulate(context.Background(), pr, apply.Sources{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestWritesPastThePartition(t *testing.T) {
 		if err != nil {
 			t.Fatalf("start %d: %v", start, err)
 		}
-		_, err = apply.Simulate(pr2, apply.Sources{TempDir: t.TempDir()})
+		_, err = apply.Simulate(context.Background(), pr2, apply.Sources{TempDir: t.TempDir()})
 		if !errors.Is(err, apply.ErrApply) || !strings.Contains(err.Error(), "past the end") {
 			t.Fatalf("start %d: got %v", start, err)
 		}

@@ -2,12 +2,15 @@ package apply
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/augen-project/augen/internal/ctxio"
+	"github.com/augen-project/augen/internal/tempfile"
 	"github.com/augen-project/augen/payload"
 )
 
@@ -33,6 +36,8 @@ type Sources struct {
 	// SHA-256 matched new_partition_info (verification reads the release
 	// version inside it).
 	InspectPartition func(r io.ReaderAt, size int64)
+	// Counters, if set, counts the work done (see Targets.Counters).
+	Counters *Counters
 }
 
 // Rebuilt is what one target holds after the simulated update.
@@ -47,27 +52,38 @@ type Rebuilt struct {
 // file and truncated to its size) on temporary files, and checks that the
 // partition and every typed procedure rebuild to their new_info. It reads pr
 // to the end, so the payload's signatures are available afterwards.
-func Simulate(pr *payload.Reader, src Sources) ([]Rebuilt, error) {
+//
+// Sizes are checked against MaxPartitionSize and MaxFileSize before any
+// file is created; ctx is checked before every operation and every MiB
+// copied or hashed, and the temporary files are gone when it returns.
+func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, error) {
 	m := pr.Manifest()
 	npi := m.GetNewPartitionInfo()
-	part, err := os.CreateTemp(src.TempDir, "augen-partition-*")
+	if n := max(npi.GetSize(), m.GetOldPartitionInfo().GetSize()); n > MaxPartitionSize {
+		return nil, fmt.Errorf("%w: the payload describes a partition of %d bytes, over augen's limit of %d", ErrApply, n, uint64(MaxPartitionSize))
+	}
+	for _, p := range m.Procedures {
+		if n := max(p.GetNewInfo().GetSize(), p.GetOldInfo().GetSize()); p.Type != nil && n > MaxFileSize {
+			return nil, fmt.Errorf("%w: the payload describes a %s of %d bytes, over augen's limit of %d", ErrApply, p.GetType(), n, uint64(MaxFileSize))
+		}
+	}
+	part, err := tempfile.Create(src.TempDir, "augen-partition-*")
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(part.Name())
-	defer part.Close()
+	defer tempfile.Remove(part)
 	if opi := m.GetOldPartitionInfo(); opi != nil {
 		if src.Partition == "" {
 			return nil, fmt.Errorf("%w: this is a delta payload: give the image it applies to (--old)", ErrNeedSource)
 		}
-		if err := fillFrom(part, src.Partition, opi, "old partition"); err != nil {
+		if err := fillFrom(ctx, part, src.Partition, opi, "old partition"); err != nil {
 			return nil, err
 		}
 	}
 	if err := part.Truncate(int64(max(npi.GetSize(), m.GetOldPartitionInfo().GetSize()))); err != nil {
 		return nil, err
 	}
-	t := &Targets{Partition: part, Limit: npi.GetSize(), Procedures: map[payload.ProcedureType]Target{}}
+	t := &Targets{Partition: part, Limit: npi.GetSize(), Procedures: map[payload.ProcedureType]Target{}, Counters: src.Counters}
 	procFiles := map[payload.ProcedureType]*os.File{}
 	for _, p := range m.Procedures {
 		if p.Type == nil {
@@ -76,28 +92,27 @@ func Simulate(pr *payload.Reader, src Sources) ([]Rebuilt, error) {
 		if _, dup := procFiles[p.GetType()]; dup {
 			return nil, fmt.Errorf("%w: two %s procedures", ErrApply, p.GetType())
 		}
-		f, err := os.CreateTemp(src.TempDir, "augen-"+p.GetType().String()+"-*")
+		f, err := tempfile.Create(src.TempDir, "augen-"+p.GetType().String()+"-*")
 		if err != nil {
 			return nil, err
 		}
-		defer os.Remove(f.Name())
-		defer f.Close()
+		defer tempfile.Remove(f)
 		if oi := p.GetOldInfo(); oi != nil {
 			if p.GetType() != payload.ProcKernel || src.Kernel == "" {
 				return nil, fmt.Errorf("%w: the %s procedure is a delta: give the old file it applies to (--old-kernel)", ErrNeedSource, p.GetType())
 			}
-			if err := fillFrom(f, src.Kernel, oi, "old kernel"); err != nil {
+			if err := fillFrom(ctx, f, src.Kernel, oi, "old kernel"); err != nil {
 				return nil, err
 			}
 		}
 		procFiles[p.GetType()] = f
 		t.Procedures[p.GetType()] = f
 	}
-	if err := Apply(pr, t); err != nil {
+	if err := Apply(ctx, pr, t); err != nil {
 		return nil, err
 	}
 	out := []Rebuilt{}
-	r, err := hashFile(part, npi.GetSize(), "partition")
+	r, err := hashFile(ctx, part, npi.GetSize(), "partition")
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +133,7 @@ func Simulate(pr *payload.Reader, src Sources) ([]Rebuilt, error) {
 		if err := f.Truncate(int64(ni.GetSize())); err != nil {
 			return nil, err
 		}
-		r, err := hashFile(f, ni.GetSize(), p.GetType().String())
+		r, err := hashFile(ctx, f, ni.GetSize(), p.GetType().String())
 		if err != nil {
 			return nil, err
 		}
@@ -132,14 +147,14 @@ func Simulate(pr *payload.Reader, src Sources) ([]Rebuilt, error) {
 
 // fillFrom copies the first info.size bytes of path into f, checking them
 // against info.hash as the client's VerifySource does.
-func fillFrom(f *os.File, path string, info *payload.InstallInfo, what string) error {
+func fillFrom(ctx context.Context, f *os.File, path string, info *payload.InstallInfo, what string) error {
 	in, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(in, int64(info.GetSize())))
+	n, err := ctxio.Copy(ctx, io.MultiWriter(f, h), io.LimitReader(in, int64(info.GetSize())))
 	if err != nil {
 		return err
 	}
@@ -152,9 +167,9 @@ func fillFrom(f *os.File, path string, info *payload.InstallInfo, what string) e
 	return nil
 }
 
-func hashFile(f *os.File, size uint64, name string) (Rebuilt, error) {
+func hashFile(ctx context.Context, f *os.File, size uint64, name string) (Rebuilt, error) {
 	h := sha256.New()
-	n, err := io.Copy(h, io.NewSectionReader(f, 0, int64(size)))
+	n, err := ctxio.Copy(ctx, h, io.NewSectionReader(f, 0, int64(size)))
 	if err != nil {
 		return Rebuilt{}, err
 	}

@@ -3,8 +3,8 @@ package generate
 import (
 	"bytes"
 	"context"
+	"github.com/augen-project/augen/internal/tempfile"
 	"io"
-	"os"
 
 	"github.com/augen-project/augen/payload"
 )
@@ -27,12 +27,11 @@ type BuildOptions struct {
 // once every blob's size and hash is known; memory stays bounded whatever
 // the image size.
 func BuildFull(ctx context.Context, w io.Writer, opts BuildOptions) (*payload.Result, error) {
-	spool, err := os.CreateTemp(opts.TempDir, "augen-blobs-*")
+	spool, err := tempfile.Create(opts.TempDir, "augen-blobs-*")
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(spool.Name())
-	defer spool.Close()
+	defer tempfile.Remove(spool)
 	fo := opts.FullOptions
 	fo.Blobs = spool
 	m, err := Full(ctx, fo)

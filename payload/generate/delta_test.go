@@ -50,7 +50,7 @@ func applyDelta(t testing.TB, p, old, oldK []byte) []apply.Rebuilt {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := apply.Simulate(pr, apply.Sources{Partition: op, Kernel: ok, TempDir: dir})
+	got, err := apply.Simulate(context.Background(), pr, apply.Sources{Partition: op, Kernel: ok, TempDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestDeltaRefusesWrongOld(t *testing.T) {
 	wrong := filepath.Join(dir, "wrong")
 	os.WriteFile(wrong, new, 0o644)
 	pr, _ := payload.NewReader(bytes.NewReader(p), nil)
-	_, err := apply.Simulate(pr, apply.Sources{Partition: wrong, TempDir: dir})
+	_, err := apply.Simulate(context.Background(), pr, apply.Sources{Partition: wrong, TempDir: dir})
 	if !errors.Is(err, apply.ErrMismatch) || !strings.Contains(err.Error(), "the payload applies to") {
 		t.Fatalf("got %v", err)
 	}

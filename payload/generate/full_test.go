@@ -238,7 +238,7 @@ func TestLargePayloadIndependentlyChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rebuilt, err := apply.Simulate(pr, apply.Sources{TempDir: dir})
+	rebuilt, err := apply.Simulate(context.Background(), pr, apply.Sources{TempDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
