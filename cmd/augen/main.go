@@ -38,10 +38,19 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	errOut := &mutable{w: stderr}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, stdin, stdout, errOut) }()
+	var sig os.Signal
 	select {
 	case code := <-done:
-		return code
-	case sig := <-sigs:
+		// A broken pipe makes the command fail and raises SIGPIPE at
+		// the same time: the signal is the better explanation.
+		select {
+		case sig = <-sigs:
+		default:
+			return code
+		}
+	case sig = <-sigs:
+	}
+	{
 		// The command's own error ("context canceled") is not the news.
 		errOut.mute()
 		cancel()

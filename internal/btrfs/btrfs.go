@@ -193,7 +193,7 @@ func (fs *FS) readLogical(addr uint64, n int) ([]byte, error) {
 			}
 			b := make([]byte, n)
 			if _, err := fs.r.ReadAt(b, int64(phys)); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+				return nil, fmt.Errorf("%w: %w", ErrFormat, err)
 			}
 			return b, nil
 		}

@@ -3,7 +3,9 @@ package btrfs
 import (
 	"bytes"
 	"compress/zlib"
+	"context"
 	"errors"
+	"github.com/augen-project/augen/internal/budget"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,12 +103,17 @@ func FuzzReadFile(f *testing.F) {
 	f.Add(synthetic([]byte("VERSION=1.2.3\n"), false))
 	f.Add(synthetic([]byte("VERSION=1.2.3\n"), true))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fs, err := Open(bytes.NewReader(b), int64(len(b)))
-		if err != nil {
-			return
+		// With the budget verification uses: every walk stays within it.
+		const max = 4 << 20
+		r := budget.NewReaderAt(context.Background(), bytes.NewReader(b), max)
+		fs, err := Open(r, int64(len(b)))
+		if err == nil {
+			if got, err := fs.ReadFile("lib/os-release", 1<<16); err == nil && len(got) > 1<<16 {
+				t.Fatal("limit exceeded")
+			}
 		}
-		if got, err := fs.ReadFile("lib/os-release", 1<<16); err == nil && len(got) > 1<<16 {
-			t.Fatal("limit exceeded")
+		if r.Used() > max+maxReadSize {
+			t.Fatalf("read %d bytes with a budget of %d", r.Used(), max)
 		}
 	})
 }

@@ -105,7 +105,7 @@ func (fs *FS) read(off, n int64) ([]byte, error) {
 	}
 	b := make([]byte, n)
 	if _, err := fs.r.ReadAt(b, off); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
 	}
 	return b, nil
 }

@@ -2,8 +2,10 @@ package ext4
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen/internal/budget"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,9 +15,13 @@ import (
 )
 
 func mkfs(t testing.TB, src string, args ...string) *os.File {
+	return mkfsSized(t, src, "8M", args...)
+}
+
+func mkfsSized(t testing.TB, src, size string, args ...string) *os.File {
 	testutil.RequireTools(t, "mke2fs")
 	img := filepath.Join(t.TempDir(), "fs.img")
-	args = append(append([]string{"-q", "-F"}, args...), "-d", src, img, "8M")
+	args = append(append([]string{"-q", "-F"}, args...), "-d", src, img, size)
 	if out, err := exec.Command("mke2fs", args...).CombinedOutput(); err != nil {
 		t.Fatalf("mke2fs %v: %v\n%s", args, err, out)
 	}
@@ -84,12 +90,17 @@ func FuzzReadFile(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fs, err := Open(bytes.NewReader(b), int64(len(b)))
-		if err != nil {
-			return
+		// With the budget verification uses: every walk stays within it.
+		const max = 4 << 20
+		r := budget.NewReaderAt(context.Background(), bytes.NewReader(b), max)
+		fs, err := Open(r, int64(len(b)))
+		if err == nil {
+			if got, err := fs.ReadFile("lib/os-release", 1<<16); err == nil && len(got) > 1<<16 {
+				t.Fatal("limit exceeded")
+			}
 		}
-		if got, err := fs.ReadFile("lib/os-release", 1<<16); err == nil && len(got) > 1<<16 {
-			t.Fatal("limit exceeded")
+		if r.Used() > max+maxReadSize {
+			t.Fatalf("read %d bytes with a budget of %d", r.Used(), max)
 		}
 	})
 }

@@ -135,7 +135,14 @@ type decoder struct {
 	tt    []uint32
 	trees [6]huffman
 	sel   []uint8
+	// maxOut, if > 0, bounds a block's output: runs expand up to ~50x,
+	// so a block is stopped as it grows past what the caller can take,
+	// not after.
+	maxOut int
 }
+
+// errTooLarge is returned when a block's output passes maxOut.
+var errTooLarge = errors.New("block decodes to more than the bytes it may fill")
 
 // block is one decoded block.
 type block struct {
@@ -335,6 +342,9 @@ func (d *decoder) decodeBlock(data []byte, bit uint64, out []byte) (*block, erro
 		if same == 4 {
 			if c > 0 {
 				start := len(out)
+				if d.maxOut > 0 && start+int(c) > d.maxOut {
+					return nil, errTooLarge
+				}
 				out = slices.Grow(out, int(c))[:start+int(c)]
 				fill(out[start:], byte(last))
 			}

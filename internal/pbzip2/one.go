@@ -26,7 +26,9 @@ func DecodeOne(blob []byte, max int) ([]byte, error) {
 	for n := 1; ; n++ {
 		switch at48(blob, bit) {
 		case blockMagic:
+			d.maxOut = max - len(out) + 1 // +1: never 0, which means no bound
 			b, err := d.decodeBlock(blob, bit, blk)
+			d.maxOut = 0
 			if err != nil {
 				if err == errTruncated {
 					return nil, fmt.Errorf("%w: truncated inside block %d", ErrCorrupt, n)

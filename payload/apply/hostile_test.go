@@ -1,0 +1,183 @@
+package apply_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	dsbzip2 "github.com/dsnet/compress/bzip2"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/augen-project/augen/payload"
+	"github.com/augen-project/augen/payload/apply"
+)
+
+// craft assembles an unsigned payload from m with one blob per partition
+// operation (nil: no data), filling in offsets, lengths and hashes.
+func craft(t testing.TB, m *payload.Manifest, blobs [][]byte) []byte {
+	t.Helper()
+	b, err := assemble(m, blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func assemble(m *payload.Manifest, blobs [][]byte) ([]byte, error) {
+	var data bytes.Buffer
+	for i, op := range m.PartitionOperations {
+		op.DataOffset, op.DataLength, op.DataSha256Hash = nil, nil, nil
+		if blobs[i] == nil {
+			continue
+		}
+		sum := sha256.Sum256(blobs[i])
+		op.DataOffset = proto.Uint32(uint32(data.Len()))
+		op.DataLength = proto.Uint32(uint32(len(blobs[i])))
+		op.DataSha256Hash = sum[:]
+		data.Write(blobs[i])
+	}
+	var out bytes.Buffer
+	if _, err := payload.Assemble(&out, m, &data, nil); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+func bz2(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	w, _ := dsbzip2.NewWriter(&out, &dsbzip2.WriterConfig{Level: 9})
+	w.Write(b)
+	w.Close()
+	return out.Bytes()
+}
+
+// oneOp is a manifest for a partition of blocks blocks with one operation.
+func oneOp(blocks uint64, typ payload.OperationType, dst ...*payload.Extent) *payload.Manifest {
+	sum := sha256.Sum256(nil)
+	return &payload.Manifest{
+		BlockSize:           proto.Uint32(payload.BlockSize),
+		NewPartitionInfo:    &payload.InstallInfo{Size: proto.Uint64(blocks * payload.BlockSize), Hash: sum[:]},
+		PartitionOperations: []*payload.Operation{{Type: typ.Enum(), DstExtents: dst}},
+	}
+}
+
+func ext(start, n uint64) *payload.Extent {
+	return &payload.Extent{StartBlock: proto.Uint64(start), NumBlocks: proto.Uint64(n)}
+}
+
+func simulate(t *testing.T, b []byte, ctx context.Context, c *apply.Counters) error {
+	t.Helper()
+	pr, err := payload.NewReader(bytes.NewReader(b), nil)
+	if err != nil {
+		return err
+	}
+	dir := t.TempDir()
+	_, err = apply.Simulate(ctx, pr, apply.Sources{TempDir: dir, Counters: c})
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("%d temporary files left behind", len(ents))
+	}
+	return err
+}
+
+// Finding 1: an extent of 2^52-1 blocks made the decoder allocate for
+// all of them (makeslice panic). The decoder may now produce only what
+// the partition can take.
+func TestHugeExtentDoesNotPanic(t *testing.T) {
+	b := craft(t, oneOp(2, payload.OpReplaceBz, ext(0, 1<<52-1)), [][]byte{bz2(t, make([]byte, 4096))})
+	var c apply.Counters
+	err := simulate(t, b, context.Background(), &c)
+	// The data fits; the rebuilt hash is not the manifest's.
+	if !errors.Is(err, apply.ErrMismatch) {
+		t.Fatalf("got %v", err)
+	}
+	if n := c.Decompressed.Load(); n != 4096 {
+		t.Fatalf("decompressed %d bytes", n)
+	}
+}
+
+// Finding 3: a small blob that decompresses to 64 MiB for a one-block
+// destination is stopped inside the first bzip2 block, and an operation
+// whose destination lies outside the partition is refused before its data
+// is decompressed at all.
+func TestDecompressionBoundedByDestination(t *testing.T) {
+	bomb := bz2(t, make([]byte, 64<<20))
+	var c apply.Counters
+	err := simulate(t, craft(t, oneOp(2, payload.OpReplaceBz, ext(0, 1)), [][]byte{bomb}), context.Background(), &c)
+	if !errors.Is(err, apply.ErrApply) || !strings.Contains(err.Error(), "more than the bytes it may fill") {
+		t.Fatalf("bomb: got %v", err)
+	}
+	if n := c.Decompressed.Load(); n != 0 {
+		t.Fatalf("bomb: %d bytes decompressed", n)
+	}
+	err = simulate(t, craft(t, oneOp(2, payload.OpReplaceBz, ext(5, 1)), [][]byte{bomb}), context.Background(), &c)
+	if !errors.Is(err, apply.ErrApply) || !strings.Contains(err.Error(), "past the end") {
+		t.Fatalf("outside: got %v", err)
+	}
+	if n := c.Decompressed.Load(); n != 0 {
+		t.Fatalf("outside: %d bytes decompressed", n)
+	}
+}
+
+// Finding 3: a payload declaring a 16 TiB partition is refused before a
+// file is created (it used to run for hours).
+func TestPartitionSizeCapped(t *testing.T) {
+	m := oneOp(2, payload.OpReplace, ext(0, 1))
+	m.NewPartitionInfo.Size = proto.Uint64(16 << 40)
+	var c apply.Counters
+	err := simulate(t, craft(t, m, [][]byte{make([]byte, 4096)}), context.Background(), &c)
+	if !errors.Is(err, apply.ErrApply) || !strings.Contains(err.Error(), "over augen's limit") {
+		t.Fatalf("got %v", err)
+	}
+	if c.Operations.Load() != 0 {
+		t.Fatal("operations ran")
+	}
+}
+
+// A canceled context stops the apply, and its temporary files go.
+func TestSimulateCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := simulate(t, craft(t, oneOp(2, payload.OpReplace, ext(0, 1)), [][]byte{make([]byte, 4096)}), ctx, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// FuzzApply applies arbitrary manifests and data to an 8-block partition:
+// no panic, and no operation may decompress more than the partition holds.
+func FuzzApply(f *testing.F) {
+	f.Add(uint8(payload.OpReplaceBz), uint64(0), uint64(1), uint64(0), uint64(0), bz2(f, make([]byte, 4096)))
+	f.Add(uint8(payload.OpMove), uint64(1), uint64(2), uint64(0), uint64(2), []byte(nil))
+	f.Add(uint8(payload.OpBsdiff), uint64(0), uint64(1), uint64(2), uint64(1), []byte("BSDIFF40"))
+	f.Add(uint8(payload.OpReplace), uint64(7), uint64(1<<52), uint64(0), uint64(0), []byte("x"))
+	f.Fuzz(func(t *testing.T, typ uint8, ds, dn, ss, sn uint64, data []byte) {
+		op := &payload.Operation{Type: payload.OperationType(typ % 4).Enum(), DstExtents: []*payload.Extent{ext(ds, dn)}}
+		if sn > 0 {
+			op.SrcExtents = []*payload.Extent{ext(ss, sn)}
+		}
+		m := oneOp(8, payload.OpReplace)
+		m.PartitionOperations[0] = op
+		var blob []byte
+		if len(data) > 0 {
+			blob = data
+		}
+		b, err := assemble(m, [][]byte{blob})
+		if err != nil {
+			return
+		}
+		pr, err := payload.NewReader(bytes.NewReader(b), nil)
+		if err != nil {
+			return
+		}
+		var c apply.Counters
+		_, _ = apply.Simulate(context.Background(), pr, apply.Sources{TempDir: t.TempDir(), Counters: &c})
+		if n := c.Decompressed.Load(); n > 8*payload.BlockSize {
+			t.Fatalf("decompressed %d bytes for an 8-block partition", n)
+		}
+	})
+}
