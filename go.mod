@@ -6,7 +6,9 @@ require (
 	github.com/ProtonMail/go-crypto v1.5.2
 	github.com/dsnet/compress v0.0.1
 	github.com/google/go-tpm v0.9.8
+	github.com/klauspost/compress v1.19.2
 	github.com/miekg/pkcs11 v1.1.2
+	github.com/minio/minio-go/v7 v7.4.1
 	github.com/secure-systems-lab/go-securesystemslib v0.11.1
 	github.com/spf13/pflag v1.1.0
 	golang.org/x/term v0.48.0
@@ -19,12 +21,10 @@ require (
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/google/go-tpm-tools v0.4.11 // indirect
 	github.com/google/uuid v1.6.0 // indirect
-	github.com/klauspost/compress v1.19.2 // indirect
 	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
 	github.com/klauspost/crc32 v1.3.0 // indirect
 	github.com/minio/crc64nvme v1.1.1 // indirect
 	github.com/minio/md5-simd v1.1.2 // indirect
-	github.com/minio/minio-go/v7 v7.4.1 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/rs/xid v1.6.0 // indirect
 	github.com/tinylib/msgp v1.6.4 // indirect
