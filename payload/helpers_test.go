@@ -73,14 +73,7 @@ func buildPayload(t testing.TB, img, kernel []byte, keys ...crypto.Signer) []byt
 // verifyBytes runs every check short of applying: the reader's rules, and
 // the signatures against pubs.
 func verifyBytes(b []byte, pubs ...crypto.PublicKey) (*payload.Summary, error) {
-	pr, err := payload.NewReader(bytes.NewReader(b), nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := pr.ReadAll(); err != nil {
-		return nil, err
-	}
-	s, err := payload.Summarize(pr, pubs)
+	s, err := payload.Check(bytes.NewReader(b), pubs)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"sort"
 
 	"github.com/augen-project/augen/internal/pubkey"
@@ -105,6 +106,21 @@ func opStats(ops []*Operation) []OpStats {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Type < out[j].Type })
 	return out
+}
+
+// Check reads a whole payload with the Reader's rules (nothing is
+// decompressed or applied) and summarizes it, with each signature checked
+// against pubs. It does not decide whether the signatures suffice:
+// Summary.CheckSignature applies the client's rule.
+func Check(r io.Reader, pubs []crypto.PublicKey) (*Summary, error) {
+	pr, err := NewReader(r, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := pr.ReadAll(); err != nil {
+		return nil, err
+	}
+	return Summarize(pr, pubs)
 }
 
 // Summarize describes a payload that pr has read to the end, matching its

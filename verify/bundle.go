@@ -163,12 +163,9 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 // MiB read and every operation applied.
 func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts Options) (*Verified, *Report, error) {
 	rep := &Report{BundleSigners: []string{}, Payloads: []PayloadReport{}, Failures: []string{}}
-	finish := func() (*Verified, *Report, error) {
-		rep.Valid = len(rep.Failures) == 0
-		if !rep.Valid {
-			return nil, rep, fmt.Errorf("%w: %s", ErrVerification, strings.Join(rep.Failures, "; "))
-		}
-		return nil, rep, nil
+	// failed ends the verification with every failure found so far.
+	failed := func() (*Verified, *Report, error) {
+		return nil, rep, fmt.Errorf("%w: %s", ErrVerification, strings.Join(rep.Failures, "; "))
 	}
 	// 1. Structure and digests.
 	var envBytes []byte
@@ -194,12 +191,12 @@ func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts
 			return nil, rep, ctx.Err()
 		}
 		rep.fail("bundle", "%v", err)
-		return finish()
+		return failed()
 	}
 	// 2. The envelope and the statement.
 	st := checkEnvelope(rep, trust, opts, envBytes)
 	if st == nil {
-		return finish()
+		return failed()
 	}
 	rep.Statement = st
 	// 3. Every member against the statement, before any is parsed.
@@ -217,7 +214,7 @@ func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts
 		}
 	}
 	if len(rep.Failures) > 0 {
-		return finish()
+		return failed()
 	}
 	// 4. Authenticated bytes only: parse, apply, read filesystems.
 	for _, m := range matched {
@@ -229,9 +226,10 @@ func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts
 	if err := ctx.Err(); err != nil {
 		return nil, rep, err
 	}
-	if _, _, err := finish(); err != nil {
-		return nil, rep, err
+	if len(rep.Failures) > 0 {
+		return failed()
 	}
+	rep.Valid = true
 	v := &Verified{report: rep, channel: opts.Channel, members: map[string]Member{}, src: src}
 	for _, m := range matched {
 		v.members[m.Name] = m
@@ -241,7 +239,7 @@ func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts
 
 // checkDigests compares a member's size and digests with the statement.
 func checkDigests(rep *Report, st *bundle.Statement, m Member) bool {
-	sub, entry := lookup(st, m.Name)
+	sub, entry := st.Member(m.Name)
 	if sub == nil || entry == nil {
 		rep.fail(m.Name, "not listed in the release statement")
 		return false
@@ -252,10 +250,6 @@ func checkDigests(rep *Report, st *bundle.Statement, m Member) bool {
 		return false
 	}
 	return true
-}
-
-func lookup(st *bundle.Statement, name string) (*bundle.Subject, *bundle.PayloadEntry) {
-	return st.Member(name)
 }
 
 func checkEnvelope(rep *Report, trust *Trust, opts Options, b []byte) *bundle.Statement {
@@ -302,7 +296,7 @@ func checkEnvelope(rep *Report, trust *Trust, opts Options, b []byte) *bundle.St
 // statement, hashing them again as they are read.
 func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *Trust, opts Options, m Member, body io.Reader) {
 	name := m.Name
-	sub, entry := lookup(st, name)
+	sub, entry := st.Member(name)
 	pr := PayloadReport{Name: name, Kind: entry.Kind}
 	defer func() { rep.Payloads = append(rep.Payloads, pr) }()
 	prd, err := payload.NewReader(body, nil)

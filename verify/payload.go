@@ -1,9 +1,9 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"crypto"
+	"encoding/hex"
 	"fmt"
 	"io"
 
@@ -40,14 +40,7 @@ type PayloadResult struct {
 //
 // src must be read twice; a pipe has to be spooled first.
 func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.PublicKey, opts PayloadOptions) (*PayloadResult, error) {
-	pr, err := payload.NewReader(ctxio.Reader(ctx, io.NewSectionReader(src, 0, size)), nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := pr.ReadAll(); err != nil {
-		return nil, err
-	}
-	s, err := payload.Summarize(pr, pubs)
+	s, err := payload.Check(ctxio.Reader(ctx, io.NewSectionReader(src, 0, size)), pubs)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +57,7 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(pr2.SignedHash(), pr.SignedHash()) {
+	if hex.EncodeToString(pr2.SignedHash()) != s.SignedHash {
 		return nil, fmt.Errorf("%w: the payload changed while it was verified", ErrVerification)
 	}
 	return &PayloadResult{Summary: s, Rebuilt: rebuilt}, nil

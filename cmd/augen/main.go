@@ -39,10 +39,16 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, stdin, stdout, errOut) }()
 	var sig os.Signal
+	exited := false
 	select {
 	case code := <-done:
-		// A broken pipe makes the command fail and raises SIGPIPE at
-		// the same time: the signal is the better explanation.
+		exited = true
+		// A write to a closed pipe fails with EPIPE (run says so with
+		// exitBrokenPipe) and raises SIGPIPE, in either order.
+		if code == exitBrokenPipe {
+			sig = syscall.SIGPIPE
+			break
+		}
 		select {
 		case sig = <-sigs:
 		default:
@@ -50,19 +56,18 @@ func runMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	case sig = <-sigs:
 	}
-	{
-		// The command's own error ("context canceled") is not the news.
-		errOut.mute()
-		cancel()
+	// The command's own error ("context canceled") is not the news.
+	errOut.mute()
+	cancel()
+	if !exited {
 		select {
 		case <-done:
 		case <-time.After(interruptGrace):
 		}
-		tempfile.Cleanup()
-		num := int(sig.(syscall.Signal))
-		fmt.Fprintf(stderr, "%s: interrupted by %s; temporary files removed\n", programName, signalName(sig))
-		return 128 + num
 	}
+	tempfile.Cleanup()
+	fmt.Fprintf(stderr, "%s: interrupted by %s; temporary files removed\n", programName, signalName(sig))
+	return 128 + int(sig.(syscall.Signal))
 }
 
 func signalName(sig os.Signal) string {

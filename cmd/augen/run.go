@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -28,8 +29,11 @@ const (
 	exitFailure = 1
 	exitUsage   = 2
 	exitVerify  = 3
-	programName = "augen"
-	globalUsage = `augen builds, signs and verifies Flatcar Container Linux update payloads.
+	// exitBrokenPipe is 128 + SIGPIPE, as a shell reports a pipe closed
+	// under a writer.
+	exitBrokenPipe = 141
+	programName    = "augen"
+	globalUsage    = `augen builds, signs and verifies Flatcar Container Linux update payloads.
 
 Usage:
   augen <command> [flags]
@@ -155,6 +159,10 @@ func report(e *env, err error) int {
 	}
 	if errors.Is(err, pflag.ErrHelp) {
 		return exitOK
+	}
+	// Whoever read our output went away: main reports it as SIGPIPE.
+	if errors.Is(err, syscall.EPIPE) {
+		return exitBrokenPipe
 	}
 	fmt.Fprintf(e.stderr, "%s: error: %s\n", programName, oneLine(err.Error()))
 	var h hinted

@@ -2,10 +2,9 @@ package ext4
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen/internal/budget"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,16 +90,12 @@ func FuzzReadFile(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// With the budget verification uses: every walk stays within it.
-		const max = 4 << 20
-		r := budget.NewReaderAt(context.Background(), bytes.NewReader(b), max)
-		fs, err := Open(r, int64(len(b)))
-		if err == nil {
-			if got, err := fs.ReadFile("lib/os-release", 1<<16); err == nil && len(got) > 1<<16 {
-				t.Fatal("limit exceeded")
+		testutil.CheckBudgetedRead(t, b, 4<<20, maxReadSize, func(r io.ReaderAt, size int64) (func(string, int64) ([]byte, error), error) {
+			fs, err := Open(r, size)
+			if err != nil {
+				return nil, err
 			}
-		}
-		if r.Used() > max+maxReadSize {
-			t.Fatalf("read %d bytes with a budget of %d", r.Used(), max)
-		}
+			return fs.ReadFile, nil
+		})
 	})
 }

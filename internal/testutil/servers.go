@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,6 +11,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen/internal/budget"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -242,5 +245,23 @@ func CheckFSReads(t testing.TB, read func(p string, limit int64) ([]byte, error)
 	}
 	if _, err := read("bin/big", 100); err == nil {
 		t.Error("file over the limit read")
+	}
+}
+
+// CheckBudgetedRead opens b with open through a read budget of max bytes
+// (what verification gives a filesystem walk), reads lib/os-release, and
+// fails if the content passes its limit or the reader read more than max
+// plus one read of at most slack bytes: the fuzz check of every reader
+// of untrusted filesystems.
+func CheckBudgetedRead(t testing.TB, b []byte, max, slack int64, open func(r io.ReaderAt, size int64) (func(p string, limit int64) ([]byte, error), error)) {
+	t.Helper()
+	r := budget.NewReaderAt(context.Background(), bytes.NewReader(b), max)
+	if read, err := open(r, int64(len(b))); err == nil {
+		if got, err := read("lib/os-release", 1<<16); err == nil && len(got) > 1<<16 {
+			t.Fatal("limit exceeded")
+		}
+	}
+	if r.Used() > max+slack {
+		t.Fatalf("read %d bytes with a budget of %d", r.Used(), max)
 	}
 }
