@@ -167,14 +167,8 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	if public == "" {
 		return rec, fmt.Errorf("the store %s has no URL of its own: give --public-url (the base URL clients download from)", o.Store)
 	}
-	// The public URL is registered in the update service and served to
-	// every client: a password in it would be published.
-	if pu, err := url.Parse(public); err != nil || pu.User != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-		shown := public
-		if err == nil {
-			shown = pu.Redacted()
-		}
-		return rec, fmt.Errorf("public URL %q: want an http(s) URL without credentials (it is served to every client)", shown)
+	if err := CheckPublicURL(public); err != nil {
+		return rec, err
 	}
 	var main *file
 	for i := range files {
@@ -306,6 +300,23 @@ func orNone(v string) string {
 		return "nothing"
 	}
 	return v
+}
+
+// CheckPublicURL refuses a client-facing base URL that is not http(s) or
+// that carries credentials: it is registered in the update service and
+// served to every client, so a password in it would be published. The
+// error shows the URL redacted.
+func CheckPublicURL(public string) error {
+	pu, err := url.Parse(public)
+	if err == nil && pu.User == nil && (pu.Scheme == "http" || pu.Scheme == "https") && pu.Host != "" {
+		return nil
+	}
+	if err == nil {
+		public = pu.Redacted()
+	} else {
+		public = "(unparsable)"
+	}
+	return fmt.Errorf("public URL %q: want an http(s) URL without credentials (it is served to every client)", public)
 }
 
 // verifiedFiles takes the files to upload from the verified bundle, after

@@ -100,6 +100,11 @@ func pushCmd(e *env, args []string) error {
 	case *policyPath == "" || *channel == "" || *storeURL == "":
 		return withHint(usagef("--policy, --server, --channel and --store are required"), `run "augen push --help"`)
 	}
+	if *publicURL != "" {
+		if err := push.CheckPublicURL(*publicURL); err != nil {
+			return usageError{err.Error()}
+		}
+	}
 	client, err := sf.client()
 	if err != nil {
 		return err
