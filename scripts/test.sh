@@ -43,8 +43,20 @@ for target in "payload FuzzReader" "payload FuzzDecodeSignatures" "internal/pbzi
   # that straddles -fuzztime's deadline makes the Go fuzzer report a spurious
   # "fuzzing process hung or terminated unexpectedly while minimizing"
   # (golang/go#52569). A real failure still writes its input to testdata/fuzz.
+  corpus="$1/testdata/fuzz/$2"
+  before=$(ls "$corpus" 2>/dev/null | wc -l)
   if ! go test -run '^$' -fuzz "^$2\$" -fuzztime "$fuzztime" -fuzzminimizetime 500x "./$1" >"$log" 2>&1; then
-    cat "$log"; ls -l "$1"/testdata/fuzz/"$2" 2>/dev/null || true
+    after=$(ls "$corpus" 2>/dev/null | wc -l)
+    # Go 1.26's fuzz coordinator can report the end of -fuzztime itself as
+    # a failure, "context deadline exceeded", with no input written
+    # (golang/go#75804, fixed in Go 1.27). That alone is not a finding:
+    # replay the target's corpus to be sure, and go on.
+    if [ "$after" = "$before" ] && tail -n 5 "$log" | grep -qx '    context deadline exceeded' &&
+        go test -count=1 -run "^$2\$" "./$1" >/dev/null 2>&1; then
+      echo "$1 $2: ok (the fuzz coordinator's deadline race, golang/go#75804: no input written, corpus replayed)"
+      continue
+    fi
+    cat "$log"; ls -l "$corpus" 2>/dev/null || true
     exit 1
   fi
   echo "$1 $2: ok"
