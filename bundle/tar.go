@@ -88,25 +88,6 @@ func ReadTarAt(r io.Reader, fn func(name string, offset, size int64, body io.Rea
 	return readTar(r, func(hdr *tar.Header, off int64, body io.Reader) error { return fn(hdr.Name, off, hdr.Size, body) })
 }
 
-// MemberInfo says where a member's data lies in the bundle file.
-type MemberInfo struct {
-	Name         string
-	Offset, Size int64
-}
-
-// Index reads a bundle with ReadTar's rules and returns where each
-// member's data is, so that a member can be read again (uploaded, retried)
-// without extracting it. Whoever reads a member this way must check its
-// digest again: the file may have changed since.
-func Index(r io.Reader) ([]MemberInfo, error) {
-	var out []MemberInfo
-	err := readTar(r, func(hdr *tar.Header, off int64, _ io.Reader) error {
-		out = append(out, MemberInfo{Name: hdr.Name, Offset: off, Size: hdr.Size})
-		return nil
-	})
-	return out, err
-}
-
 func readTar(r io.Reader, fn func(hdr *tar.Header, offset int64, body io.Reader) error) error {
 	cr := &countingReader{r: r}
 	tr := tar.NewReader(cr)

@@ -97,23 +97,22 @@ func FuzzReadTar(f *testing.F) {
 	})
 }
 
-func TestIndexOffsets(t *testing.T) {
+func TestReadTarAtOffsets(t *testing.T) {
 	data := []string{"{}", strings.Repeat("x", 1000), "oem"}
 	members := []Member{mem(EnvelopeName, data[0]), mem("flatcar_production_update.gz", data[1]), mem("oem-azure.gz", data[2])}
 	var buf bytes.Buffer
 	if err := WriteTar(&buf, members, time.Unix(0, 0)); err != nil {
 		t.Fatal(err)
 	}
-	idx, err := Index(bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(idx) != len(members) {
-		t.Fatalf("%d members indexed", len(idx))
-	}
-	for i, m := range idx {
-		if m.Name != members[i].Name || string(buf.Bytes()[m.Offset:m.Offset+m.Size]) != data[i] {
-			t.Errorf("member %d: %+v does not point at its data", i, m)
+	i := 0
+	err := ReadTarAt(bytes.NewReader(buf.Bytes()), func(name string, off, size int64, _ io.Reader) error {
+		if name != members[i].Name || string(buf.Bytes()[off:off+size]) != data[i] {
+			t.Errorf("member %d: %s at %d+%d does not point at its data", i, name, off, size)
 		}
+		i++
+		return nil
+	})
+	if err != nil || i != len(members) {
+		t.Fatalf("%d members read: %v", i, err)
 	}
 }

@@ -13,9 +13,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/augen-project/augen/internal/ctxio"
-
 	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/internal/ctxio"
 	"github.com/augen-project/augen/internal/osrelease"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"

@@ -75,8 +75,6 @@ const (
 	// full payloads use 1 MiB operations, a delta's whole-kernel or
 	// whole-file operation tens of MiB.
 	MaxOpBytes = 256 << 20
-	// MaxMoveBytes is the old name of MaxOpBytes for MOVE and BSDIFF.
-	MaxMoveBytes = MaxOpBytes
 	// MaxFileSize bounds a procedure's file (a kernel is tens of MiB).
 	MaxFileSize = 256 << 20
 	// MaxPartitionSize bounds the partition a payload may describe: twice
@@ -159,7 +157,7 @@ func Apply(ctx context.Context, pr *payload.Reader, t *Targets) error {
 			}
 			op.Data = append([]byte(nil), op.Data...)
 			if op.GetType() == payload.OpReplaceBz {
-				p.room, p.err = room(op, limitFor(m, t, op))
+				p.room, p.err = room(op, limitFor(t, op))
 			}
 			if op.GetType() == payload.OpReplaceBz && p.err == nil && p.room <= aheadBytes {
 				select {
@@ -194,7 +192,7 @@ type pending struct {
 }
 
 // limitFor is the byte size an operation's target may be accessed up to.
-func limitFor(m *payload.Manifest, t *Targets, op *payload.Op) uint64 {
+func limitFor(t *Targets, op *payload.Op) uint64 {
 	if op.Procedure < 0 {
 		return payload.Blocks(t.Limit) * payload.BlockSize
 	}
@@ -253,7 +251,7 @@ func applyInOrder(ctx context.Context, m *payload.Manifest, t *Targets, items <-
 		}
 		op := p.op
 		var dst Target
-		limit := limitFor(m, t, op)
+		limit := limitFor(t, op)
 		if op.Procedure < 0 {
 			dst = t.Partition
 		} else {
@@ -303,8 +301,11 @@ func applyOp(dst Target, limit uint64, op *payload.Op) error {
 		return w.writeAll(op.Data, true)
 	case payload.OpMove:
 		n := extentBytes(op.SrcExtents)
-		if n > MaxMoveBytes {
-			return failf(op, "reads %d bytes, more than the %d a MOVE may hold in memory", n, MaxMoveBytes)
+		if n > MaxOpBytes {
+			return failf(op, "reads %d bytes, more than the %d a MOVE may hold in memory", n, MaxOpBytes)
+		}
+		if err := fits(op, n, limit); err != nil {
+			return err
 		}
 		src, err := readExtents(dst, op.SrcExtents, n, limit, op)
 		if err != nil {
@@ -320,8 +321,11 @@ func applyOp(dst Target, limit uint64, op *payload.Op) error {
 		if op.DstLength != nil {
 			dstLen = op.GetDstLength()
 		}
-		if srcLen > MaxMoveBytes || dstLen > MaxMoveBytes {
-			return failf(op, "source %d or destination %d bytes exceed %d", srcLen, dstLen, MaxMoveBytes)
+		if srcLen > MaxOpBytes || dstLen > MaxOpBytes {
+			return failf(op, "source %d or destination %d bytes exceed %d", srcLen, dstLen, MaxOpBytes)
+		}
+		if err := fits(op, dstLen, limit); err != nil {
+			return err
 		}
 		src, err := readExtents(dst, op.SrcExtents, srcLen, limit, op)
 		if err != nil {
@@ -352,12 +356,40 @@ func extentBytes(list []*payload.Extent) uint64 {
 	return n
 }
 
-// readExtents reads the first n bytes of the concatenated extents. Bytes
-// past the end of a file target read as zeros, as they would from the
-// block device behind it.
+// fits checks, before anything is read or patched, that op's destination
+// can take n bytes inside the target.
+func fits(op *payload.Op, n, limit uint64) error {
+	r, err := room(op, limit)
+	if err != nil {
+		return err
+	}
+	if r < n {
+		return failf(op, "writes %d bytes, but its destination holds %d inside the target (%d bytes)", n, r, limit)
+	}
+	return nil
+}
+
+// readExtents reads the first n bytes of the concatenated extents, after
+// checking that all of them lie inside the target (so nothing is allocated
+// for a read that cannot happen). Bytes past the end of a file target read
+// as zeros, as they would from the block device behind it.
 func readExtents(t Target, list []*payload.Extent, n, limit uint64, op *payload.Op) ([]byte, error) {
-	buf := make([]byte, n)
 	off := uint64(0)
+	for _, e := range list {
+		if off >= n {
+			break
+		}
+		size := min(satMul(e.GetNumBlocks(), payload.BlockSize), n-off)
+		if _, err := at(e, 0, size, limit, op, "reads"); err != nil {
+			return nil, err
+		}
+		off += size
+	}
+	if off < n {
+		return nil, failf(op, "reads %d bytes from extents of %d", n, off)
+	}
+	buf := make([]byte, n)
+	off = 0
 	for _, e := range list {
 		if off >= n {
 			break

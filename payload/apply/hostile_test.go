@@ -181,3 +181,22 @@ func FuzzApply(f *testing.F) {
 		}
 	})
 }
+
+// MOVE and BSDIFF check their extents against the partition before they
+// allocate or patch: a 256 MiB source beyond an 8 KiB partition, or a
+// destination outside it, is refused as such.
+func TestMoveAndBsdiffExtentsCheckedFirst(t *testing.T) {
+	move := oneOp(2, payload.OpMove, ext(0, 65536))
+	move.PartitionOperations[0].SrcExtents = []*payload.Extent{ext(1<<40, 65536)}
+	bsd := oneOp(2, payload.OpBsdiff, ext(1<<40, 1))
+	bsd.PartitionOperations[0].SrcExtents = []*payload.Extent{ext(0, 1)}
+	for name, b := range map[string][]byte{
+		"move":   craft(t, move, [][]byte{nil}),
+		"bsdiff": craft(t, bsd, [][]byte{[]byte("BSDIFF40 not a patch")}),
+	} {
+		err := simulate(t, b, context.Background(), nil)
+		if !errors.Is(err, apply.ErrApply) || !(strings.Contains(err.Error(), "past the end") || strings.Contains(err.Error(), "holds")) {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+}
