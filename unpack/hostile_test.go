@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/augen-project/augen/internal/testutil"
 	"strings"
 	"testing"
 
@@ -29,7 +30,9 @@ func TestHostileImages(t *testing.T) {
 	binary.LittleEndian.PutUint64(bigESP[512+32:], last+34) // backup header
 	binary.LittleEndian.PutUint64(bigESP[512+48:], last+1)  // last usable
 	fixGPT(bigESP, 1)
-	_, _, err := run(t, bz(t, bigESP), unpack.Options{})
+	bigESPbz := bz(t, bigESP)
+	testutil.SaveCrafted(t, "6-esp-2gib.bin.bz2", bigESPbz)
+	_, _, err := run(t, bigESPbz, unpack.Options{})
 	if !errors.Is(err, unpack.ErrImage) || !strings.Contains(err.Error(), "over augen's limit") {
 		t.Fatalf("2 GiB ESP: %v", err)
 	}
@@ -41,7 +44,9 @@ func TestHostileImages(t *testing.T) {
 			binary.LittleEndian.PutUint32(small[e+12:], 2047) // a 1 MiB disk
 		}
 	}
-	_, _, err = run(t, bz(t, small), unpack.Options{})
+	smallbz := bz(t, small)
+	testutil.SaveCrafted(t, "6-damaged-gpt-small-mbr.bin.bz2", smallbz)
+	_, _, err = run(t, smallbz, unpack.Options{})
 	if !errors.Is(err, unpack.ErrImage) || !strings.Contains(err.Error(), "protective MBR") {
 		t.Fatalf("damaged GPT, 1 MiB MBR: %v", err)
 	}

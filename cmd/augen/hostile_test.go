@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"github.com/augen-project/augen/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,6 +56,7 @@ func TestCraftedPayloadRefusedBeforeApply(t *testing.T) {
 	spool := t.TempDir()
 	t.Setenv("TMPDIR", spool)
 	os.WriteFile(tmp+"/crafted.bin", crafted(t), 0o644)
+	testutil.SaveCrafted(t, "1-huge-extent.payload", crafted(t))
 	for _, in := range []string{tmp + "/crafted.bin", "-"} {
 		var stdout, stderr bytes.Buffer
 		stdin, _ := os.Open(tmp + "/crafted.bin")
@@ -110,6 +112,11 @@ func TestBundleSignChecksWhatItSigns(t *testing.T) {
 	payloadByte := append([]byte(nil), b...)
 	payloadByte[bytes.LastIndex(payloadByte, []byte("CrAU"))+5000] ^= 1
 	foreign := bytes.Replace(b, []byte("application/vnd.in-toto+json"), []byte("application/vnd.in-toto+jsox"), 1)
+	augen(t, "policy", "init", "--bundle-key", "file:"+tmp+"/key-a.pem", "--payload-key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/policy.json")
+	testutil.SaveCrafted(t, "policy.json", testutil.Read(t, tmp+"/policy.json"))
+	testutil.SaveCrafted(t, "TEST-ONLY-key-b.pem", testutil.Read(t, tmp+"/key-b.pem"))
+	testutil.SaveCrafted(t, "2-swapped-member.tar", payloadByte)
+	testutil.SaveCrafted(t, "7-foreign-type.tar", foreign)
 	for name, tc := range map[string]struct {
 		b    []byte
 		want string

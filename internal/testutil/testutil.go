@@ -109,3 +109,17 @@ func Corpus(b *testing.B) string {
 	}
 	return dir
 }
+
+// SaveCrafted writes a crafted hostile input to $AUGEN_CRAFTED_DIR when it
+// is set, so that scripts/hostile-inputs.sh can time augen on exactly the
+// inputs the tests craft. Otherwise it does nothing.
+func SaveCrafted(t testing.TB, name string, b []byte) {
+	t.Helper()
+	dir := os.Getenv("AUGEN_CRAFTED_DIR")
+	if dir == "" {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

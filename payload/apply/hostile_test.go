@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"github.com/augen-project/augen/internal/testutil"
 	"os"
 	"strings"
 	"testing"
@@ -107,7 +109,9 @@ func TestHugeExtentDoesNotPanic(t *testing.T) {
 func TestDecompressionBoundedByDestination(t *testing.T) {
 	bomb := bz2(t, make([]byte, 64<<20))
 	var c apply.Counters
-	err := simulate(t, craft(t, oneOp(2, payload.OpReplaceBz, ext(0, 1)), [][]byte{bomb}), context.Background(), &c)
+	b := craft(t, oneOp(2, payload.OpReplaceBz, ext(0, 1)), [][]byte{bomb})
+	testutil.SaveCrafted(t, "3-bomb.payload", b)
+	err := simulate(t, b, context.Background(), &c)
 	if !errors.Is(err, apply.ErrApply) || !strings.Contains(err.Error(), "more than the bytes it may fill") {
 		t.Fatalf("bomb: got %v", err)
 	}
@@ -129,7 +133,9 @@ func TestPartitionSizeCapped(t *testing.T) {
 	m := oneOp(2, payload.OpReplace, ext(0, 1))
 	m.NewPartitionInfo.Size = proto.Uint64(16 << 40)
 	var c apply.Counters
-	err := simulate(t, craft(t, m, [][]byte{make([]byte, 4096)}), context.Background(), &c)
+	b := craft(t, m, [][]byte{make([]byte, 4096)})
+	testutil.SaveCrafted(t, "3-16tib.payload", b)
+	err := simulate(t, b, context.Background(), &c)
 	if !errors.Is(err, apply.ErrApply) || !strings.Contains(err.Error(), "over augen's limit") {
 		t.Fatalf("got %v", err)
 	}
@@ -198,5 +204,25 @@ func TestMoveAndBsdiffExtentsCheckedFirst(t *testing.T) {
 		if !errors.Is(err, apply.ErrApply) || !(strings.Contains(err.Error(), "past the end") || strings.Contains(err.Error(), "holds")) {
 			t.Errorf("%s: got %v", name, err)
 		}
+	}
+}
+
+// Finding 3 through the applier: a BSDIFF operation whose control stream
+// is a million idle triples (a few KB compressed) is stopped after a few.
+func TestIdleTriplesThroughApply(t *testing.T) {
+	ctrl, empty := bz2(t, make([]byte, 24<<20)), bz2(t, nil)
+	hdr := make([]byte, 32)
+	copy(hdr, "BSDIFF40")
+	binary.LittleEndian.PutUint64(hdr[8:], uint64(len(ctrl)))
+	binary.LittleEndian.PutUint64(hdr[16:], uint64(len(empty)))
+	binary.LittleEndian.PutUint64(hdr[24:], payload.BlockSize)
+	patch := append(append(append(hdr, ctrl...), empty...), empty...)
+	m := oneOp(2, payload.OpBsdiff, ext(1, 1))
+	m.PartitionOperations[0].SrcExtents = []*payload.Extent{ext(0, 1)}
+	b := craft(t, m, [][]byte{patch})
+	testutil.SaveCrafted(t, "3-idle-triples.payload", b)
+	err := simulate(t, b, context.Background(), nil)
+	if !errors.Is(err, apply.ErrApply) || !strings.Contains(err.Error(), "more triples than bytes") {
+		t.Fatalf("got %v", err)
 	}
 }
