@@ -16,18 +16,21 @@ go build -o "$tmp/augen" ./cmd/augen
 go test -count=1 -run '^(TestCraftedPayloadRefusedBeforeApply|TestBundleSignChecksWhatItSigns)$' ./cmd/augen >/dev/null
 go test -count=1 -run '^(TestDecompressionBoundedByDestination|TestPartitionSizeCapped|TestIdleTriplesThroughApply)$' ./payload/apply >/dev/null
 go test -count=1 -run '^TestHostileImages$' ./unpack >/dev/null
+chmod 600 "$AUGEN_CRAFTED_DIR/TEST-ONLY-key-b.pem"
 c=$AUGEN_CRAFTED_DIR
 pub=testdata/vectors/TEST-ONLY-key-a.pub.pem
 
 row() { # label want-exit command...
   local label=$1 want=$2; shift 2
   local code=0
-  /usr/bin/time -v "$@" >"$tmp/out" 2>"$tmp/time" || code=$?
+  /usr/bin/time -v -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err" || code=$?
   if [ "$code" != "$want" ]; then
-    echo "$label: exit $code, want $want"; cat "$tmp/out" "$tmp/time"; exit 1
+    echo "$label: exit $code, want $want"; cat "$tmp/out" "$tmp/err" "$tmp/time"; exit 1
   fi
   printf '%-64s exit %s %8s s %8s KiB\n' "$label" "$code" \
     "$(grep 'Elapsed (wall' "$tmp/time" | awk '{print $NF}')" "$(grep 'Maximum resident' "$tmp/time" | awk '{print $NF}')"
+  # Why it was refused: augen's first error line.
+  grep -m1 -E '^augen: (error|failed)' "$tmp/err" | cut -c1-150 | sed 's/^/    /' || true
 }
 test_row() { # label package test-regexp
   local bin="$tmp/$(echo "$2" | tr / _).test"
