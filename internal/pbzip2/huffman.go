@@ -1,0 +1,387 @@
+package pbzip2
+
+// Move-to-front, zero-run coding and the Huffman stage, following
+// libbzip2's compress.c and huffman.c decision for decision: the number of
+// tables from the symbol count, the initial tables from equal-frequency
+// slices of the alphabet, four passes choosing a table per 50 symbols and
+// rebuilding each table from the symbols it won, code lengths from a heap
+// whose ties break on subtree depth, scaled down until none exceeds 17.
+
+const (
+	groupSize   = 50 // BZ_G_SIZE
+	nGroupsMax  = 6  // BZ_N_GROUPS
+	nIters      = 4  // BZ_N_ITERS
+	maxCodeLen  = 17
+	maxAlpha    = 258 // BZ_MAX_ALPHA_SIZE
+	runA, runB  = 0, 1
+	lesserCost  = 0
+	greaterCost = 15
+)
+
+type huffState struct {
+	mtfFreq [maxAlpha]int32
+	length  [nGroupsMax][maxAlpha]uint8
+	code    [nGroupsMax][maxAlpha]uint32
+	rfreq   [nGroupsMax][maxAlpha]int32
+	pack    [maxAlpha][3]uint32 // lengths of tables 2k and 2k+1 in one word
+	nInUse  int
+	seqToUn [256]byte
+	unToSeq [256]byte
+	hb      heapBuf
+}
+
+type heapBuf struct {
+	heap   [maxAlpha + 2]int32
+	weight [maxAlpha * 2]int32
+	parent [maxAlpha * 2]int32
+}
+
+// generateMTF turns the sorted block into move-to-front values with runs
+// of zeros coded as RUNA/RUNB digits, ending with EOB, and counts them.
+func (e *Encoder) generateMTF() int {
+	h := &e.huff
+	h.nInUse = 0
+	for i, used := range e.inUse {
+		if used {
+			h.unToSeq[i] = byte(h.nInUse)
+			h.seqToUn[h.nInUse] = byte(i)
+			h.nInUse++
+		}
+	}
+	eob := h.nInUse + 1
+	clear(h.mtfFreq[:eob+1])
+	var yy [256]byte
+	for i := range h.nInUse {
+		yy[i] = byte(i)
+	}
+	n := e.nblock
+	block, mtfv := e.block[:n], e.mtfv
+	freq := &h.mtfFreq
+	wr, zPend := 0, 0
+	flushZeros := func() {
+		zPend--
+		for {
+			if zPend&1 != 0 {
+				mtfv[wr] = runB
+				freq[runB]++
+			} else {
+				mtfv[wr] = runA
+				freq[runA]++
+			}
+			wr++
+			if zPend < 2 {
+				break
+			}
+			zPend = (zPend - 2) / 2
+		}
+		zPend = 0
+	}
+	for _, p := range e.ptr[:n] {
+		j := int(p) - 1
+		if j < 0 {
+			j += n
+		}
+		ll := h.unToSeq[block[j]]
+		if yy[0] == ll {
+			zPend++
+			continue
+		}
+		if zPend > 0 {
+			flushZeros()
+		}
+		tmp := yy[1]
+		yy[1] = yy[0]
+		k := 1
+		for ll != tmp {
+			k++
+			tmp, yy[k] = yy[k], tmp
+		}
+		yy[0] = tmp
+		mtfv[wr] = uint16(k + 1)
+		freq[k+1]++
+		wr++
+	}
+	if zPend > 0 {
+		flushZeros()
+	}
+	mtfv[wr] = uint16(eob)
+	freq[eob]++
+	return wr + 1
+}
+
+// sendMTF chooses the coding tables and writes the block's mapping table,
+// selectors, tables and symbols.
+func (e *Encoder) sendMTF(nMTF int) {
+	h := &e.huff
+	alphaSize := h.nInUse + 2
+	mtfv := e.mtfv[:nMTF]
+	for t := range nGroupsMax {
+		for v := range alphaSize {
+			h.length[t][v] = greaterCost
+		}
+	}
+	var nGroups int
+	switch {
+	case nMTF < 200:
+		nGroups = 2
+	case nMTF < 600:
+		nGroups = 3
+	case nMTF < 1200:
+		nGroups = 4
+	case nMTF < 2400:
+		nGroups = 5
+	default:
+		nGroups = 6
+	}
+
+	// Initial tables: slices of the alphabet of about equal frequency.
+	{
+		nPart, remF, gs := nGroups, int32(nMTF), 0
+		for nPart > 0 {
+			tFreq := remF / int32(nPart)
+			ge, aFreq := gs-1, int32(0)
+			for aFreq < tFreq && ge < alphaSize-1 {
+				ge++
+				aFreq += h.mtfFreq[ge]
+			}
+			if ge > gs && nPart != nGroups && nPart != 1 && (nGroups-nPart)%2 == 1 {
+				aFreq -= h.mtfFreq[ge]
+				ge--
+			}
+			for v := range alphaSize {
+				if v >= gs && v <= ge {
+					h.length[nPart-1][v] = lesserCost
+				} else {
+					h.length[nPart-1][v] = greaterCost
+				}
+			}
+			nPart--
+			gs = ge + 1
+			remF -= aFreq
+		}
+	}
+
+	nSelectors := 0
+	for range nIters {
+		for t := range nGroups {
+			clear(h.rfreq[t][:alphaSize])
+		}
+		for v := range alphaSize {
+			h.pack[v] = [3]uint32{
+				uint32(h.length[1][v])<<16 | uint32(h.length[0][v]),
+				uint32(h.length[3][v])<<16 | uint32(h.length[2][v]),
+				uint32(h.length[5][v])<<16 | uint32(h.length[4][v]),
+			}
+		}
+		nSelectors = 0
+		for gs := 0; gs < nMTF; gs += groupSize {
+			ge := min(gs+groupSize, nMTF)
+			// Costs fit in 16 bits (50 symbols of at most 17 bits), so
+			// two tables are summed in one word.
+			var c01, c23, c45 uint32
+			for _, v := range mtfv[gs:ge] {
+				p := &h.pack[v]
+				c01 += p[0]
+				c23 += p[1]
+				c45 += p[2]
+			}
+			cost := [nGroupsMax]uint32{c01 & 0xffff, c01 >> 16, c23 & 0xffff, c23 >> 16, c45 & 0xffff, c45 >> 16}
+			bt, bc := 0, cost[0]
+			for t := 1; t < nGroups; t++ {
+				if cost[t] < bc {
+					bc, bt = cost[t], t
+				}
+			}
+			e.sel[nSelectors] = byte(bt)
+			nSelectors++
+			rf := &h.rfreq[bt]
+			for _, v := range mtfv[gs:ge] {
+				rf[v]++
+			}
+		}
+		for t := range nGroups {
+			h.hb.makeCodeLengths(h.length[t][:alphaSize], h.rfreq[t][:alphaSize], maxCodeLen)
+		}
+	}
+
+	// Move-to-front the selectors.
+	{
+		var pos [nGroupsMax]byte
+		for i := range nGroups {
+			pos[i] = byte(i)
+		}
+		for i, ll := range e.sel[:nSelectors] {
+			j := 0
+			tmp := pos[0]
+			for ll != tmp {
+				j++
+				tmp, pos[j] = pos[j], tmp
+			}
+			pos[0] = tmp
+			e.selM[i] = byte(j)
+		}
+	}
+
+	for t := range nGroups {
+		minLen, maxLen := uint8(32), uint8(0)
+		for _, l := range h.length[t][:alphaSize] {
+			maxLen = max(maxLen, l)
+			minLen = min(minLen, l)
+		}
+		code := &h.code[t]
+		vec := uint32(0)
+		for n := minLen; n <= maxLen; n++ {
+			for i, l := range h.length[t][:alphaSize] {
+				if l == n {
+					code[i] = vec
+					vec++
+				}
+			}
+			vec <<= 1
+		}
+	}
+
+	// The mapping table: which of 16 ranges of 16 byte values occur, then
+	// which values within them.
+	w := &e.bw
+	var used16 uint32
+	for i := range 16 {
+		for _, u := range e.inUse[i*16 : i*16+16] {
+			if u {
+				used16 |= 1 << (15 - i)
+				break
+			}
+		}
+	}
+	w.bits(16, used16)
+	for i := range 16 {
+		if used16&(1<<(15-i)) == 0 {
+			continue
+		}
+		var bits uint32
+		for j, u := range e.inUse[i*16 : i*16+16] {
+			if u {
+				bits |= 1 << (15 - j)
+			}
+		}
+		w.bits(16, bits)
+	}
+
+	w.bits(3, uint32(nGroups))
+	w.bits(15, uint32(nSelectors))
+	for _, m := range e.selM[:nSelectors] {
+		// m ones then a zero (m < 6).
+		w.bits(uint(m)+1, (1<<(m+1)-1)&^1)
+	}
+
+	for t := range nGroups {
+		curr := h.length[t][0]
+		w.bits(5, uint32(curr))
+		for _, l := range h.length[t][:alphaSize] {
+			for curr < l {
+				w.bits(2, 2)
+				curr++
+			}
+			for curr > l {
+				w.bits(2, 3)
+				curr--
+			}
+			w.bits(1, 0)
+		}
+	}
+
+	for s, gs := 0, 0; gs < nMTF; s, gs = s+1, gs+groupSize {
+		ge := min(gs+groupSize, nMTF)
+		t := e.sel[s]
+		ln, cd := &h.length[t], &h.code[t]
+		for _, v := range mtfv[gs:ge] {
+			w.bits(uint(ln[v]), cd[v])
+		}
+	}
+}
+
+// makeCodeLengths is BZ2_hbMakeCodeLengths: Huffman code lengths for freq
+// (a zero frequency counts as 1). Weights carry the subtree depth in their
+// low 8 bits, so equal frequencies merge shallow trees first; when a code
+// is longer than maxLen every frequency is halved (plus one) and the tree
+// rebuilt.
+func (hb *heapBuf) makeCodeLengths(length []uint8, freq []int32, maxLen int) {
+	heap, weight, parent := &hb.heap, &hb.weight, &hb.parent
+	alphaSize := len(freq)
+	for i, f := range freq {
+		weight[i+1] = max(f, 1) << 8
+	}
+	for {
+		nNodes, nHeap := alphaSize, 0
+		heap[0], weight[0], parent[0] = 0, 0, -2
+		up := func(z int) {
+			tmp := heap[z]
+			for weight[tmp] < weight[heap[z>>1]] {
+				heap[z] = heap[z>>1]
+				z >>= 1
+			}
+			heap[z] = tmp
+		}
+		down := func(z int) {
+			tmp := heap[z]
+			for {
+				y := z << 1
+				if y > nHeap {
+					break
+				}
+				if y < nHeap && weight[heap[y+1]] < weight[heap[y]] {
+					y++
+				}
+				if weight[tmp] < weight[heap[y]] {
+					break
+				}
+				heap[z] = heap[y]
+				z = y
+			}
+			heap[z] = tmp
+		}
+		for i := 1; i <= alphaSize; i++ {
+			parent[i] = -1
+			nHeap++
+			heap[nHeap] = int32(i)
+			up(nHeap)
+		}
+		for nHeap > 1 {
+			n1 := heap[1]
+			heap[1] = heap[nHeap]
+			nHeap--
+			down(1)
+			n2 := heap[1]
+			heap[1] = heap[nHeap]
+			nHeap--
+			down(1)
+			nNodes++
+			parent[n1], parent[n2] = int32(nNodes), int32(nNodes)
+			w1, w2 := weight[n1], weight[n2]
+			weight[nNodes] = (w1&^0xff + w2&^0xff) | (1 + max(w1&0xff, w2&0xff))
+			parent[nNodes] = -1
+			nHeap++
+			heap[nHeap] = int32(nNodes)
+			up(nHeap)
+		}
+		tooLong := false
+		for i := 1; i <= alphaSize; i++ {
+			j, k := 0, i
+			for parent[k] >= 0 {
+				k = int(parent[k])
+				j++
+			}
+			length[i-1] = uint8(j)
+			if j > maxLen {
+				tooLong = true
+			}
+		}
+		if !tooLong {
+			return
+		}
+		for i := 1; i <= alphaSize; i++ {
+			j := weight[i] >> 8
+			weight[i] = (1 + j/2) << 8
+		}
+	}
+}
