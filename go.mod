@@ -4,7 +4,6 @@ go 1.26.0
 
 require (
 	github.com/ProtonMail/go-crypto v1.5.2
-	github.com/dsnet/compress v0.0.1
 	github.com/google/go-tpm v0.9.8
 	github.com/klauspost/compress v1.19.2
 	github.com/miekg/pkcs11 v1.1.2

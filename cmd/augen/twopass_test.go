@@ -101,3 +101,21 @@ func TestAttachRefusesWrongSize(t *testing.T) {
 		t.Fatal("output written")
 	}
 }
+
+// "augen payload build" reproduces delta_generator's full payloads byte for
+// byte, with and without a kernel and a key.
+func TestBuildReproducesDeltaGenerator(t *testing.T) {
+	tmp, vec := fixtures(t)
+	for _, tc := range []struct {
+		vector string
+		args   []string
+	}{
+		{"full-signed.bin", []string{"--kernel", vec + "/vmlinuz-new", "--key", "file:" + tmp + "/key-a.pem"}},
+		{"full-nokernel-signed.bin", []string{"--key", "file:" + tmp + "/key-a.pem"}},
+		{"full-unsigned.bin", []string{"--kernel", vec + "/vmlinuz-new"}},
+	} {
+		out := filepath.Join(tmp, tc.vector)
+		augen(t, append([]string{"payload", "build", "--image", tmp + "/usr-new.bin", "-o", out}, tc.args...)...)
+		sameFile(t, out, filepath.Join(vec, tc.vector))
+	}
+}

@@ -3,9 +3,8 @@ package bsdiff
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 
-	dsbzip2 "github.com/dsnet/compress/bzip2"
+	"github.com/augen-project/augen/internal/pbzip2"
 )
 
 // Diff returns a BSDIFF40 patch that turns old into new: Colin Percival's
@@ -169,17 +168,8 @@ func writeOff(w *bytes.Buffer, v int64) {
 	w.Write(b[:])
 }
 
+// compress is how bsdiff writes each of its three parts: BZ2_bzWrite at
+// level 9, then close (libbzip2's streaming mode).
 func compress(b []byte) ([]byte, error) {
-	var out bytes.Buffer
-	zw, err := dsbzip2.NewWriter(&out, &dsbzip2.WriterConfig{Level: dsbzip2.BestCompression})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := io.Copy(zw, bytes.NewReader(b)); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
+	return pbzip2.Compress(b, pbzip2.Stream), nil
 }

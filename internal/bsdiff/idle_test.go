@@ -6,15 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	dsbzip2 "github.com/dsnet/compress/bzip2"
+	"github.com/augen-project/augen/internal/pbzip2"
 )
 
 func bz(b []byte) []byte {
-	var out bytes.Buffer
-	w, _ := dsbzip2.NewWriter(&out, &dsbzip2.WriterConfig{Level: 9})
-	w.Write(b)
-	w.Close()
-	return out.Bytes()
+	return pbzip2.Compress(b, pbzip2.Stream)
 }
 
 // Finding 3: a control stream of zero triples (add 0, copy 0, seek 0)

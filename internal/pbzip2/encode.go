@@ -99,12 +99,12 @@ func (e *Encoder) Encode(dst, src []byte, mode Mode) []byte {
 	return e.bw.finish()
 }
 
-// Compress returns the bzip2 stream BZ2_bzBuffToBuffCompress(…, 9, 0, 0)
-// writes for src, using a pooled encoder.
-func Compress(src []byte) []byte {
+// Compress returns the bzip2 stream libbzip2 writes for src at level 9
+// when given it as mode says, using a pooled encoder.
+func Compress(src []byte, mode Mode) []byte {
 	e := encoders.Get().(*Encoder)
 	defer encoders.Put(e)
-	return e.Encode(nil, src, Buffer)
+	return e.Encode(nil, src, mode)
 }
 
 // encoders are reused by Compress: each holds about 12 MB of buffers.

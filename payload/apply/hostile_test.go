@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	dsbzip2 "github.com/dsnet/compress/bzip2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/augen-project/augen/internal/pbzip2"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 )
@@ -51,11 +51,7 @@ func assemble(m *payload.Manifest, blobs [][]byte) ([]byte, error) {
 
 func bz2(t testing.TB, b []byte) []byte {
 	t.Helper()
-	var out bytes.Buffer
-	w, _ := dsbzip2.NewWriter(&out, &dsbzip2.WriterConfig{Level: 9})
-	w.Write(b)
-	w.Close()
-	return out.Bytes()
+	return pbzip2.Compress(b, pbzip2.Stream)
 }
 
 // oneOp is a manifest for a partition of blocks blocks with one operation.

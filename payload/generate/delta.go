@@ -328,15 +328,11 @@ func mergeRegions(r [][2]int64) [][2]int64 {
 // setFull makes o write data with REPLACE_BZ, or REPLACE when bzip2 does
 // not help.
 func (o *op) setFull(data []byte) error {
-	var buf bytes.Buffer
-	w := newWorker()
+	w := workers.Get().(*worker)
 	j := &job{raw: data, n: len(data)}
 	w.compress(j, nil)
-	if j.err != nil {
-		return j.err
-	}
-	buf.Write(j.blob)
-	o.typ, o.data, o.src, o.srcLen, o.dstLen = j.typ, buf.Bytes(), nil, 0, 0
+	workers.Put(w)
+	o.typ, o.data, o.src, o.srcLen, o.dstLen = j.typ, j.blob, nil, 0, 0
 	o.fullSize = len(o.data)
 	return nil
 }

@@ -10,7 +10,6 @@
 package generate
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -19,9 +18,9 @@ import (
 	"runtime"
 	"sync"
 
-	dsbzip2 "github.com/dsnet/compress/bzip2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/augen-project/augen/internal/pbzip2"
 	"github.com/augen-project/augen/payload"
 )
 
@@ -126,8 +125,8 @@ type compressor struct {
 type job struct {
 	raw  []byte
 	n    int
-	out  bytes.Buffer
-	blob []byte // out.Bytes() or raw[:n]
+	out  []byte
+	blob []byte // out
 	typ  payload.OperationType
 	sum  [sha256.Size]byte
 	err  error
@@ -157,7 +156,8 @@ func (c *compressor) chunks(ctx context.Context, in Input) ([]*payload.Operation
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := newWorker()
+			w := workers.Get().(*worker)
+			defer workers.Put(w)
 			for j := range work {
 				w.compress(j, &c.cache)
 				close(j.done)
@@ -261,53 +261,37 @@ func (c *compressor) emit(j *job, chunkOff uint64, ops *[]*payload.Operation) er
 	return nil
 }
 
-// worker owns a reusable bzip2 encoder.
+// worker owns a reusable bzip2 encoder (about 12 MB of buffers).
 type worker struct {
-	zw *dsbzip2.Writer
+	enc *pbzip2.Encoder
 }
 
-func newWorker() *worker {
-	zw, err := dsbzip2.NewWriter(io.Discard, &dsbzip2.WriterConfig{Level: dsbzip2.BestCompression})
-	if err != nil {
-		panic(err) // only for an invalid level
-	}
-	return &worker{zw: zw}
-}
+var workers = sync.Pool{New: func() any { return &worker{enc: pbzip2.NewEncoder()} }}
 
+// compress compresses j's chunk exactly as delta_generator does
+// (BZ2_bzBuffToBuffCompress at level 9), keeping it raw as REPLACE when
+// that is not smaller.
 func (w *worker) compress(j *job, cache *blobCache) {
 	raw := j.raw[:j.n]
 	key := sha256.Sum256(raw)
-	j.out.Reset()
 	if cached, ok := cache.get(key); cache != nil && ok {
-		j.out.Write(cached.blob)
+		j.out = append(j.out[:0], cached.blob...)
 		j.typ, j.sum = cached.typ, cached.sum
 	} else {
-		if err := w.zw.Reset(&j.out); err != nil {
-			j.err = err
-			return
-		}
-		if _, err := w.zw.Write(raw); err != nil {
-			j.err = err
-			return
-		}
-		if err := w.zw.Close(); err != nil {
-			j.err = err
-			return
-		}
+		j.out = w.enc.Encode(j.out[:0], raw, pbzip2.Buffer)
 		j.typ = payload.OpReplaceBz
-		if j.out.Len() >= len(raw) {
-			j.out.Reset()
-			j.out.Write(raw)
+		if len(j.out) >= len(raw) {
+			j.out = append(j.out[:0], raw...)
 			j.typ = payload.OpReplace
 			j.sum = key
 		} else {
-			j.sum = sha256.Sum256(j.out.Bytes())
+			j.sum = sha256.Sum256(j.out)
 		}
 		if cache != nil {
-			cache.put(key, j.typ, j.sum, j.out.Bytes())
+			cache.put(key, j.typ, j.sum, j.out)
 		}
 	}
-	j.blob = j.out.Bytes()
+	j.blob = j.out
 }
 
 // blobCache remembers the compressed form of small-compressing chunks by

@@ -10,10 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/augen-project/augen/internal/testutil"
 	"github.com/augen-project/augen/payload"
@@ -70,55 +69,42 @@ func TestDeterministicAcrossWorkers(t *testing.T) {
 			t.Fatalf("%d workers: output differs from 1 worker", w)
 		}
 	}
-}
-
-// blank clears what depends on the bzip2 encoder (blob sizes, offsets,
-// hashes) so that manifests can be compared for shape.
-func blank(m *payload.Manifest) {
-	clearOps := func(ops []*payload.Operation) {
-		for _, op := range ops {
-			op.DataOffset, op.DataLength = proto.Uint32(0), proto.Uint32(0)
-			if op.DataSha256Hash != nil {
-				op.DataSha256Hash = []byte{}
-			}
-			for _, e := range op.DstExtents {
-				if e.GetStartBlock() == payload.SparseHole {
-					e.NumBlocks = proto.Uint64(0)
-				}
-			}
+	// The default (one worker per core) with one core and with all.
+	for _, procs := range []int{1, runtime.NumCPU()} {
+		old := runtime.GOMAXPROCS(procs)
+		got := build(t, img, kernel, 0, a)
+		runtime.GOMAXPROCS(old)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("GOMAXPROCS=%d: output differs", procs)
 		}
 	}
-	clearOps(m.PartitionOperations)
-	clearOps(m.NoopOperations)
-	for _, p := range m.Procedures {
-		clearOps(p.Operations)
-	}
-	m.SignaturesOffset = proto.Uint64(0)
 }
 
-// augen's manifest has exactly the fields, order and values of
-// delta_generator's for the same inputs, except what the bzip2 encoder
-// decides (blob sizes, offsets and hashes).
-func TestSameShapeAsDeltaGenerator(t *testing.T) {
+// augen's full payloads are delta_generator's, byte for byte: the same
+// manifest, the same bzip2 blobs (libbzip2's bytes), the same signature.
+func TestReproducesDeltaGenerator(t *testing.T) {
 	img := unbz(t, vectors+"usr-new.bin.bz2")
+	kernel := read(t, vectors+"vmlinuz-new")
 	for _, tc := range []struct {
 		vector string
 		kernel []byte
+		keys   []crypto.Signer
 	}{
-		{"full-signed.bin", read(t, vectors+"vmlinuz-new")},
-		{"full-nokernel-signed.bin", nil},
+		{"full-signed.bin", kernel, []crypto.Signer{key(t, "a")}},
+		{"full-nokernel-signed.bin", nil, []crypto.Signer{key(t, "a")}},
+		{"full-unsigned.bin", kernel, nil},
 	} {
 		t.Run(tc.vector, func(t *testing.T) {
-			got := manifestOf(t, build(t, img, tc.kernel, 0, key(t, "a")))
-			want := manifestOf(t, read(t, vectors+tc.vector))
-			if !proto.Equal(got.NewPartitionInfo, want.NewPartitionInfo) {
-				t.Fatal("new_partition_info differs")
-			}
-			g, w := proto.Clone(got).(*payload.Manifest), proto.Clone(want).(*payload.Manifest)
-			blank(g)
-			blank(w)
-			if !proto.Equal(g, w) {
-				t.Fatalf("manifest shape differs:\naugen: %v\ndelta_generator: %v", g, w)
+			for _, workers := range []int{1, 3} {
+				got := build(t, img, tc.kernel, workers, tc.keys...)
+				want := read(t, vectors+tc.vector)
+				if !bytes.Equal(got, want) {
+					at := 0
+					for at < min(len(got), len(want)) && got[at] == want[at] {
+						at++
+					}
+					t.Fatalf("%d workers: %d bytes, delta_generator's %d; first difference at byte %d", workers, len(got), len(want), at)
+				}
 			}
 		})
 	}
