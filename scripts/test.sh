@@ -34,7 +34,7 @@ go test -count=1 ./...
 
 step "fuzz (${fuzztime} each)"
 log=$(mktemp)
-for target in "payload FuzzReader" "payload FuzzDecodeSignatures" "internal/pbzip2 FuzzDecodeOne" "internal/bsdiff FuzzPatch" \
+for target in "payload FuzzReader" "payload FuzzDecodeSignatures" "internal/pbzip2 FuzzDecodeOne" "internal/pbzip2 FuzzEncode" "internal/bsdiff FuzzPatch" \
     "internal/bsdiff FuzzDiff" "internal/gpt FuzzParsePrimary" "internal/fat FuzzFAT" "internal/pbzip2 FuzzReader" \
     "bundle FuzzReadTar" "bundle FuzzParseStatement" "verify FuzzBundle" "internal/omaha FuzzParse" \
     "internal/ext4 FuzzReadFile" "internal/btrfs FuzzReadFile" "payload/apply FuzzApply" "internal/strictjson FuzzDecode"; do

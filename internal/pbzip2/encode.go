@@ -54,7 +54,8 @@ const (
 // concurrent use.
 type Encoder struct {
 	block []byte  // run-length stage 1 output, plus overshoot
-	ptr   []int32 // sorted rotation starts
+	bwt   []byte  // its Burrows–Wheeler transform
+	ptr   []int32 // sorted rotation starts (periodic blocks only)
 	mtfv  []uint16
 	sel   []byte // selectors
 	selM  []byte // their move-to-front values
@@ -73,6 +74,7 @@ type Encoder struct {
 func NewEncoder() *Encoder {
 	return &Encoder{
 		block: make([]byte, blockCap+overshoot),
+		bwt:   make([]byte, blockCap),
 		ptr:   make([]int32, blockCap),
 		mtfv:  make([]uint16, blockCap+1),
 		sel:   make([]byte, blockCap/groupSize+1),
@@ -171,20 +173,27 @@ func (e *Encoder) fill(src []byte, pos int, mode Mode) int {
 // writeBlock sorts, transforms and writes the block in e.block[:e.nblock].
 func (e *Encoder) writeBlock(crc uint32) {
 	n := e.nblock
-	ptr := e.ptr[:n]
-	if !e.rot.sort(e.block[:n], ptr) {
+	bwt := e.bwt[:n]
+	origPtr, ok := e.rot.sort(e.block[:n], bwt)
+	if !ok {
 		if e.lib == nil {
 			e.lib = newLibSorter()
 		}
+		ptr := e.ptr[:n]
 		e.lib.sort(e.block[:n+overshoot], n, ptr)
-	}
-	e.origPtr = -1
-	for i, p := range ptr {
-		if p == 0 {
-			e.origPtr = int32(i)
-			break
+		origPtr = -1
+		for i, p := range ptr {
+			if p == 0 && origPtr < 0 {
+				origPtr = i
+			}
+			j := int(p) - 1
+			if j < 0 {
+				j += n
+			}
+			bwt[i] = e.block[j]
 		}
 	}
+	e.origPtr = int32(origPtr)
 	e.bw.bytes(0x31, 0x41, 0x59, 0x26, 0x53, 0x59)
 	e.bw.bits(32, crc)
 	e.bw.bits(1, 0) // not randomised

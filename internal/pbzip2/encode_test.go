@@ -1,13 +1,17 @@
 package pbzip2
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -15,28 +19,102 @@ import (
 	"github.com/augen-project/augen/internal/testutil"
 )
 
-// buffToBuff is libbzip2's BZ2_bzBuffToBuffCompress(…, 9, 0, 0), the call
-// update_engine makes, reached through Python's ctypes (no cgo here).
-const buffToBuff = `
-import ctypes, ctypes.util, sys
+// libbz2Server is a Python process that compresses with the system's
+// libbzip2 on request (no cgo here): BZ2_bzBuffToBuffCompress(…, 9, 0, 0)
+// for Buffer mode, the streaming calls (BZ_RUN, then BZ_FINISH) for
+// Stream mode. Requests and replies are a mode byte (requests only) and a
+// 4-byte big-endian length, then the bytes.
+const libbz2Server = `
+import bz2, ctypes, ctypes.util, struct, sys
 lib = ctypes.CDLL(ctypes.util.find_library("bz2") or "libbz2.so.1.0")
-data = sys.stdin.buffer.read()
-n = len(data) + len(data) // 100 + 600
-out = ctypes.create_string_buffer(n)
-ln = ctypes.c_uint(n)
-r = lib.BZ2_bzBuffToBuffCompress(out, ctypes.byref(ln), data, ctypes.c_uint(len(data)), 9, 0, 0)
-if r != 0:
-    sys.exit("BZ2_bzBuffToBuffCompress returned %d" % r)
-sys.stdout.buffer.write(out.raw[:ln.value])
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    hdr = inp.read(5)
+    if len(hdr) < 5:
+        break
+    n = struct.unpack(">I", hdr[1:])[0]
+    data = inp.read(n)
+    if hdr[0] == 0:
+        cap = n + n // 100 + 600
+        buf = ctypes.create_string_buffer(cap)
+        ln = ctypes.c_uint(cap)
+        r = lib.BZ2_bzBuffToBuffCompress(buf, ctypes.byref(ln), data, ctypes.c_uint(n), 9, 0, 0)
+        if r != 0:
+            sys.exit("BZ2_bzBuffToBuffCompress returned %d" % r)
+        res = buf.raw[:ln.value]
+    else:
+        c = bz2.BZ2Compressor(9)
+        res = c.compress(data) + c.flush()
+    out.write(struct.pack(">I", len(res)) + res)
+    out.flush()
 `
 
-// reference returns what libbzip2 writes for data in mode.
+// libbz2 is a running libbz2Server.
+type libbz2 struct {
+	mu  sync.Mutex
+	in  io.WriteCloser
+	out *bufio.Reader
+	cmd *exec.Cmd
+}
+
+var (
+	serverOnce sync.Once
+	server     *libbz2
+	serverErr  error
+)
+
+// reference returns what libbzip2 writes for data in mode. For Stream
+// mode in the unit tests it is the bzip2 command itself.
 func reference(t testing.TB, data []byte, mode Mode) []byte {
 	t.Helper()
 	if mode == Stream {
 		return compressWith(t, "bzip2", []string{"-9", "-c"}, data)
 	}
-	return compressWith(t, "python3", []string{"-c", buffToBuff}, data)
+	return viaServer(t, data, mode)
+}
+
+func viaServer(t testing.TB, data []byte, mode Mode) []byte {
+	t.Helper()
+	testutil.RequireTools(t, "python3")
+	serverOnce.Do(func() {
+		cmd := exec.Command("python3", "-c", libbz2Server)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			serverErr = err
+			return
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			serverErr = err
+			return
+		}
+		cmd.Stderr = os.Stderr
+		if serverErr = cmd.Start(); serverErr == nil {
+			server = &libbz2{in: in, out: bufio.NewReader(out), cmd: cmd}
+		}
+	})
+	if serverErr != nil {
+		t.Fatalf("starting the libbzip2 helper: %v", serverErr)
+	}
+	server.mu.Lock()
+	defer server.mu.Unlock()
+	hdr := []byte{0, 0, 0, 0, 0}
+	if mode == Stream {
+		hdr[0] = 1
+	}
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(data)))
+	if _, err := server.in.Write(append(hdr, data...)); err != nil {
+		t.Fatalf("libbzip2 helper: %v", err)
+	}
+	var n [4]byte
+	if _, err := io.ReadFull(server.out, n[:]); err != nil {
+		t.Fatalf("libbzip2 helper: %v", err)
+	}
+	res := make([]byte, binary.BigEndian.Uint32(n[:]))
+	if _, err := io.ReadFull(server.out, res); err != nil {
+		t.Fatalf("libbzip2 helper: %v", err)
+	}
+	return res
 }
 
 // checkEncode compares the encoder with libbzip2 in both modes and decodes
@@ -184,27 +262,22 @@ func TestSortsAgree(t *testing.T) {
 		for j := range n {
 			block[j] = byte(rng.IntN(alpha))
 		}
-		a, b := make([]int32, n), make([]int32, n)
-		if !rs.sort(block[:n], a) {
+		bwt := make([]byte, n)
+		orig, ok := rs.sort(block[:n], bwt)
+		if !ok {
 			continue // periodic
 		}
-		lib.sort(block, n, b)
-		if !slicesEqual(a, b) {
-			t.Fatalf("block %d (%d bytes, alphabet %d): orders differ", i, n, alpha)
+		ptr := make([]int32, n)
+		lib.sort(block, n, ptr)
+		for j, p := range ptr {
+			if p == 0 && j != orig {
+				t.Fatalf("block %d (%d bytes, alphabet %d): origin %d, libbzip2's sort %d", i, n, alpha, orig, j)
+			}
+			if block[(int(p)+n-1)%n] != bwt[j] {
+				t.Fatalf("block %d (%d bytes, alphabet %d): transforms differ at %d", i, n, alpha, j)
+			}
 		}
 	}
-}
-
-func slicesEqual(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestLeastRotation(t *testing.T) {
@@ -217,9 +290,63 @@ func TestLeastRotation(t *testing.T) {
 		{"abab", 0, true}, {"baba", 1, true}, {"banana", 5, false},
 		{"cabcab", 1, true}, {"aab", 0, false}, {"bba", 2, false},
 	} {
-		m, p := leastRotation([]byte(c.s))
+		m, p := leastRotation([]byte(c.s), make([]byte, 2*len(c.s)))
 		if m != c.m || p != c.periodic {
 			t.Errorf("%q: %d %v, want %d %v", c.s, m, p, c.m, c.periodic)
+		}
+	}
+}
+
+// FuzzEncode compares the encoder with libbzip2 in both modes, and decodes
+// its output with the package's decoder.
+func FuzzEncode(f *testing.F) {
+	testutil.RequireTools(f, "python3")
+	f.Add([]byte{})
+	f.Add([]byte("banana"))
+	f.Add(bytes.Repeat([]byte{'a'}, 300))
+	f.Add(bytes.Repeat([]byte("ab"), 40))
+	f.Add(append(bytes.Repeat([]byte{7}, 256), 7, 7, 7, 1))
+	e := NewEncoder()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, mode := range []Mode{Buffer, Stream} {
+			got := e.Encode(nil, data, mode)
+			if want := viaServer(t, data, mode); !bytes.Equal(got, want) {
+				t.Fatalf("mode %d: %x, libbzip2 %x", mode, got, want)
+			}
+			back, err := DecodeOne(got, len(data))
+			if err != nil || !bytes.Equal(back, data) {
+				t.Fatalf("mode %d: decoding gives %v", mode, err)
+			}
+		}
+	})
+}
+
+// sais against a plain comparison sort, on short texts over small
+// alphabets (many repeats, so reduced problems recurse).
+func TestSAIS(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var r rotSorter
+	r.cnt = make([]int32, 256)
+	r.bkt = make([]int32, 256)
+	r.pos = make([]int32, 64)
+	for range 5000 {
+		n := 1 + rng.IntN(40)
+		s := make([]byte, n)
+		alpha := 1 + rng.IntN(4)
+		for i := range s {
+			s[i] = byte('a' + rng.IntN(alpha))
+		}
+		sa := make([]int32, n)
+		sais(s, sa, 256, &r, nil, 0)
+		want := make([]int32, n)
+		for i := range want {
+			want[i] = int32(i)
+		}
+		sort.Slice(want, func(a, b int) bool { return bytes.Compare(s[want[a]:], s[want[b]:]) < 0 })
+		for i := range sa {
+			if sa[i] != want[i] {
+				t.Fatalf("%q: %v, want %v", s, sa, want)
+			}
 		}
 	}
 }

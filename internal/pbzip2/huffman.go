@@ -1,5 +1,11 @@
 package pbzip2
 
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+)
+
 // Move-to-front, zero-run coding and the Huffman stage, following
 // libbzip2's compress.c and huffman.c decision for decision: the number of
 // tables from the symbol count, the initial tables from equal-frequency
@@ -20,10 +26,12 @@ const (
 
 type huffState struct {
 	mtfFreq [maxAlpha]int32
-	length  [nGroupsMax][maxAlpha]uint8
-	code    [nGroupsMax][maxAlpha]uint32
-	rfreq   [nGroupsMax][maxAlpha]int32
-	pack    [maxAlpha][3]uint32 // lengths of tables 2k and 2k+1 in one word
+	// Tables indexed by symbol have 512 entries so that v&511 needs no
+	// bounds check (symbols are below 258).
+	length  [nGroupsMax][512]uint8
+	code    [nGroupsMax][512]uint32
+	rfreq   [nGroupsMax][512]int32
+	pack    [512][3]uint32 // lengths of tables 2k and 2k+1 in one word
 	nInUse  int
 	seqToUn [256]byte
 	unToSeq [256]byte
@@ -55,7 +63,7 @@ func (e *Encoder) generateMTF() int {
 		yy[i] = byte(i)
 	}
 	n := e.nblock
-	block, mtfv := e.block[:n], e.mtfv
+	mtfv := e.mtfv
 	freq := &h.mtfFreq
 	wr, zPend := 0, 0
 	flushZeros := func() {
@@ -76,12 +84,9 @@ func (e *Encoder) generateMTF() int {
 		}
 		zPend = 0
 	}
-	for _, p := range e.ptr[:n] {
-		j := int(p) - 1
-		if j < 0 {
-			j += n
-		}
-		ll := h.unToSeq[block[j]]
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for _, c := range e.bwt[:n] {
+		ll := h.unToSeq[c]
 		if yy[0] == ll {
 			zPend++
 			continue
@@ -89,14 +94,22 @@ func (e *Encoder) generateMTF() int {
 		if zPend > 0 {
 			flushZeros()
 		}
-		tmp := yy[1]
-		yy[1] = yy[0]
-		k := 1
-		for ll != tmp {
-			k++
-			tmp, yy[k] = yy[k], tmp
+		// Move ll to the front; k is where it was. The first 8 entries
+		// are searched and shifted as one word (the lowest zero byte of
+		// word^(ll×8): a borrow can only mark bytes above a real zero);
+		// further ones by the vectorised library routines.
+		var k int
+		w := binary.LittleEndian.Uint64(yy[:8])
+		x := w ^ ones*uint64(ll)
+		if z := (x - ones) &^ x & highs; z != 0 {
+			k = bits.TrailingZeros64(z) >> 3
+			mask := uint64(1)<<(8*(k+1)) - 1
+			binary.LittleEndian.PutUint64(yy[:8], w&^mask|(w<<8|uint64(ll))&mask)
+		} else {
+			k = bytes.IndexByte(yy[8:], ll) + 8
+			copy(yy[1:k+1], yy[:k])
+			yy[0] = ll
 		}
-		yy[0] = tmp
 		mtfv[wr] = uint16(k + 1)
 		freq[k+1]++
 		wr++
@@ -180,7 +193,7 @@ func (e *Encoder) sendMTF(nMTF int) {
 			// two tables are summed in one word.
 			var c01, c23, c45 uint32
 			for _, v := range mtfv[gs:ge] {
-				p := &h.pack[v]
+				p := &h.pack[v&511]
 				c01 += p[0]
 				c23 += p[1]
 				c45 += p[2]
@@ -196,7 +209,7 @@ func (e *Encoder) sendMTF(nMTF int) {
 			nSelectors++
 			rf := &h.rfreq[bt]
 			for _, v := range mtfv[gs:ge] {
-				rf[v]++
+				rf[v&511]++
 			}
 		}
 		for t := range nGroups {
@@ -295,7 +308,7 @@ func (e *Encoder) sendMTF(nMTF int) {
 		t := e.sel[s]
 		ln, cd := &h.length[t], &h.code[t]
 		for _, v := range mtfv[gs:ge] {
-			w.bits(uint(ln[v]), cd[v])
+			w.bits(uint(ln[v&511]), cd[v&511])
 		}
 	}
 }
@@ -314,47 +327,21 @@ func (hb *heapBuf) makeCodeLengths(length []uint8, freq []int32, maxLen int) {
 	for {
 		nNodes, nHeap := alphaSize, 0
 		heap[0], weight[0], parent[0] = 0, 0, -2
-		up := func(z int) {
-			tmp := heap[z]
-			for weight[tmp] < weight[heap[z>>1]] {
-				heap[z] = heap[z>>1]
-				z >>= 1
-			}
-			heap[z] = tmp
-		}
-		down := func(z int) {
-			tmp := heap[z]
-			for {
-				y := z << 1
-				if y > nHeap {
-					break
-				}
-				if y < nHeap && weight[heap[y+1]] < weight[heap[y]] {
-					y++
-				}
-				if weight[tmp] < weight[heap[y]] {
-					break
-				}
-				heap[z] = heap[y]
-				z = y
-			}
-			heap[z] = tmp
-		}
 		for i := 1; i <= alphaSize; i++ {
 			parent[i] = -1
 			nHeap++
 			heap[nHeap] = int32(i)
-			up(nHeap)
+			hb.up(nHeap)
 		}
 		for nHeap > 1 {
 			n1 := heap[1]
 			heap[1] = heap[nHeap]
 			nHeap--
-			down(1)
+			hb.down(1, nHeap)
 			n2 := heap[1]
 			heap[1] = heap[nHeap]
 			nHeap--
-			down(1)
+			hb.down(1, nHeap)
 			nNodes++
 			parent[n1], parent[n2] = int32(nNodes), int32(nNodes)
 			w1, w2 := weight[n1], weight[n2]
@@ -362,7 +349,7 @@ func (hb *heapBuf) makeCodeLengths(length []uint8, freq []int32, maxLen int) {
 			parent[nNodes] = -1
 			nHeap++
 			heap[nHeap] = int32(nNodes)
-			up(nHeap)
+			hb.up(nHeap)
 		}
 		tooLong := false
 		for i := 1; i <= alphaSize; i++ {
@@ -384,4 +371,34 @@ func (hb *heapBuf) makeCodeLengths(length []uint8, freq []int32, maxLen int) {
 			weight[i] = (1 + j/2) << 8
 		}
 	}
+}
+
+// up and down are libbzip2's UPHEAP and DOWNHEAP; heap[0] (weight 0) is
+// the sentinel that stops up.
+func (hb *heapBuf) up(z int) {
+	tmp := hb.heap[z]
+	for hb.weight[tmp] < hb.weight[hb.heap[z>>1]] {
+		hb.heap[z] = hb.heap[z>>1]
+		z >>= 1
+	}
+	hb.heap[z] = tmp
+}
+
+func (hb *heapBuf) down(z, nHeap int) {
+	tmp := hb.heap[z]
+	for {
+		y := z << 1
+		if y > nHeap {
+			break
+		}
+		if y < nHeap && hb.weight[hb.heap[y+1]] < hb.weight[hb.heap[y]] {
+			y++
+		}
+		if hb.weight[tmp] < hb.weight[hb.heap[y]] {
+			break
+		}
+		hb.heap[z] = hb.heap[y]
+		z = y
+	}
+	hb.heap[z] = tmp
 }

@@ -1,5 +1,10 @@
 package pbzip2
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // Sorting a block's cyclic rotations with a suffix sort.
 //
 // A block that is not a repetition u^k (k ≥ 2) of a shorter string has
@@ -14,80 +19,110 @@ package pbzip2
 
 // rotSorter holds the buffers of the suffix sort.
 type rotSorter struct {
-	rot   []byte  // the block rotated to its least rotation
-	types []byte  // 1 for S-type positions
-	cnt   []int32 // symbol counts
-	bkt   []int32 // bucket heads or tails
+	rot []byte  // the block rotated to its least rotation
+	sa  []int32 // its suffix array
+	pos []int32 // LMS positions, level after level
+	dbl []byte  // the block twice, for leastRotation
+	cnt []int32 // symbol counts
+	bkt []int32 // bucket heads or tails
 }
 
-// sort writes the rotation starts of block in sorted order to ptr and
-// returns true, or returns false when the block is periodic (its order
-// among equal rotations is libbzip2's algorithm's, not a property of the
-// data).
-func (r *rotSorter) sort(block []byte, ptr []int32) bool {
+// sort writes the Burrows–Wheeler transform of block (the last byte of
+// each rotation, rotations in sorted order) to bwt and returns where the
+// block's own rotation sorts. It returns ok = false, writing nothing, when
+// the block is periodic: the order among its equal rotations is libbzip2's
+// algorithm's, not a property of the data.
+func (r *rotSorter) sort(block, bwt []byte) (origPtr int, ok bool) {
 	n := len(block)
 	if n == 1 {
-		ptr[0] = 0
-		return true
+		bwt[0] = block[0]
+		return 0, true
 	}
-	m, periodic := leastRotation(block)
+	if cap(r.dbl) < 2*n {
+		r.dbl = make([]byte, 2*n)
+	}
+	m, periodic := leastRotation(block, r.dbl)
 	if periodic {
-		return false
+		return 0, false
 	}
 	if cap(r.rot) < n {
 		r.rot = make([]byte, n)
-		r.types = make([]byte, n)
+		r.sa = make([]int32, n)
+		r.pos = make([]int32, n)
 		// Reduced problems have at most n/2 symbols.
 		r.cnt = make([]int32, max(256, n/2+1))
 		r.bkt = make([]int32, max(256, n/2+1))
 	}
-	rot := r.rot[:n]
+	rot, sa := r.rot[:n], r.sa[:n]
 	copy(rot, block[m:])
 	copy(rot[n-m:], block[:m])
-	sais(rot, ptr, 256, r)
-	for i, p := range ptr {
-		p += int32(m)
-		if p >= int32(n) {
-			p -= int32(n)
-		}
-		ptr[i] = p
+	sais(rot, sa, 256, r, bwt, 0)
+	// The block's rotation starts at n-m in rot (at 0 when m is 0).
+	want := int32(n - m)
+	if m == 0 {
+		want = 0
 	}
-	return true
+	for i, p := range sa {
+		if p == want {
+			return i, true
+		}
+	}
+	panic("pbzip2: the block's rotation is missing from the suffix array")
 }
 
 // leastRotation returns the start of the lexicographically least rotation
 // of s and whether s is periodic, by the two-pointer method: i and j are
 // candidates, and a mismatch after k equal bytes rules out k+1 starts
 // after the larger one. Two candidates equal for n bytes mean s = u^k.
-func leastRotation(s []byte) (int, bool) {
+// dbl holds s twice, so that equal stretches are skipped 8 bytes at a time.
+func leastRotation(s, dbl []byte) (int, bool) {
 	n := len(s)
-	i, j, k := 0, 1, 0
-	for i < n && j < n && k < n {
-		a, b := i+k, j+k
-		if a >= n {
-			a -= n
-		}
-		if b >= n {
-			b -= n
-		}
-		switch {
-		case s[a] == s[b]:
-			k++
+	dbl = dbl[:2*n]
+	copy(dbl, s)
+	copy(dbl[n:], s)
+	i, j := 0, 1
+	for i < n && j < n {
+		// Most candidates lose on their first byte.
+		if a, b := dbl[i], dbl[j]; a != b {
+			if a > b {
+				i++
+			} else {
+				j++
+			}
+			if i == j {
+				j++
+			}
 			continue
-		case s[a] > s[b]:
+		}
+		k := commonPrefix(dbl[i:i+n], dbl[j:j+n])
+		if k == n {
+			return min(i, j), true
+		}
+		if dbl[i+k] > dbl[j+k] {
 			i += k + 1
-		default:
+		} else {
 			j += k + 1
 		}
 		if i == j {
 			j++
 		}
-		k = 0
-	}
-	if k == n {
-		return min(i, j), true
 	}
 	return min(i, j), false
+}
+
+// commonPrefix returns the length of the common prefix of a and b (of
+// equal length).
+func commonPrefix(a, b []byte) int {
+	k := 0
+	for ; k+8 <= len(a); k += 8 {
+		x := binary.LittleEndian.Uint64(a[k:]) ^ binary.LittleEndian.Uint64(b[k:])
+		if x != 0 {
+			return k + bits.TrailingZeros64(x)/8
+		}
+	}
+	for ; k < len(a) && a[k] == b[k]; k++ {
+	}
+	return k
 }
 
 // symbol is a text alphabet for sais: bytes at the top level, names in the
@@ -95,8 +130,14 @@ func leastRotation(s []byte) (int, bool) {
 type symbol interface{ ~byte | ~int32 }
 
 // sais writes the suffix array of t (symbols below k; the end of t sorts
-// before every symbol) to sa.
-func sais[T symbol](t []T, sa []int32, k int, r *rotSorter) {
+// before every symbol) to sa, and when bwt is not nil the symbol before
+// each suffix, cyclically, to bwt (its last pass reads it anyway).
+//
+// Suffix types are never stored: a right-to-left scan knows each
+// position's type from the next one's (S-type: t[i] < t[i+1], or equal and
+// i+1 S-type; the last position is L-type), and the inducing passes get by
+// without them (see induce).
+func sais[T symbol](t []T, sa []int32, k int, r *rotSorter, bwt []byte, posOff int) {
 	n := len(t)
 	switch n {
 	case 0:
@@ -105,84 +146,92 @@ func sais[T symbol](t []T, sa []int32, k int, r *rotSorter) {
 		sa[0] = 0
 		return
 	}
-	if cap(r.cnt) < k {
-		r.cnt = make([]int32, k)
-		r.bkt = make([]int32, k)
-	}
 	cnt, bkt := r.cnt[:k], r.bkt[:k]
-	types := r.types[:n]
-
-	classify(t, types)
 	counts(t, cnt)
 
-	// Stage 1: sort the LMS substrings by placing the LMS positions at
-	// their bucket tails and inducing.
+	// Stage 1: sort the LMS substrings by placing the LMS positions (an
+	// S-type position after an L-type one) at their bucket tails and
+	// inducing. The positions are also kept, in descending order, for
+	// the steps after the recursion (each level has its own part of
+	// r.pos).
 	for i := range sa {
 		sa[i] = -1
 	}
 	tails(cnt, bkt)
-	for i := n - 1; i > 0; i-- {
-		if types[i] == 1 && types[i-1] == 0 {
-			c := t[i]
-			bkt[c]--
-			sa[bkt[c]] = int32(i)
-		}
-	}
-	induce(t, sa, types, cnt, bkt)
-
-	// Gather the sorted LMS positions at the front and name their
-	// substrings; equal substrings get equal names.
+	pos := r.pos[posOff:]
 	n1 := 0
-	for _, p := range sa {
-		if p > 0 && types[p] == 1 && types[p-1] == 0 {
-			sa[n1] = p
+	for i, sNext := n-2, uint8(0); i >= 0; i-- {
+		sCur := sType(t[i], t[i+1], sNext)
+		if sCur < sNext {
+			c := t[i+1]
+			bkt[c]--
+			sa[bkt[c]] = int32(i + 1)
+			pos[n1] = int32(i + 1)
 			n1++
 		}
+		sNext = sCur
 	}
-	for i := n1; i < n; i++ {
-		sa[i] = -1
+	pos = pos[:n1]
+	induce(t, sa, cnt, bkt, nil, true)
+
+	// Gather the sorted LMS positions, marked by induce, at the front.
+	j := 0
+	for _, p := range sa {
+		if p >= lmsFlag {
+			sa[j] = p &^ lmsFlag
+			j++
+		}
 	}
-	name, prev := int32(-1), int32(-1)
+	// Each LMS substring's length (to the next LMS position, inclusive;
+	// the last one runs into the end and is unique), at n1 + p/2: LMS
+	// positions are at least 2 apart.
+	next := int32(n)
+	for _, p := range pos {
+		sa[n1+int(p>>1)] = next - p + 1
+		next = p
+	}
+	// Name the substrings in sorted order; equal ones (same length, same
+	// symbols, hence same types) get equal names.
+	name := int32(-1)
+	prev, prevLen := 0, 0
 	for i := range n1 {
-		p := sa[i]
-		if prev < 0 || !equalLMS(t, types, int(prev), int(p)) {
+		p := int(sa[i])
+		plen := int(sa[n1+p>>1])
+		if i == 0 || plen != prevLen || p+plen > n || prev+plen > n || !equalRun(t[p:p+plen], t[prev:prev+plen]) {
 			name++
 		}
-		prev = p
-		sa[n1+int(p>>1)] = name
+		prev, prevLen = p, plen
+		sa[n1+p>>1] = name
 	}
 	names := int(name) + 1
-	// Compact the names, in text order, to the end of sa.
-	j := n - 1
-	for i := n - 1; i >= n1; i-- {
-		if sa[i] >= 0 {
-			sa[j] = sa[i]
-			j--
-		}
-	}
+	// The reduced string: the names in text order, at the end of sa.
+	// Writing from the right never overwrites a name still to be read.
 	s1, sa1 := sa[n-n1:], sa[:n1]
+	for k, p := range pos { // k-th from the right
+		s1[n1-1-k] = sa[n1+int(p>>1)]
+	}
 
 	// Stage 2: sort the LMS suffixes, recursively when names repeat.
 	if names < n1 {
-		sais(s1, sa1, names, r)
-		// The recursion used the shared buffers: recompute this level's.
-		classify(t, types)
-		counts(t, cnt)
+		// The recursion uses the shared count buffers.
+		var saved [256]int32
+		if k <= 256 {
+			copy(saved[:], cnt)
+		}
+		sais(s1, sa1, names, r, nil, posOff+n1)
+		if k <= 256 {
+			copy(cnt, saved[:k])
+		} else {
+			counts(t, cnt)
+		}
 	} else {
 		for i, c := range s1 {
 			sa1[c] = int32(i)
 		}
 	}
 	// Map the reduced suffixes back to LMS positions.
-	j = 0
-	for i := 1; i < n; i++ {
-		if types[i] == 1 && types[i-1] == 0 {
-			s1[j] = int32(i)
-			j++
-		}
-	}
 	for i, x := range sa1 {
-		sa1[i] = s1[x]
+		sa1[i] = pos[n1-1-int(x)]
 	}
 	for i := n1; i < n; i++ {
 		sa[i] = -1
@@ -198,30 +247,55 @@ func sais[T symbol](t []T, sa []int32, k int, r *rotSorter) {
 		bkt[c]--
 		sa[bkt[c]] = p
 	}
-	induce(t, sa, types, cnt, bkt)
+	induce(t, sa, cnt, bkt, bwt, false)
 }
 
-// classify marks S-type positions: t[i] < t[i+1], or equal and i+1 is
-// S-type. The last position is L-type (the end sorts first).
-func classify[T symbol](t []T, types []byte) {
-	n := len(t)
-	types[n-1] = 0
-	for i := n - 2; i >= 0; i-- {
-		switch {
-		case t[i] < t[i+1]:
-			types[i] = 1
-		case t[i] > t[i+1]:
-			types[i] = 0
-		default:
-			types[i] = types[i+1]
+// sType is the type of a position holding c0 followed by c1 whose
+// successor has type sNext (1 for S-type), without branches: the
+// comparisons are unpredictable on binary data.
+func sType[T symbol](c0, c1 T, sNext uint8) uint8 {
+	var lt, eq uint8
+	if c0 < c1 {
+		lt = 1
+	}
+	if c0 == c1 {
+		eq = 1
+	}
+	return lt | eq&sNext
+}
+
+func equalRun[T symbol](a, b []T) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
 		}
 	}
+	return true
 }
 
 func counts[T symbol](t []T, cnt []int32) {
 	clear(cnt)
-	for _, c := range t {
-		cnt[c]++
+	if len(cnt) > 256 {
+		for _, c := range t {
+			cnt[c]++
+		}
+		return
+	}
+	// Four histograms: runs of one symbol would otherwise make every
+	// increment wait for the one before.
+	var h [4][256]int32
+	i := 0
+	for ; i+4 <= len(t); i += 4 {
+		h[0][byte(t[i])]++
+		h[1][byte(t[i+1])]++
+		h[2][byte(t[i+2])]++
+		h[3][byte(t[i+3])]++
+	}
+	for ; i < len(t); i++ {
+		h[0][byte(t[i])]++
+	}
+	for c := range cnt {
+		cnt[c] = h[0][c] + h[1][c] + h[2][c] + h[3][c]
 	}
 }
 
@@ -245,49 +319,83 @@ func tails(cnt, bkt []int32) {
 // right, into bucket heads), then the S-type ones from the L-type ones
 // (right to left, into bucket tails). The suffix at n-1 comes first: it
 // follows the empty suffix, which sorts before all.
-func induce[T symbol](t []T, sa []int32, types []byte, cnt, bkt []int32) {
+//
+// Which entries induce their predecessor is decided when they are
+// written, not when they are read (where it is a coin flip on binary
+// data), and carried in the sign: in the left-to-right pass a positive
+// entry induces its predecessor (an L-type position); an entry whose
+// predecessor is S-type is stored complemented, and it is the
+// right-to-left pass that induces from complemented entries (restoring
+// them). Position 0 has no predecessor and is stored as is; -1 is empty.
+// The suffixes placed before the call (LMS ones) have L-type predecessors.
+//
+// With bwt, the symbol before each suffix is written to bwt as the last
+// pass reads it. With markLMS, LMS suffixes are stored with lmsFlag set,
+// so that they can be gathered in order without reading the text.
+func induce[T symbol](t []T, sa []int32, cnt, bkt []int32, bwt []byte, markLMS bool) {
 	n := len(t)
 	heads(cnt, bkt)
-	c := t[n-1]
-	sa[bkt[c]] = int32(n - 1)
-	bkt[c]++
-	for i := 0; i < n; i++ {
-		p := sa[i] - 1
-		if p >= 0 && types[p] == 0 {
-			c := t[p]
-			sa[bkt[c]] = p
-			bkt[c]++
+	{
+		v := int32(n - 1)
+		c := t[v]
+		if v > 0 && t[v-1] < c {
+			v = ^v
 		}
+		sa[bkt[c]] = v
+		bkt[c]++
+	}
+	for i := 0; i < n; i++ {
+		p := sa[i]
+		if p <= 0 {
+			continue
+		}
+		v := p - 1
+		c0 := t[v]
+		w := v
+		if t[max(v-1, 0)] < c0 { // false for v = 0: t[0] is c0
+			w = ^v
+		}
+		sa[bkt[c0]] = w
+		bkt[c0]++
 	}
 	tails(cnt, bkt)
+	var flag int32
+	if markLMS {
+		flag = lmsFlag
+	}
+	if bwt != nil {
+		bwt = bwt[:n]
+	}
 	for i := n - 1; i >= 0; i-- {
-		p := sa[i] - 1
-		if p >= 0 && types[p] == 1 {
-			c := t[p]
-			bkt[c]--
-			sa[bkt[c]] = p
+		p := sa[i]
+		x := p
+		if p < 0 {
+			x = ^p
+			sa[i] = x
 		}
+		if bwt != nil {
+			if x == 0 {
+				bwt[i] = byte(t[n-1])
+			} else {
+				bwt[i] = byte(t[x-1])
+			}
+		}
+		if p >= -1 {
+			continue
+		}
+		v := x - 1
+		c0 := t[v]
+		w := v // 0: no predecessor, and not LMS
+		if v > 0 {
+			w = v | flag
+			if t[v-1] <= c0 {
+				w = ^v
+			}
+		}
+		bkt[c0]--
+		sa[bkt[c0]] = w
 	}
 }
 
-// equalLMS reports whether the LMS substrings at a and b (each running to
-// the next LMS position, inclusive) are equal. One that reaches the end of
-// the text is unique.
-func equalLMS[T symbol](t []T, types []byte, a, b int) bool {
-	n := len(t)
-	for d := 0; ; d++ {
-		if a+d == n || b+d == n {
-			return false
-		}
-		if t[a+d] != t[b+d] || types[a+d] != types[b+d] {
-			return false
-		}
-		if d > 0 {
-			aEnd := types[a+d] == 1 && types[a+d-1] == 0
-			bEnd := types[b+d] == 1 && types[b+d-1] == 0
-			if aEnd || bEnd {
-				return aEnd && bEnd
-			}
-		}
-	}
-}
+// lmsFlag marks LMS entries in stage 1 (positions are below 2^30).
+const lmsFlag = 1 << 30
