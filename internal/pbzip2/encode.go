@@ -1,6 +1,10 @@
 package pbzip2
 
-import "sync"
+import (
+	"encoding/binary"
+	"math/bits"
+	"sync"
+)
 
 // The encoder writes exactly the bytes libbzip2 1.0.x writes at level 9
 // (900k blocks, default work factor): update_engine's delta_generator
@@ -132,42 +136,66 @@ func pair(src []byte, pos int) (byte, int) {
 // block ends, except in Buffer mode when all that is left is one last byte
 // (its pair joins this block when the stream is finished).
 func (e *Encoder) fill(src []byte, pos int, mode Mode) int {
-	clear(e.inUse[:])
 	b := e.block[:blockCap]
 	n := 0
 	for pos < len(src) {
-		c, run := pair(src, pos)
-		e.inUse[c] = true
-		switch run {
-		case 1:
-			b[n] = c
-			n++
-		case 2:
-			b[n], b[n+1] = c, c
-			n += 2
-		case 3:
-			b[n], b[n+1], b[n+2] = c, c, c
-			n += 3
-		default:
-			b[n], b[n+1], b[n+2], b[n+3], b[n+4] = c, c, c, c, byte(run-4)
-			e.inUse[run-4] = true
-			n += 5
+		// Bytes that differ from the next one are pairs of one byte:
+		// copied in bulk, up to the block limit.
+		if k := nextRepeat(src, pos); k > pos {
+			m := min(k-pos, nblockMax-n)
+			copy(b[n:], src[pos:pos+m])
+			n += m
+			pos += m
+		} else {
+			c, run := pair(src, pos)
+			switch run {
+			case 2:
+				b[n], b[n+1] = c, c
+				n += 2
+			case 3:
+				b[n], b[n+1], b[n+2] = c, c, c
+				n += 3
+			default:
+				b[n], b[n+1], b[n+2], b[n+3], b[n+4] = c, c, c, c, byte(run-4)
+				n += 5
+			}
+			pos += run
 		}
-		pos += run
 		if pos == len(src) || n < nblockMax {
 			continue
 		}
 		if mode == Buffer && pos+1 == len(src) {
-			c := src[pos]
-			e.inUse[c] = true
-			b[n] = c
+			b[n] = src[pos]
 			n++
 			pos++
 		}
 		break
 	}
 	e.nblock = n
+	clear(e.inUse[:])
+	for _, c := range b[:n] {
+		e.inUse[c] = true
+	}
 	return pos
+}
+
+// nextRepeat returns the first i ≥ pos with src[i] == src[i+1], or
+// len(src), comparing 8 neighbours at a time (a zero byte of w^(w>>8)).
+func nextRepeat(src []byte, pos int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := pos
+	for ; i+9 <= len(src); i += 8 {
+		x := binary.LittleEndian.Uint64(src[i:]) ^ binary.LittleEndian.Uint64(src[i+1:])
+		if z := (x - ones) &^ x & highs; z != 0 {
+			return i + bits.TrailingZeros64(z)>>3
+		}
+	}
+	for ; i+1 < len(src); i++ {
+		if src[i] == src[i+1] {
+			return i
+		}
+	}
+	return len(src)
 }
 
 // writeBlock sorts, transforms and writes the block in e.block[:e.nblock].

@@ -31,7 +31,9 @@ type huffState struct {
 	length  [nGroupsMax][512]uint8
 	code    [nGroupsMax][512]uint32
 	rfreq   [nGroupsMax][512]int32
-	pack    [512][3]uint32 // lengths of tables 2k and 2k+1 in one word
+	rfreq2  [nGroupsMax][512]int32
+	pack    [512]uint64 // lengths in tables 0–3, 16 bits each
+	pack45  [512]uint32 // lengths in tables 4 and 5
 	nInUse  int
 	seqToUn [256]byte
 	unToSeq [256]byte
@@ -85,30 +87,33 @@ func (e *Encoder) generateMTF() int {
 		zPend = 0
 	}
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	// The first 8 entries live in a register (entry i is byte i of
+	// front), the rest in yy[8:]: most ranks are small, and a word
+	// updated in place does not wait on memory.
+	front := binary.LittleEndian.Uint64(yy[:8])
 	for _, c := range e.bwt[:n] {
 		ll := h.unToSeq[c]
-		if yy[0] == ll {
+		if byte(front) == ll {
 			zPend++
 			continue
 		}
 		if zPend > 0 {
 			flushZeros()
 		}
-		// Move ll to the front; k is where it was. The first 8 entries
-		// are searched and shifted as one word (the lowest zero byte of
-		// word^(ll×8): a borrow can only mark bytes above a real zero);
-		// further ones by the vectorised library routines.
+		// Move ll to the front; k is where it was. Within the first 8:
+		// the lowest zero byte of front^(ll×8) (a borrow can only mark
+		// bytes above a real zero). Beyond: the vectorised routines.
 		var k int
-		w := binary.LittleEndian.Uint64(yy[:8])
-		x := w ^ ones*uint64(ll)
+		x := front ^ ones*uint64(ll)
 		if z := (x - ones) &^ x & highs; z != 0 {
 			k = bits.TrailingZeros64(z) >> 3
 			mask := uint64(1)<<(8*(k+1)) - 1
-			binary.LittleEndian.PutUint64(yy[:8], w&^mask|(w<<8|uint64(ll))&mask)
+			front = front&^mask | (front<<8|uint64(ll))&mask
 		} else {
 			k = bytes.IndexByte(yy[8:], ll) + 8
-			copy(yy[1:k+1], yy[:k])
-			yy[0] = ll
+			copy(yy[9:k+1], yy[8:k])
+			yy[8] = byte(front >> 56)
+			front = front<<8 | uint64(ll)
 		}
 		mtfv[wr] = uint16(k + 1)
 		freq[k+1]++
@@ -178,27 +183,26 @@ func (e *Encoder) sendMTF(nMTF int) {
 	for range nIters {
 		for t := range nGroups {
 			clear(h.rfreq[t][:alphaSize])
+			clear(h.rfreq2[t][:alphaSize])
 		}
+		// Costs fit in 16 bits (50 symbols of at most 17 bits), so four
+		// tables are summed in one word and two in another.
 		for v := range alphaSize {
-			h.pack[v] = [3]uint32{
-				uint32(h.length[1][v])<<16 | uint32(h.length[0][v]),
-				uint32(h.length[3][v])<<16 | uint32(h.length[2][v]),
-				uint32(h.length[5][v])<<16 | uint32(h.length[4][v]),
-			}
+			h.pack[v] = uint64(h.length[3][v])<<48 | uint64(h.length[2][v])<<32 |
+				uint64(h.length[1][v])<<16 | uint64(h.length[0][v])
+			h.pack45[v] = uint32(h.length[5][v])<<16 | uint32(h.length[4][v])
 		}
 		nSelectors = 0
 		for gs := 0; gs < nMTF; gs += groupSize {
 			ge := min(gs+groupSize, nMTF)
-			// Costs fit in 16 bits (50 symbols of at most 17 bits), so
-			// two tables are summed in one word.
-			var c01, c23, c45 uint32
+			var c0123 uint64
+			var c45 uint32
 			for _, v := range mtfv[gs:ge] {
-				p := &h.pack[v&511]
-				c01 += p[0]
-				c23 += p[1]
-				c45 += p[2]
+				c0123 += h.pack[v&511]
+				c45 += h.pack45[v&511]
 			}
-			cost := [nGroupsMax]uint32{c01 & 0xffff, c01 >> 16, c23 & 0xffff, c23 >> 16, c45 & 0xffff, c45 >> 16}
+			cost := [nGroupsMax]uint32{uint32(c0123 & 0xffff), uint32(c0123 >> 16 & 0xffff),
+				uint32(c0123 >> 32 & 0xffff), uint32(c0123 >> 48), c45 & 0xffff, c45 >> 16}
 			bt, bc := 0, cost[0]
 			for t := 1; t < nGroups; t++ {
 				if cost[t] < bc {
@@ -207,12 +211,23 @@ func (e *Encoder) sendMTF(nMTF int) {
 			}
 			e.sel[nSelectors] = byte(bt)
 			nSelectors++
-			rf := &h.rfreq[bt]
-			for _, v := range mtfv[gs:ge] {
-				rf[v&511]++
+			// Two counters per symbol, alternating, so that a repeated
+			// symbol's increments do not wait for each other.
+			rf, rf2 := &h.rfreq[bt], &h.rfreq2[bt]
+			g := mtfv[gs:ge]
+			i := 0
+			for ; i+2 <= len(g); i += 2 {
+				rf[g[i]&511]++
+				rf2[g[i+1]&511]++
+			}
+			if i < len(g) {
+				rf[g[i]&511]++
 			}
 		}
 		for t := range nGroups {
+			for v := range alphaSize {
+				h.rfreq[t][v] += h.rfreq2[t][v]
+			}
 			h.hb.makeCodeLengths(h.length[t][:alphaSize], h.rfreq[t][:alphaSize], maxCodeLen)
 		}
 	}

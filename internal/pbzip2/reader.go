@@ -1,4 +1,10 @@
-// Package pbzip2 decodes bzip2 streams on several cores: bzip2 blocks
+// Package pbzip2 reads and writes bzip2.
+//
+// Writing (Encoder, Compress) gives exactly the bytes libbzip2 writes at
+// level 9, which is what makes augen's payloads byte-identical to
+// delta_generator's; see encode.go.
+//
+// Reading decodes bzip2 streams on several cores: bzip2 blocks
 // start with a 48-bit magic at any bit offset and are independent, so
 // every place the magic appears is handed to a worker, and the reader
 // follows the real chain of blocks in order: each block decodes to its own

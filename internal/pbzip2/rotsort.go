@@ -25,6 +25,9 @@ type rotSorter struct {
 	dbl []byte  // the block twice, for leastRotation
 	cnt []int32 // symbol counts
 	bkt []int32 // bucket heads or tails
+
+	want int32 // the suffix whose place the last pass reports
+	orig int   // its place
 }
 
 // sort writes the Burrows–Wheeler transform of block (the last byte of
@@ -56,16 +59,16 @@ func (r *rotSorter) sort(block, bwt []byte) (origPtr int, ok bool) {
 	rot, sa := r.rot[:n], r.sa[:n]
 	copy(rot, block[m:])
 	copy(rot[n-m:], block[:m])
-	sais(rot, sa, 256, r, bwt, 0)
-	// The block's rotation starts at n-m in rot (at 0 when m is 0).
-	want := int32(n - m)
+	// The block's rotation starts at n-m in rot (at 0 when m is 0); the
+	// last pass of the sort notes where it lands.
+	r.want = int32(n - m)
 	if m == 0 {
-		want = 0
+		r.want = 0
 	}
-	for i, p := range sa {
-		if p == want {
-			return i, true
-		}
+	r.orig = -1
+	sais(rot, sa, 256, r, bwt, 0)
+	if r.orig >= 0 {
+		return r.orig, true
 	}
 	panic("pbzip2: the block's rotation is missing from the suffix array")
 }
@@ -172,7 +175,7 @@ func sais[T symbol](t []T, sa []int32, k int, r *rotSorter, bwt []byte, posOff i
 		sNext = sCur
 	}
 	pos = pos[:n1]
-	induce(t, sa, cnt, bkt, nil, true)
+	induce(t, sa, cnt, bkt, nil, true, r)
 
 	// Gather the sorted LMS positions, marked by induce, at the front.
 	j := 0
@@ -247,7 +250,7 @@ func sais[T symbol](t []T, sa []int32, k int, r *rotSorter, bwt []byte, posOff i
 		bkt[c]--
 		sa[bkt[c]] = p
 	}
-	induce(t, sa, cnt, bkt, bwt, false)
+	induce(t, sa, cnt, bkt, bwt, false, r)
 }
 
 // sType is the type of a position holding c0 followed by c1 whose
@@ -332,7 +335,7 @@ func tails(cnt, bkt []int32) {
 // With bwt, the symbol before each suffix is written to bwt as the last
 // pass reads it. With markLMS, LMS suffixes are stored with lmsFlag set,
 // so that they can be gathered in order without reading the text.
-func induce[T symbol](t []T, sa []int32, cnt, bkt []int32, bwt []byte, markLMS bool) {
+func induce[T symbol](t []T, sa []int32, cnt, bkt []int32, bwt []byte, markLMS bool, r *rotSorter) {
 	n := len(t)
 	heads(cnt, bkt)
 	{
@@ -378,6 +381,9 @@ func induce[T symbol](t []T, sa []int32, cnt, bkt []int32, bwt []byte, markLMS b
 				bwt[i] = byte(t[n-1])
 			} else {
 				bwt[i] = byte(t[x-1])
+			}
+			if x == r.want {
+				r.orig = i
 			}
 		}
 		if p >= -1 {
