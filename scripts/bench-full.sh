@@ -3,10 +3,9 @@
 #
 #   scripts/bench-full.sh IMAGE [RUNS]
 #
-# IMAGE is a USR partition image (e.g. usr-new.img from scripts/make-corpus.sh
-# or ../shared/corpus/make-corpus.sh). The script splits it into the 1 MiB
-# chunks delta_generator compresses (untimed), then RUNS times (default 3),
-# alternating:
+# IMAGE is a USR partition image (e.g. usr-new.img from scripts/make-corpus.sh).
+# The script splits it into the 1 MiB chunks delta_generator compresses
+# (untimed), then RUNS times (default 3), alternating:
 #   augen    `augen payload build --image IMAGE` (unsigned, all cores)
 #   bz2-P2   `bzip2 -9` on every chunk, two at a time (what the reference
 #            generator does: libbzip2 level 9, 2 threads)

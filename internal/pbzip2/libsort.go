@@ -202,50 +202,11 @@ func fallbackQSort3(fmap []int32, eclass []uint32, loSt, hiSt int) {
 		default:
 			med = eclass[fmap[hi]]
 		}
-		unLo, ltLo, unHi, gtHi := lo, lo, hi, hi
-		for {
-			for unLo <= unHi {
-				e := eclass[fmap[unLo]]
-				if e == med {
-					fmap[unLo], fmap[ltLo] = fmap[ltLo], fmap[unLo]
-					ltLo++
-					unLo++
-					continue
-				}
-				if e > med {
-					break
-				}
-				unLo++
-			}
-			for unLo <= unHi {
-				e := eclass[fmap[unHi]]
-				if e == med {
-					fmap[unHi], fmap[gtHi] = fmap[gtHi], fmap[unHi]
-					gtHi--
-					unHi--
-					continue
-				}
-				if e < med {
-					break
-				}
-				unHi--
-			}
-			if unLo > unHi {
-				break
-			}
-			fmap[unLo], fmap[unHi] = fmap[unHi], fmap[unLo]
-			unLo++
-			unHi--
-		}
-		if gtHi < ltLo {
+		key := func(p int32) int { return int(eclass[p]) }
+		nn, mm, ok := partition3(fmap, lo, hi, key, int(med))
+		if !ok {
 			continue
 		}
-		m := min(ltLo-lo, unLo-ltLo)
-		vswap(fmap, lo, unLo-m, m)
-		m = min(hi-gtHi, gtHi-unHi)
-		vswap(fmap, unLo, hi-m+1, m)
-		nn := lo + unLo - ltLo - 1
-		mm := hi - (gtHi - unHi) + 1
 		if nn-lo > hi-mm {
 			push(lo, nn)
 			push(mm, hi)
@@ -254,6 +215,57 @@ func fallbackQSort3(fmap []int32, eclass []uint32, loSt, hiSt int) {
 			push(lo, nn)
 		}
 	}
+}
+
+// partition3 is the three-way partition both of libbzip2's quicksorts
+// use, in its exact order of swaps: elements of p[lo:hi+1] equal to med
+// (by key) are gathered at both ends while the rest is split, then swapped
+// to the middle. It returns the last index of the part below med and the
+// first of the part above it, or ok = false when every element equals med.
+func partition3(p []int32, lo, hi int, key func(int32) int, med int) (nn, mm int, ok bool) {
+	unLo, ltLo, unHi, gtHi := lo, lo, hi, hi
+	for {
+		for unLo <= unHi {
+			c := key(p[unLo]) - med
+			if c == 0 {
+				p[unLo], p[ltLo] = p[ltLo], p[unLo]
+				ltLo++
+				unLo++
+				continue
+			}
+			if c > 0 {
+				break
+			}
+			unLo++
+		}
+		for unLo <= unHi {
+			c := key(p[unHi]) - med
+			if c == 0 {
+				p[unHi], p[gtHi] = p[gtHi], p[unHi]
+				gtHi--
+				unHi--
+				continue
+			}
+			if c < 0 {
+				break
+			}
+			unHi--
+		}
+		if unLo > unHi {
+			break
+		}
+		p[unLo], p[unHi] = p[unHi], p[unLo]
+		unLo++
+		unHi--
+	}
+	if gtHi < ltLo {
+		return 0, 0, false
+	}
+	m := min(ltLo-lo, unLo-ltLo)
+	vswap(p, lo, unLo-m, m)
+	m = min(hi-gtHi, gtHi-unHi)
+	vswap(p, unLo, hi-m+1, m)
+	return lo + unLo - ltLo - 1, hi - (gtHi - unHi) + 1, true
 }
 
 func vswap(p []int32, a, b, n int) {
@@ -416,51 +428,12 @@ func (s *libSorter) mainQSort3(ptr []int32, block []byte, quadrant []uint16, n, 
 			continue
 		}
 		med := int(mmed3(block[int(ptr[lo])+d], block[int(ptr[hi])+d], block[int(ptr[(lo+hi)>>1])+d]))
-		unLo, ltLo, unHi, gtHi := lo, lo, hi, hi
-		for {
-			for unLo <= unHi {
-				c := int(block[int(ptr[unLo])+d]) - med
-				if c == 0 {
-					ptr[unLo], ptr[ltLo] = ptr[ltLo], ptr[unLo]
-					ltLo++
-					unLo++
-					continue
-				}
-				if c > 0 {
-					break
-				}
-				unLo++
-			}
-			for unLo <= unHi {
-				c := int(block[int(ptr[unHi])+d]) - med
-				if c == 0 {
-					ptr[unHi], ptr[gtHi] = ptr[gtHi], ptr[unHi]
-					gtHi--
-					unHi--
-					continue
-				}
-				if c < 0 {
-					break
-				}
-				unHi--
-			}
-			if unLo > unHi {
-				break
-			}
-			ptr[unLo], ptr[unHi] = ptr[unHi], ptr[unLo]
-			unLo++
-			unHi--
-		}
-		if gtHi < ltLo {
+		key := func(p int32) int { return int(block[int(p)+d]) }
+		nn, mm, ok := partition3(ptr, lo, hi, key, med)
+		if !ok {
 			push(lo, hi, d+1)
 			continue
 		}
-		m := min(ltLo-lo, unLo-ltLo)
-		vswap(ptr, lo, unLo-m, m)
-		m = min(hi-gtHi, gtHi-unHi)
-		vswap(ptr, unLo, hi-m+1, m)
-		nn := lo + unLo - ltLo - 1
-		mm := hi - (gtHi - unHi) + 1
 		next := [3][3]int{{lo, nn, d}, {mm, hi, d}, {nn + 1, mm - 1, d + 1}}
 		size := func(a int) int { return next[a][1] - next[a][0] }
 		if size(0) < size(1) {

@@ -100,12 +100,12 @@ func PeakRSS() int64 {
 }
 
 // Corpus returns $AUGEN_CORPUS, the benchmark corpus directory made by
-// shared/corpus/make-corpus.sh, or skips the benchmark when it is not set.
+// scripts/make-corpus.sh, or skips the benchmark when it is not set.
 func Corpus(b *testing.B) string {
 	b.Helper()
 	dir := os.Getenv("AUGEN_CORPUS")
 	if dir == "" {
-		b.Skip("set AUGEN_CORPUS to a corpus directory (shared/corpus/make-corpus.sh SIZE DIR)")
+		b.Skip("set AUGEN_CORPUS to a corpus directory (scripts/make-corpus.sh SIZE DIR)")
 	}
 	return dir
 }

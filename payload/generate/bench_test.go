@@ -15,7 +15,7 @@ import (
 )
 
 // BenchmarkFullBuild builds a full payload of $AUGEN_CORPUS/usr-new.img
-// (make one with shared/corpus/make-corpus.sh 256 DIR) and, in the same run,
+// (make one with scripts/make-corpus.sh 256 DIR) and, in the same run,
 // compresses the same 1 MiB chunks with the `bzip2 -9` command one after
 // another: the baseline the target ratio refers to.
 //

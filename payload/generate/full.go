@@ -6,7 +6,9 @@
 // that is smaller (else REPLACE), one destination extent of 256 blocks per
 // chunk, the SHA-256 of every blob; kernel and PCR policy become
 // procedures chunked the same way, each procedure blob also listed as a
-// noop operation with a sparse-hole extent for pre-2015 clients.
+// noop operation with a sparse-hole extent for pre-2015 clients. The bzip2
+// encoder writes libbzip2's exact bytes, so a full payload is
+// delta_generator's, byte for byte, for the same inputs and key.
 package generate
 
 import (
