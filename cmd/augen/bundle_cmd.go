@@ -137,7 +137,7 @@ func writeBundle(e *env, bf bundleFlags, files []bundle.PayloadFile, payloadKeys
 func openBundleKeys(e *env, uris []string, insecure bool) ([]signer.Signer, error) {
 	var keys []signer.Signer
 	for _, u := range uris {
-		k, err := signer.Open(e.ctx, u, signerOptions(e, insecure))
+		k, err := openKey(e, u, signerOptions(e, insecure))
 		if err != nil {
 			closeKeys(keys)
 			return nil, err

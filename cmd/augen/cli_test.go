@@ -58,8 +58,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	softhsmDir = dir
-	defer cleanup()
 	code := m.Run()
+	// Not deferred: os.Exit skips deferred calls.
+	cleanup()
 	if fixtureDir != "" {
 		os.RemoveAll(fixtureDir)
 	}

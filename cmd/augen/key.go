@@ -82,7 +82,7 @@ func keyPubkey(e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return withHint(usagef("expected one key URI"), `run "augen key pubkey --help"`)
 	}
-	s, err := signer.Open(e.ctx, fs.Arg(0), signerOptions(e, *insecure))
+	s, err := openKey(e, fs.Arg(0), signerOptions(e, *insecure))
 	if err != nil {
 		return err
 	}

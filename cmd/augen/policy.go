@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/augen-project/augen/internal/pubkey"
-	"github.com/augen-project/augen/signer"
 	"github.com/augen-project/augen/verify"
 )
 
@@ -69,7 +68,7 @@ func policyInit(e *env, args []string) error {
 func publicKeyOf(e *env, k string) (crypto.PublicKey, error) {
 	for _, scheme := range []string{"file:", "pkcs11:", "tpm:"} {
 		if strings.HasPrefix(k, scheme) {
-			s, err := signer.Open(e.ctx, k, signerOptions(e, false))
+			s, err := openKey(e, k, signerOptions(e, false))
 			if err != nil {
 				return nil, err
 			}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -60,7 +62,8 @@ Commands:
   key list          list the keys in a PKCS#11 token
   version           print augen's version
 
-Run "augen <command> --help" for a command's flags.
+Run "augen help <command>" (or "augen <command> --help") for a command's
+flags; "augen --version" prints the version.
 Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.
 `
 )
@@ -126,7 +129,16 @@ func commands() []command {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 2 && args[0] == "help":
+		// "augen help CMD" is "augen CMD --help".
+		return run(ctx, append(strings.Fields(args[1]), "--help"), stdin, stdout, stderr)
+	case len(args) > 2 && args[0] == "help":
+		return run(ctx, append(args[1:], "--help"), stdin, stdout, stderr)
+	case len(args) == 1 && (args[0] == "--version" || args[0] == "-V"):
+		fmt.Fprintln(stdout, buildVersion())
+		return exitOK
+	case len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help":
 		fmt.Fprint(stdout, globalUsage)
 		if len(args) == 0 {
 			return exitUsage
@@ -139,16 +151,71 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return report(e, c.run(e, args[len(words):]))
 		}
 	}
-	switch args[0] {
-	case "payload":
-		fmt.Fprintf(stderr, "%s: error: unknown payload command %q\n%s: hint: commands are build, inspect, verify, digest, attach\n", programName, strings.Join(args[1:], " "), programName)
-		return exitUsage
-	case "key":
-		fmt.Fprintf(stderr, "%s: error: unknown key command %q\n%s: hint: commands are pubkey, generate, import, list\n", programName, strings.Join(args[1:], " "), programName)
+	if subs := subcommands(args[0]); len(subs) > 0 {
+		// A group alone lists its commands, as --help does.
+		if len(args) == 1 || args[1] == "--help" || args[1] == "-h" {
+			fmt.Fprintf(stdout, "Usage: augen %s COMMAND [flags]\n\nCommands:\n", args[0])
+			for _, c := range subs {
+				fmt.Fprintf(stdout, "  %-16s  %s\n", c.name, c.help)
+			}
+			fmt.Fprintf(stdout, "\nRun \"augen help %s COMMAND\" for a command's flags.\n", args[0])
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "%s: error: unknown %s command %q\n", programName, args[0], args[1])
+		fmt.Fprintf(stderr, "%s: hint: %s\n", programName, suggest(args[0]+" "+args[1], fmt.Sprintf("run \"augen %s\" for its commands", args[0])))
 		return exitUsage
 	}
-	fmt.Fprintf(stderr, "%s: error: unknown command %q\n%s: hint: run \"augen --help\"\n", programName, args[0], programName)
+	fmt.Fprintf(stderr, "%s: error: unknown command %q\n", programName, args[0])
+	fmt.Fprintf(stderr, "%s: hint: %s\n", programName, suggest(args[0], `run "augen --help"`))
 	return exitUsage
+}
+
+// subcommands returns the commands of a group ("payload", "key", …),
+// named without the group.
+func subcommands(group string) []command {
+	var out []command
+	for _, c := range commands() {
+		if rest, ok := strings.CutPrefix(c.name, group+" "); ok {
+			out = append(out, command{name: rest, help: c.help})
+		}
+	}
+	return out
+}
+
+// suggest names the closest command to what was typed ("did you mean"),
+// or returns fallback when none is close.
+func suggest(typed, fallback string) string {
+	best, bestD := "", 3 // at most 2 edits away
+	for _, c := range commands() {
+		if d := editDistance(typed, c.name); d < bestD {
+			best, bestD = c.name, d
+		}
+	}
+	if best == "" {
+		return fallback
+	}
+	return fmt.Sprintf("did you mean \"augen %s\"?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // report prints err as one "augen: error:" line (plus a hint) and maps it to
@@ -294,16 +361,28 @@ func checkOfficial(official bool, uris []string, insecure bool) error {
 	return nil
 }
 
+// openKey opens the key named by uri, with a hint for the usual mistakes.
+func openKey(e *env, uri string, opts *signer.Options) (signer.Signer, error) {
+	k, err := signer.Open(e.ctx, uri, opts)
+	switch {
+	case err == nil:
+		return k, nil
+	case errors.Is(err, signer.ErrInsecure):
+		return nil, withHint(err, "chmod 600 the key file; --allow-insecure-key-file accepts it anyway (never for official keys)")
+	case errors.Is(err, signer.ErrUnsupported) && !strings.Contains(uri, ":"):
+		// A bare path, as core_sign_update and delta_generator take it.
+		return nil, withHint(err, fmt.Sprintf("a key file is named with file:, as in --key file:%s (other keys: pkcs11:…, tpm:…)", uri))
+	}
+	return nil, err
+}
+
 // openKeys opens every --key URI in order.
 func openKeys(e *env, uris []string, opts *signer.Options) ([]signer.Signer, error) {
 	var keys []signer.Signer
 	for _, u := range uris {
-		k, err := signer.Open(e.ctx, u, opts)
+		k, err := openKey(e, u, opts)
 		if err != nil {
 			closeKeys(keys)
-			if errors.Is(err, signer.ErrInsecure) {
-				return nil, withHint(err, "chmod 600 the key file; --allow-insecure-key-file accepts it anyway (never for official keys)")
-			}
 			return nil, err
 		}
 		if _, err := payload.SignatureSize(k.Public()); err != nil {
@@ -322,13 +401,82 @@ func closeKeys(keys []signer.Signer) {
 }
 
 func versionCmd(e *env, args []string) error {
-	fs := newFlags(e, "version", "Usage: augen version\n\nPrints augen's version.\n")
+	fs := newFlags(e, "version", `Usage: augen version [--json]
+
+Prints augen's version as the build recorded it: the module version (or
+the -X main.version stamp), the git revision it was built from and whether
+the tree had uncommitted changes, the Go version and platform, and whether
+the PKCS#11 backend is built in (it needs cgo).
+
+Example:
+  augen version --json
+`)
+	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("version takes no arguments")
 	}
-	fmt.Fprintf(e.stdout, "augen %s\n", version)
+	v := buildVersion()
+	if *asJSON {
+		return writeJSON(e.stdout, v)
+	}
+	fmt.Fprintln(e.stdout, v)
 	return nil
+}
+
+// versionInfo is what "augen version" reports.
+type versionInfo struct {
+	Version  string `json:"version"`
+	Revision string `json:"vcs_revision,omitempty"`
+	Time     string `json:"vcs_time,omitempty"`
+	Modified bool   `json:"vcs_modified"`
+	Go       string `json:"go"`
+	Platform string `json:"platform"`
+	PKCS11   bool   `json:"pkcs11"`
+}
+
+func (v versionInfo) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "augen %s", v.Version)
+	if v.Revision != "" {
+		fmt.Fprintf(&b, " (git %.12s", v.Revision)
+		if v.Modified {
+			b.WriteString(", modified")
+		}
+		b.WriteString(")")
+	}
+	fmt.Fprintf(&b, ", %s %s, PKCS#11 ", v.Go, v.Platform)
+	if v.PKCS11 {
+		b.WriteString("built in")
+	} else {
+		b.WriteString("not built in (no cgo)")
+	}
+	return b.String()
+}
+
+// buildVersion reads the version from the build info Go embeds: the
+// module version for "go install …@version", the VCS revision for a build
+// from a checkout. A -X main.version stamp takes precedence.
+func buildVersion() versionInfo {
+	v := versionInfo{Version: version, Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH, PKCS11: signer.PKCS11Available}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	if v.Version == "devel" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v.Version = bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v.Revision = s.Value
+		case "vcs.time":
+			v.Time = s.Value
+		case "vcs.modified":
+			v.Modified = s.Value == "true"
+		}
+	}
+	return v
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -144,9 +145,24 @@ http {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { stopGracefully(cmd) })
 	WaitPort(t, port, logFile)
 	return fmt.Sprintf("https://127.0.0.1:%d/pkgs/", port), cert
+}
+
+// stopGracefully asks nginx's master to quit (SIGQUIT: it stops its
+// workers, then exits) and kills it only if it has not within 10 s.
+// Killing the master outright would leave its workers running.
+func stopGracefully(cmd *exec.Cmd) {
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
 }
 
 // StartVersityGW runs versitygw (an S3 gateway) with its POSIX backend on

@@ -73,7 +73,7 @@ func RequireTools(t testing.TB, tools ...string) {
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			if os.Getenv("AUGEN_REQUIRE_TOOLS") != "" {
-				t.Fatalf("%s not found (AUGEN_REQUIRE_TOOLS is set)", tool)
+				t.Fatalf("%s not found: run scripts/install-deps.sh, or set AUGEN_SKIP_MISSING_TOOLS=1 (scripts/test.sh) to skip such tests", tool)
 			}
 			t.Skipf("%s not found", tool)
 		}

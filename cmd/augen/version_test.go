@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/augen-project/augen/signer"
+)
+
+func runCapture(args ...string) (int, string, string) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// "augen version" reports the build: Go version, platform, PKCS#11; the
+// text form and --version say the same.
+func TestVersion(t *testing.T) {
+	code, out, _ := runCapture("version", "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	var v versionInfo
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Go != runtime.Version() || v.Platform != runtime.GOOS+"/"+runtime.GOARCH || v.PKCS11 != signer.PKCS11Available || v.Version == "" {
+		t.Fatalf("version %+v", v)
+	}
+	_, text, _ := runCapture("version")
+	_, flag, _ := runCapture("--version")
+	if text != flag || text != v.String()+"\n" || !strings.Contains(text, runtime.Version()) {
+		t.Fatalf("version %q, --version %q", text, flag)
+	}
+}
+
+// "augen help CMD" prints what "augen CMD --help" prints.
+func TestHelpCommand(t *testing.T) {
+	for _, cmd := range [][]string{{"payload", "build"}, {"verify"}, {"version"}} {
+		code1, a, _ := runCapture(append([]string{"help"}, cmd...)...)
+		code2, b, _ := runCapture(append(cmd, "--help")...)
+		if code1 != exitOK || code2 != exitOK || a != b || !strings.HasPrefix(a, "Usage: augen "+strings.Join(cmd, " ")) {
+			t.Fatalf("help %v: exit %d/%d, %q vs %q", cmd, code1, code2, a, b)
+		}
+	}
+}
