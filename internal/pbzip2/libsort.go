@@ -353,24 +353,22 @@ func (s *libSorter) mainSort(ptr []int32, block []byte, n int, budget *int32) {
 			copyStart[j] = int32(ftab[j<<8+int(ss)] & clearMask)
 			copyEnd[j] = int32(ftab[j<<8+int(ss)+1]&clearMask) - 1
 		}
-		for j := int32(ftab[ss<<8] & clearMask); j < copyStart[ss]; j++ {
+		// pred is the rotation before the one at ptr[j], and its byte.
+		pred := func(j int32) (int32, byte) {
 			k := ptr[j] - 1
 			if k < 0 {
 				k += int32(n)
 			}
-			c1 := block[k]
-			if !bigDone[c1] {
+			return k, block[k]
+		}
+		for j := int32(ftab[ss<<8] & clearMask); j < copyStart[ss]; j++ {
+			if k, c1 := pred(j); !bigDone[c1] {
 				ptr[copyStart[c1]] = k
 				copyStart[c1]++
 			}
 		}
 		for j := int32(ftab[(ss+1)<<8]&clearMask) - 1; j > copyEnd[ss]; j-- {
-			k := ptr[j] - 1
-			if k < 0 {
-				k += int32(n)
-			}
-			c1 := block[k]
-			if !bigDone[c1] {
+			if k, c1 := pred(j); !bigDone[c1] {
 				ptr[copyEnd[c1]] = k
 				copyEnd[c1]--
 			}
