@@ -3,6 +3,7 @@ package main
 import (
 	"crypto"
 	"fmt"
+	"github.com/augen-project/augen/internal/filekind"
 	"io"
 	"os"
 	"path/filepath"
@@ -23,6 +24,11 @@ payload's size and Omaha hashes, partition and kernel hashes, the payload
 keys whose signatures verify), signed in a DSSE envelope by each --key.
 Member times come from SOURCE_DATE_EPOCH (or are the time of the build,
 recorded once), so the same inputs and keys give the same bytes.
+
+Example:
+  augen bundle create --version 4459.2.1 --board amd64-usr \
+      --payload flatcar_production_update.gz --payload-key official-v2.pub.pem \
+      --key 'pkcs11:object=20;type=private' -o release.tar
 `
 
 // bundleFlags are shared by bundle create and release.
@@ -163,9 +169,12 @@ const bundleInspectUsage = `Usage: augen bundle inspect release.tar [--json]
 
 Shows a bundle's members, its release statement and who signed it, WITHOUT
 checking anything: use "augen verify" for that.
+
+Example:
+  augen bundle inspect release.tar --json
 `
 
-func bundleInspect(e *env, args []string) error {
+func bundleInspect(e *env, args []string) (err error) {
 	fs := newFlags(e, "bundle inspect", bundleInspectUsage)
 	asJSON := fs.Bool("json", false, "print the statement and signatures as JSON")
 	if err := parse(fs, args); err != nil {
@@ -174,6 +183,7 @@ func bundleInspect(e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return usagef("expected one bundle")
 	}
+	defer hintKind(&err, fs.Arg(0), filekind.Tar)
 	f, err := os.Open(fs.Arg(0))
 	if err != nil {
 		return err
@@ -220,9 +230,12 @@ const bundleSignUsage = `Usage: augen bundle sign release.tar --key URI -o signe
 
 Adds a signature to an existing bundle (a second officer, on another day)
 without rebuilding anything: payloads, names and times stay the same.
+
+Example:
+  augen bundle sign release.tar --key 'pkcs11:object=21;type=private' -o release.signed.tar
 `
 
-func bundleSign(e *env, args []string) error {
+func bundleSign(e *env, args []string) (err error) {
 	fs := newFlags(e, "bundle sign", bundleSignUsage)
 	var keys []string
 	fs.StringArrayVar(&keys, "key", nil, "sign with this key `URI` (repeatable)")
@@ -234,6 +247,7 @@ func bundleSign(e *env, args []string) error {
 	if fs.NArg() != 1 || len(keys) == 0 || *out == "" {
 		return withHint(usagef("expected one bundle, --key and -o"), `run "augen bundle sign --help"`)
 	}
+	defer hintKind(&err, fs.Arg(0), filekind.Tar)
 	signers, err := openBundleKeys(e, keys, *insecure)
 	if err != nil {
 		return err
@@ -244,7 +258,8 @@ func bundleSign(e *env, args []string) error {
 		return err
 	}
 	defer in.Close()
-	return writeOutput(e, *out, func(w io.Writer) error {
+	total := 0
+	err = writeOutput(e, *out, func(w io.Writer) error {
 		return bundle.AddSignature(in, w, func(env *bundle.Envelope, st *bundle.Statement) error {
 			// Say what the signature will vouch for before it is made.
 			fmt.Fprintf(e.stderr, "%s: signing release %s %s (app %s)\n", programName, st.Predicate.Board, st.Predicate.Version, st.Predicate.AppID)
@@ -259,7 +274,15 @@ func bundleSign(e *env, args []string) error {
 					return err
 				}
 			}
+			total = len(env.Signatures)
 			return nil
 		}, tempDirFor(*out))
 	})
+	if err != nil {
+		return err
+	}
+	if *out != "-" {
+		fmt.Fprintf(e.stderr, "wrote %s: %d signature(s), %d added\n", *out, total, len(signers))
+	}
+	return nil
 }

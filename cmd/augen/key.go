@@ -21,6 +21,9 @@ goes to stderr, or into --json.
 
 Key URIs: file:PATH, pkcs11:… (RFC 7512; PIN from pin-source=, $AUGEN_PKCS11_PIN
 or a prompt), tpm:handle=0x81…|key=PATH[;device=/dev/tpmrm0|unix:SOCKET].
+
+Example:
+  augen key pubkey 'pkcs11:token=release;object=payload;type=private' -o payload.pub.pem
 `
 
 // signerOptions are the options every command opens keys with: warnings go
@@ -131,6 +134,9 @@ offline backup) into a TPM with TPM2_Import, wrapped to the TPM's storage
 root key, with its scheme pinned to RSASSA-SHA256. The URI says where the
 imported key goes: tpm:key=PATH (a key file) or tpm:handle=0x81… . Then
 destroy the PEM copy on this machine.
+
+Example:
+  augen key import --tpm tpm:key=/var/lib/augen/payload.tpmkey --from payload-key.pem -o payload.pub.pem
 `
 
 func keyImport(e *env, args []string) error {
@@ -190,6 +196,9 @@ const keyListUsage = `Usage: augen key list pkcs11:URI [--json]
 
 Lists the private keys in the token the URI names (log-in required), each
 with the URI that opens it, its size and fingerprint.
+
+Example:
+  augen key list 'pkcs11:token=release'
 `
 
 func keyList(e *env, args []string) error {

@@ -18,6 +18,10 @@ checks). Each --signature is verified against the --pubkey at the same
 position before anything is written, and must have exactly the size that was
 reserved. PREPARED may also be an unsigned payload from update_engine's
 delta_generator; room is then reserved from the signatures' sizes.
+
+Example:
+  augen payload attach update.prepared.gz --signature update.sig \
+      --pubkey official-v2.pub.pem -o flatcar_production_update.gz
 `
 
 func payloadAttach(e *env, args []string) error {

@@ -3,6 +3,9 @@ package main
 import (
 	"crypto"
 	"fmt"
+	"github.com/augen-project/augen/internal/ctxio"
+	"github.com/augen-project/augen/internal/filekind"
+	"github.com/augen-project/augen/internal/pbzip2"
 	"github.com/augen-project/augen/internal/tempfile"
 	"io"
 	"os"
@@ -20,6 +23,9 @@ Builds a full update payload (CrAU v1) the way update_engine's delta_generator
 does: the image in 1 MiB chunks, each bzip2-compressed when that is smaller,
 the kernel as a KERNEL procedure, every blob hashed. Chunks are compressed on
 all cores; the output is the same whatever the core count.
+
+--image and --old may be bzip2-compressed (CI's flatcar_production_update.bin.bz2):
+they are decoded to a temporary file beside the output first.
 
 With --from-image, the USR image and the kernel come straight from a
 production image, unpacked and checked as "augen unpack" does (GPT CRCs, the
@@ -68,7 +74,7 @@ type keyInfo struct {
 
 func payloadBuild(e *env, args []string) error {
 	fs := newFlags(e, "payload build", payloadBuildUsage)
-	image := fs.String("image", "", "the USR partition `image` (size a multiple of 4096)")
+	image := fs.String("image", "", "the USR partition `image` (size a multiple of 4096; may be bzip2-compressed)")
 	kernel := fs.String("kernel", "", "the kernel `file` to ship as a KERNEL procedure")
 	pcr := fs.String("pcr-policy", "", "a PCR policy `zip` to ship as a PCR_POLICY procedure")
 	old := fs.String("old", "", "build a delta from this old USR `image`")
@@ -141,6 +147,23 @@ func payloadBuild(e *env, args []string) error {
 			*uf.kernel = saved
 			*oldKernel = ok
 		}
+	}
+	// A USR image may come bzip2-compressed (CI publishes
+	// flatcar_production_update.bin.bz2): decoded beside the output first.
+	for _, in := range []struct {
+		p    *string
+		what string
+	}{{image, "image"}, {old, "old image"}} {
+		p := in.p
+		if *p == "" {
+			continue
+		}
+		plain, done, err := plainUSRImage(e, *p, in.what, opts.TempDir)
+		if err != nil {
+			return err
+		}
+		defer done()
+		*p = plain
 	}
 	if opts.Image, err = openInput(*image, "image", &closers); err != nil {
 		return err
@@ -225,6 +248,61 @@ func payloadBuild(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "  signature v%d %s (%s)%s\n", k.Version, k.URI, k.Fingerprint[:16], note)
 	}
 	return nil
+}
+
+// plainUSRImage returns a path to the USR image at path: itself, or a
+// temporary file in dir holding it decompressed when it is bzip2 data
+// (removed by done). A file of another kind is refused, named for what it
+// is.
+func plainUSRImage(e *env, path, what, dir string) (plain string, done func(), err error) {
+	kind, err := filekind.DetectFile(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", what, err)
+	}
+	switch kind {
+	case filekind.Bzip2:
+	case filekind.DiskImage:
+		return "", nil, withHint(usagef("%s is a GPT disk image, not a USR partition image", path),
+			"give a production image with --from-image (or --old-from-image), or extract USR-A with \"augen unpack\"")
+	case filekind.Payload, filekind.Tar, filekind.PEM, filekind.JSON:
+		return "", nil, usagef("%s is %s, not a USR partition image", path, kind)
+	default:
+		return path, func() {}, nil
+	}
+	in, err := os.Open(path)
+	if err != nil {
+		return "", nil, err
+	}
+	defer in.Close()
+	z := pbzip2.NewReader(in, 0)
+	defer z.Close()
+	// What is inside: a production image is compressed too.
+	head := make([]byte, filekind.HeadSize)
+	n, err := io.ReadFull(z, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return "", nil, fmt.Errorf("decompressing %s: %w", path, err)
+	}
+	if filekind.Detect(head[:n]) == filekind.DiskImage {
+		return "", nil, withHint(usagef("%s holds a GPT disk image, not a USR partition image", path),
+			"give a production image with --from-image (or --old-from-image)")
+	}
+	tmp, err := tempfile.Create(dir, ".augen-usr-*.bin")
+	if err != nil {
+		return "", nil, err
+	}
+	fmt.Fprintf(e.stderr, "decompressing %s (bzip2) to a temporary file beside the output\n", path)
+	_, err = tmp.Write(head[:n])
+	if err == nil {
+		_, err = ctxio.Copy(e.ctx, tmp, z)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		tempfile.Remove(tmp)
+		return "", nil, fmt.Errorf("decompressing %s: %w", path, err)
+	}
+	return tmp.Name(), func() { tempfile.Remove(tmp) }, nil
 }
 
 // openInput opens a regular input file and records its size.

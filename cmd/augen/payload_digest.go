@@ -18,6 +18,10 @@ SHA-256, e.g. "openssl pkeyutl -sign -pkeyopt digest:sha256").
 
 List the keys in the order the signatures will be attached: the LAST is the
 one update_engine checks. Step 2 is "augen payload attach".
+
+Example:
+  augen payload digest update.unsigned.gz --pubkey official-v2.pub.pem \
+      -o update.prepared.gz --digest-out update.digest
 `
 
 func payloadDigest(e *env, args []string) error {

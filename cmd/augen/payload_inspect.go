@@ -3,6 +3,7 @@ package main
 import (
 	"crypto"
 	"fmt"
+	"github.com/augen-project/augen/internal/filekind"
 	"io"
 	"os"
 	"strings"
@@ -19,9 +20,12 @@ procedures, signatures and the values an update service publishes. With
 --pubkey, signatures are matched to keys by fingerprint. PAYLOAD may be "-".
 
 Exit status 3 means the payload is invalid.
+
+Example:
+  augen payload inspect flatcar_production_update.gz --pubkey official-v2.pub.pem
 `
 
-func payloadInspect(e *env, args []string) error {
+func payloadInspect(e *env, args []string) (err error) {
 	fs := newFlags(e, "payload inspect", payloadInspectUsage)
 	var pubPaths []string
 	fs.StringArrayVar(&pubPaths, "pubkey", nil, "a public key `PEM` to match signatures against (repeatable)")
@@ -32,6 +36,7 @@ func payloadInspect(e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return withHint(usagef("expected one payload, got %d arguments", fs.NArg()), `run "augen payload inspect --help"`)
 	}
+	defer hintKind(&err, fs.Arg(0), filekind.Payload)
 	pubs, err := loadPubkeys(pubPaths)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"github.com/augen-project/augen/internal/filekind"
 	"io"
 	"os"
 
@@ -24,6 +25,10 @@ Checks a payload as update_engine would, and more:
   - with --image / --kernel, the rebuilt files also equal those files.
 
 Exit status 3 means the payload failed verification.
+
+Example:
+  augen payload verify flatcar_production_update.gz --pubkey official-v2.pub.pem \
+      --image flatcar_production_update.bin --kernel flatcar_production_image.vmlinuz
 `
 
 // verifyResult is the --json output of payload verify.
@@ -39,7 +44,7 @@ type rebuiltJSON struct {
 	SHA256 string `json:"sha256"`
 }
 
-func payloadVerify(e *env, args []string) error {
+func payloadVerify(e *env, args []string) (err error) {
 	fs := newFlags(e, "payload verify", payloadVerifyUsage)
 	var pubPaths []string
 	fs.StringArrayVar(&pubPaths, "pubkey", nil, "a trusted public key `PEM` (repeatable; required)")
@@ -55,6 +60,7 @@ func payloadVerify(e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return withHint(usagef("expected one payload, got %d arguments", fs.NArg()), `run "augen payload verify --help"`)
 	}
+	defer hintKind(&err, fs.Arg(0), filekind.Payload)
 	if len(pubPaths) == 0 && !*unsigned {
 		return withHint(usagef("--pubkey is required: a payload is verified against the key clients trust"),
 			"that key is /usr/share/update_engine/update-payload-key.pub.pem on the clients")

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 
@@ -18,6 +19,10 @@ the payload keys clients have baked in, the boards, and per channel how
 many bundle keys must have signed (dev-channel: any one; alpha, beta,
 stable: the threshold). Edit "channels" to restrict a channel to some keys.
 KEY is a public key PEM file or a key URI (file:, pkcs11:, tpm:).
+
+Example:
+  augen policy init --bundle-key release-officer.pub.pem \
+      --payload-key official-v2.pub.pem -o policy.json
 `
 
 func policyInit(e *env, args []string) error {
@@ -60,7 +65,13 @@ func policyInit(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeBytes(e, *out, append(b, '\n'))
+	if err := writeBytes(e, *out, append(b, '\n')); err != nil {
+		return err
+	}
+	if *out != "-" {
+		fmt.Fprintf(e.stderr, "wrote %s: %d bundle key(s), %d payload key(s), threshold %d\n", *out, len(p.BundleKeys), len(p.PayloadKeys), p.Threshold)
+	}
+	return nil
 }
 
 // publicKeyOf reads a PEM public key file, or opens a key URI for its

@@ -38,6 +38,11 @@ Nothing on the server changes before the files are proven served. Running
 the same push again changes nothing; an interrupted push completes when
 run again. The token (--token-file or AUGEN_TOKEN, sent as a bearer token)
 never appears in output.
+
+Example:
+  augen push --policy policy.json --server https://nebraska.example.com \
+      --channel dev-channel --store s3://flatcar-updates/ \
+      --public-url https://update.example.com/ release.tar
 `
 
 const pushStatusUsage = `Usage: augen push status --server URL --channel CHANNEL [--board amd64-usr] [--json]

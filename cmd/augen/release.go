@@ -26,6 +26,11 @@ given), build the full payload and a delta from each --delta-from image,
 sign the payloads with --key (the LAST is the one update_engine checks),
 and bundle them with extra payloads into one release, signed with
 --bundle-key (default: the --key keys). Check it with "augen verify".
+
+Example:
+  augen release flatcar_production_image.bin.bz2 --version 4459.2.1 \
+      --key 'pkcs11:object=10;type=private' \
+      --delta-from flatcar_production_image-4426.0.0.bin.bz2=4426.0.0 -o release.tar
 `
 
 func releaseCmd(e *env, args []string) error {

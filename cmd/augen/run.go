@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen/internal/filekind"
 	"io"
 	"os"
 	"runtime"
@@ -359,6 +360,21 @@ func checkOfficial(official bool, uris []string, insecure bool) error {
 		}
 	}
 	return nil
+}
+
+// hintKind adds, to a failure to read the file at path, what that file is
+// when it is not of the kind the command takes (a payload given to verify,
+// a bundle to payload verify, …).
+func hintKind(err *error, path string, want filekind.Kind) {
+	if *err == nil || path == "-" || path == "" {
+		return
+	}
+	if !errors.Is(*err, bundle.ErrFormat) && !errors.Is(*err, payload.ErrInvalid) {
+		return // not about what the file holds
+	}
+	if k, derr := filekind.DetectFile(path); derr == nil && k != want && k != filekind.Unknown {
+		*err = withHint(*err, fmt.Sprintf("%s is %s", path, k))
+	}
 }
 
 // openKey opens the key named by uri, with a hint for the usual mistakes.

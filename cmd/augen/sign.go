@@ -17,6 +17,9 @@ over SHA-256, the scheme update_engine verifies) with one key, for signing
 ceremonies on a machine other than the one that built the payload. The
 signature is verified against the key's public half before it is written.
 Attach it with "augen payload attach".
+
+Example:
+  augen sign --key 'pkcs11:object=10;type=private' --digest update.digest -o update.sig
 `
 
 func signCmd(e *env, args []string) error {

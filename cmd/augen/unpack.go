@@ -32,6 +32,10 @@ DIR/image.json records the partition table, sizes, hashes, the verity root
 and the input's hashes. Decoding stops after USR-A unless --full-check (every
 bzip2 block of the whole image, and output past the declared disk size
 refused). Nothing is left in DIR when a check fails.
+
+Example:
+  augen unpack flatcar_production_image.bin.bz2 -o unpacked \
+      --signature flatcar_production_image.bin.bz2.sig --signing-key buildbot.asc
 `
 
 func unpackCmd(e *env, args []string) error {

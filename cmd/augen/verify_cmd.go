@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/augen-project/augen/internal/filekind"
 	"github.com/augen-project/augen/internal/tempfile"
 	"io"
 	"os"
@@ -27,9 +28,12 @@ Checks a release bundle against a trust policy, all of it, every time:
   - with --image: that the full payload was built from exactly that CI
     image (augen rebuilds it and compares the signed-region hash).
 Exit 0 valid, 3 invalid, with every failed check listed.
+
+Example:
+  augen verify --policy policy.json release.tar --channel beta
 `
 
-func verifyCmd(e *env, args []string) error {
+func verifyCmd(e *env, args []string) (err error) {
 	fs := newFlags(e, "verify", verifyUsage)
 	policyPath := fs.String("policy", "", "the trust policy `file` (augen policy init)")
 	channel := fs.String("channel", "", "check that the signers may point this `channel` at the release")
@@ -44,6 +48,7 @@ func verifyCmd(e *env, args []string) error {
 	if fs.NArg() != 1 || *policyPath == "" {
 		return withHint(usagef("expected one bundle and --policy"), `run "augen verify --help"`)
 	}
+	defer hintKind(&err, fs.Arg(0), filekind.Tar)
 	trust, err := loadPolicy(*policyPath)
 	if err != nil {
 		return err

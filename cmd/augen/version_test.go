@@ -48,3 +48,13 @@ func TestHelpCommand(t *testing.T) {
 		}
 	}
 }
+
+// Every command's --help ends its description with an example.
+func TestEveryHelpHasAnExample(t *testing.T) {
+	for _, c := range commands() {
+		code, out, _ := runCapture(append(strings.Fields(c.name), "--help")...)
+		if code != exitOK || !strings.Contains(out, "\nExample:\n  augen "+c.name) && !strings.Contains(out, "\nExamples:\n  augen "+c.name) {
+			t.Errorf("augen %s --help: exit %d, no example", c.name, code)
+		}
+	}
+}
