@@ -183,9 +183,27 @@ func Summarize(pr *Reader, pubs []crypto.PublicKey) (*Summary, error) {
 	return s, nil
 }
 
-// CheckSignature applies the client's rule to a summarized payload (the
-// first entry with version 2 must verify against one of the trusted keys)
-// and one stricter rule: every other entry must verify with a given key too.
+// CheckClientSignature applies update_engine's rule: the first signature
+// with version 2 must verify with one of the given keys; the others are
+// not looked at (clients ignore them).
+func (s *Summary) CheckClientSignature() error {
+	for _, e := range s.Signatures {
+		if e.CheckedByClient {
+			if e.KeyFingerprint == "" {
+				return fmt.Errorf("%w: the signature update_engine checks (version 2) does not verify with any given public key", ErrSignature)
+			}
+			return nil
+		}
+	}
+	if len(s.Signatures) == 0 {
+		return fmt.Errorf("%w: the payload is not signed", ErrSignature)
+	}
+	return fmt.Errorf("%w: no signature has version 2, the only one update_engine checks", ErrSignature)
+}
+
+// CheckSignature requires every signature to verify with a given key, and
+// one of them to be the one update_engine checks: the stricter rule, for
+// payloads whose every signer is known.
 func (s *Summary) CheckSignature() error {
 	if len(s.Signatures) == 0 {
 		return fmt.Errorf("%w: the payload is not signed", ErrSignature)

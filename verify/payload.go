@@ -21,6 +21,9 @@ type PayloadOptions struct {
 	// rules and its apply are still checked; a signature that is there
 	// must still verify).
 	UnsafeAllowUnsigned bool
+	// AllSignatures requires every signature to verify with one of the
+	// keys, not only the one update_engine checks (version 2).
+	AllSignatures bool
 }
 
 // PayloadResult is what Payload found.
@@ -45,7 +48,11 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 		return nil, err
 	}
 	if !opts.UnsafeAllowUnsigned || len(s.Signatures) > 0 {
-		if err := s.CheckSignature(); err != nil {
+		check := s.CheckClientSignature
+		if opts.AllSignatures {
+			check = s.CheckSignature
+		}
+		if err := check(); err != nil {
 			return nil, err
 		}
 	}

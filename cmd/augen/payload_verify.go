@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"github.com/augen-project/augen/internal/filekind"
 	"io"
@@ -19,7 +20,8 @@ Checks a payload as update_engine would, and more:
   - every rule of the format (header, manifest, contiguous data, every
     operation's SHA-256, the signatures blob, no trailing bytes);
   - the signature update_engine checks (version 2, the last one) verifies
-    with one of the --pubkey keys;
+    with one of the --pubkey keys (with --all-signatures, every signature
+    must verify with one of them);
   - a simulated apply, in place, onto a copy of --old for a delta, rebuilds
     the partition and the kernel with the hashes the manifest promises;
   - with --image / --kernel, the rebuilt files also equal those files.
@@ -34,6 +36,7 @@ Example:
 // verifyResult is the --json output of payload verify.
 type verifyResult struct {
 	Valid   bool             `json:"valid"`
+	Error   string           `json:"error,omitempty"`
 	Summary *payload.Summary `json:"summary"`
 	Rebuilt []rebuiltJSON    `json:"rebuilt"`
 }
@@ -53,6 +56,7 @@ func payloadVerify(e *env, args []string) (err error) {
 	image := fs.String("image", "", "check the rebuilt partition equals this `image`")
 	kernel := fs.String("kernel", "", "check the rebuilt kernel equals this `file`")
 	unsigned := fs.Bool("unsafe-allow-unsigned", false, "check an unsigned payload (no signature check at all)")
+	allSigs := fs.Bool("all-signatures", false, "require every signature, not only the one update_engine checks, to verify with a --pubkey key")
 	asJSON := fs.Bool("json", false, "print JSON to stdout")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -61,6 +65,15 @@ func payloadVerify(e *env, args []string) (err error) {
 		return withHint(usagef("expected one payload, got %d arguments", fs.NArg()), `run "augen payload verify --help"`)
 	}
 	defer hintKind(&err, fs.Arg(0), filekind.Payload)
+	if *asJSON {
+		// A script reading --json gets a result on failure too.
+		defer func() {
+			var u usageError
+			if err != nil && !errors.As(err, &u) {
+				writeJSON(e.stdout, verifyResult{Valid: false, Error: oneLine(err.Error())})
+			}
+		}()
+	}
 	if len(pubPaths) == 0 && !*unsigned {
 		return withHint(usagef("--pubkey is required: a payload is verified against the key clients trust"),
 			"that key is /usr/share/update_engine/update-payload-key.pub.pem on the clients")
@@ -78,6 +91,7 @@ func payloadVerify(e *env, args []string) (err error) {
 	vr, err := verify.Payload(e.ctx, in, size, pubs, verify.PayloadOptions{
 		Sources:             apply.Sources{Partition: *old, Kernel: *oldKernel},
 		UnsafeAllowUnsigned: *unsigned,
+		AllSignatures:       *allSigs,
 	})
 	if err != nil {
 		return err
