@@ -29,9 +29,12 @@ type Old struct {
 type Options struct {
 	// Channel, if set, must be allowed for the keys that signed.
 	Channel string
-	// Old maps a delta's from-version to the images it applies to; deltas
-	// without one are checked but not applied.
+	// Old maps a delta's from-version to the images it applies to.
 	Old map[string]Old
+	// AllowUnappliedDeltas accepts a delta with no entry in Old after
+	// checking its format and signatures only. Otherwise such a delta
+	// fails: a delta nobody applied may be one that bricks.
+	AllowUnappliedDeltas bool
 	// TempDir holds payloads while they are checked and the simulated
 	// targets ("" = os.TempDir()).
 	TempDir string
@@ -307,6 +310,9 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 	old, haveOld := opts.Old[entry.FromVersion]
 	if entry.Kind == bundle.KindDelta && !haveOld {
 		err = prd.ReadAll()
+		if err == nil && !opts.AllowUnappliedDeltas {
+			rep.fail(name, "delta not applied: no old release %s was given to apply it to, and unapplied deltas are not allowed", entry.FromVersion)
+		}
 	} else {
 		src := apply.Sources{Partition: old.Partition, Kernel: old.Kernel, TempDir: opts.TempDir}
 		if entry.Kind != bundle.KindExtra {

@@ -95,6 +95,7 @@ func pushCmd(e *env, args []string) error {
 	storeURL := fs.String("store", "", "where to upload: file:///DIR, https://HOST/PATH or s3://BUCKET/PREFIX")
 	publicURL := fs.String("public-url", "", "the base `URL` clients download from (default: the store's URL)")
 	dryRun := fs.Bool("dry-run", false, "verify and print the plan; change nothing")
+	allowUnapplied := fs.Bool("allow-unapplied-deltas", false, "publish deltas that were checked but not applied (push has no old images to apply them to)")
 	asJSON := fs.Bool("json", false, "print a record of what was done as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -141,7 +142,7 @@ func pushCmd(e *env, args []string) error {
 	if !info.Mode().IsRegular() {
 		return usagef("%s is not a regular file: push reads the bundle it verified again to upload it", fs.Arg(0))
 	}
-	verified, rep, perr := verify.Bundle(e.ctx, bf, info.Size(), trust, verify.Options{Channel: *channel, TempDir: os.TempDir()})
+	verified, rep, perr := verify.Bundle(e.ctx, bf, info.Size(), trust, verify.Options{Channel: *channel, TempDir: os.TempDir(), AllowUnappliedDeltas: *allowUnapplied})
 	var rec *push.Record
 	if perr == nil {
 		rec, perr = push.Push(e.ctx, push.Options{

@@ -42,7 +42,18 @@ func TestReleaseVerify(t *testing.T) {
 		t.Fatalf("threshold 2 with one signature: exit %d\n%s", code, stderr.String())
 	}
 	augen(t, "bundle", "sign", tmp+"/release.tar", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/signed2.tar")
-	augen(t, "verify", "--policy", tmp+"/policy2.json", tmp+"/signed2.tar", "--channel", "stable")
+	// Without the old release its delta cannot be applied: refused unless
+	// allowed.
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"verify", "--policy", tmp + "/policy2.json", tmp + "/signed2.tar", "--channel", "stable"}, nil, &stdout, &stderr); code != exitVerify ||
+		!strings.Contains(stderr.String(), "delta not applied") {
+		t.Fatalf("unapplied delta: exit %d\n%s", code, stderr.String())
+	}
+	out = augen(t, "verify", "--policy", tmp+"/policy2.json", tmp+"/signed2.tar", "--channel", "stable", "--allow-unapplied-deltas")
+	if !strings.Contains(out, "NOT applied") {
+		t.Fatalf("verify --allow-unapplied-deltas said:\n%s", out)
+	}
 
 	// One changed byte in the full payload's data.
 	b, _ := os.ReadFile(tmp + "/release.tar")

@@ -41,6 +41,7 @@ func verifyCmd(e *env, args []string) (err error) {
 	fs.StringArrayVar(&olds, "old", nil, "the old release a delta applies to, as `VERSION=USR.bin,VMLINUZ` (repeatable)")
 	image := fs.String("image", "", "check the full payload was built from this CI `image`")
 	uf := addUnpackFlags(fs)
+	allowUnapplied := fs.Bool("allow-unapplied-deltas", false, "accept a delta without --old for its version, checked but not applied")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -53,7 +54,7 @@ func verifyCmd(e *env, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	opts := verify.Options{Channel: *channel, Old: map[string]verify.Old{}, TempDir: os.TempDir()}
+	opts := verify.Options{Channel: *channel, Old: map[string]verify.Old{}, TempDir: os.TempDir(), AllowUnappliedDeltas: *allowUnapplied}
 	for _, o := range olds {
 		v, paths, ok := strings.Cut(o, "=")
 		usr, kernel, _ := strings.Cut(paths, ",")
@@ -87,7 +88,7 @@ func verifyCmd(e *env, args []string) (err error) {
 		for _, p := range rep.Payloads {
 			how := "rebuilt"
 			if !p.Applied {
-				how = "checked (no --old to apply it to)"
+				how = "checked, NOT applied (--allow-unapplied-deltas)"
 			}
 			fmt.Fprintf(e.stdout, "  %-34s %-5s %s, payload key %s\n", p.Name, p.Kind, how, p.SignedBy)
 			if p.OSVersion != "" {
