@@ -211,7 +211,8 @@ func Unpack(ctx context.Context, in io.Reader, usr *os.File, opts Options) (*Res
 		return nil, nil, badf("partition %d (USR-A) has type %s, not Flatcar's USR type %s", usrPart.Index, usrPart.Type, gpt.TypeUSR)
 	}
 	if usrPart.Size() < opts.USRSize {
-		return nil, nil, badf("USR-A is %d bytes, smaller than the %d-byte USR image asked for (--usr-size)", usrPart.Size(), opts.USRSize)
+		return nil, nil, badf("USR-A is %d bytes (%s), smaller than the %d-byte (%s) USR image asked for (--usr-size): give --usr-size %s or less",
+			usrPart.Size(), mib(usrPart.Size()), opts.USRSize, mib(opts.USRSize), mib(usrPart.Size()))
 	}
 	type region struct {
 		off, size int64
@@ -483,4 +484,16 @@ func (s *stream) spoolAll(first []byte, dir string, cause error) (*os.File, erro
 		return fail(err)
 	}
 	return f, nil
+}
+
+// mib writes a size in the unit --usr-size takes: GiB or MiB when whole,
+// else bytes.
+func mib(n int64) string {
+	switch {
+	case n > 0 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n > 0 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	}
+	return fmt.Sprintf("%d", n)
 }

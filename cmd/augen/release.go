@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen/internal/filekind"
 	"github.com/augen-project/augen/internal/tempfile"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/augen-project/augen/bundle"
@@ -18,7 +20,7 @@ import (
 )
 
 const releaseUsage = `Usage: augen release IMAGE.bin.bz2 --version V|--version-file version.txt [--board amd64-usr] --key URI... [--bundle-key URI...]
-                     [--delta-from OLD_IMAGE.bin.bz2=OLD_VERSION]... [--extra oem-NAME.gz]... -o release.tar
+                     [--delta-from OLD_VERSION=OLD_IMAGE.bin.bz2]... [--extra oem-NAME.gz]... -o release.tar
 
 The signing side in one command: unpack the CI image (with its checks:
 GPT, the verity root hash against the kernel, --signature/--digests when
@@ -30,7 +32,7 @@ and bundle them with extra payloads into one release, signed with
 Example:
   augen release flatcar_production_image.bin.bz2 --version 4459.2.1 \
       --key 'pkcs11:object=10;type=private' \
-      --delta-from flatcar_production_image-4426.0.0.bin.bz2=4426.0.0 -o release.tar
+      --delta-from 4426.0.0=flatcar_production_image-4426.0.0.bin.bz2 -o release.tar
 `
 
 func releaseCmd(e *env, args []string) error {
@@ -42,7 +44,7 @@ func releaseCmd(e *env, args []string) error {
 	var keys, deltas, extras []string
 	fs.StringArrayVar(&keys, "key", nil, "sign the payloads with this key `URI` (repeatable; the LAST is the one update_engine checks)")
 	fs.StringArrayVar(&bf.keys, "bundle-key", nil, "sign the bundle with this key `URI` (repeatable; default: the --key keys)")
-	fs.StringArrayVar(&deltas, "delta-from", nil, "also build a delta from an older CI image, as `IMAGE=VERSION` (repeatable)")
+	fs.StringArrayVar(&deltas, "delta-from", nil, "also build a delta from an older CI image, as `VERSION=IMAGE` (repeatable)")
 	fs.StringArrayVar(&extras, "extra", nil, "an extra payload `file` to ship (oem-*.gz, flatcar-*.gz; repeatable)")
 	uf := addUnpackFlags(fs)
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
@@ -54,6 +56,11 @@ func releaseCmd(e *env, args []string) error {
 		return withHint(usagef("expected one image, --key and -o"), `run "augen release --help"`)
 	}
 	if err := bf.resolveVersion(); err != nil {
+		return err
+	}
+	// Everything that can be checked before hours of work is checked now.
+	plan, err := checkReleaseArgs(e, fs.Arg(0), *bf.board, *uf.usrSize, deltas, extras)
+	if err != nil {
 		return err
 	}
 	if len(bf.keys) == 0 {
@@ -124,11 +131,8 @@ func releaseCmd(e *env, args []string) error {
 	if err := build("flatcar_production_update.gz", nil); err != nil {
 		return err
 	}
-	for i, d := range deltas {
-		img, v, ok := strings.Cut(d, "=")
-		if !ok {
-			return usagef("--delta-from %q: want IMAGE=VERSION", d)
-		}
+	for i, d := range plan {
+		img, v := d.image, d.version
 		fmt.Fprintf(e.stderr, "unpacking %s (%s)\n", img, v)
 		// --digests and --signature speak of the new image only.
 		noCheck := *uf
@@ -201,6 +205,71 @@ func checkImageVersion(e *env, usr, version string) error {
 		return fmt.Errorf("reading the image's release version: %w", err)
 	case got != version:
 		return withHint(fmt.Errorf("the image's %s says VERSION=%s, not %s", from, got, version), "release the image under the version it was built as (--version "+got+"), or give the right image")
+	}
+	return nil
+}
+
+// deltaFrom is one --delta-from: the old release's version and CI image.
+type deltaFrom struct{ version, image string }
+
+var releaseVersion = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
+
+// checkReleaseArgs checks release's arguments before any work: the board,
+// the --usr-size, every --delta-from (VERSION=IMAGE, as bundle create
+// takes it; the older IMAGE=VERSION is accepted with a note) and --extra
+// file.
+func checkReleaseArgs(e *env, image, board, usrSize string, deltas, extras []string) ([]deltaFrom, error) {
+	if _, ok := bundle.Boards[board]; !ok {
+		return nil, withHint(usagef("--board %q: unknown board", board), "amd64-usr or arm64-usr")
+	}
+	if _, err := parseSize(usrSize); err != nil {
+		return nil, withHint(err, "e.g. --usr-size 1GiB (Flatcar's), 4MiB, or a number of bytes")
+	}
+	if err := regularFile(image, "image"); err != nil {
+		return nil, err
+	}
+	var plan []deltaFrom
+	seen := map[string]bool{}
+	for _, d := range deltas {
+		a, b, ok := strings.Cut(d, "=")
+		var df deltaFrom
+		switch {
+		case ok && releaseVersion.MatchString(a):
+			df = deltaFrom{version: a, image: b}
+		case ok && releaseVersion.MatchString(b):
+			df = deltaFrom{version: b, image: a}
+			fmt.Fprintf(e.stderr, "%s: note: --delta-from IMAGE=VERSION is deprecated; write --delta-from %s=%s\n", programName, b, a)
+		default:
+			return nil, withHint(usagef("--delta-from %q: want VERSION=IMAGE", d), "e.g. --delta-from 4426.0.0=flatcar_production_image-4426.0.0.bin.bz2")
+		}
+		if seen[df.version] {
+			return nil, usagef("--delta-from: version %s given twice", df.version)
+		}
+		seen[df.version] = true
+		if err := regularFile(df.image, "--delta-from "+df.version); err != nil {
+			return nil, err
+		}
+		plan = append(plan, df)
+	}
+	for _, x := range extras {
+		if err := regularFile(x, "--extra"); err != nil {
+			return nil, err
+		}
+		if k, err := filekind.DetectFile(x); err == nil && k != filekind.Payload {
+			return nil, usagef("--extra %s is %s, not an update payload", x, k)
+		}
+	}
+	return plan, nil
+}
+
+// regularFile checks that path names a readable regular file.
+func regularFile(path, what string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return usagef("%s: %v", what, err)
+	}
+	if !st.Mode().IsRegular() {
+		return usagef("%s: %s is not a regular file", what, path)
 	}
 	return nil
 }

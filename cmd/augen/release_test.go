@@ -19,7 +19,7 @@ func TestReleaseVerify(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
 	rel := func(out string) {
 		augen(t, "release", img, "--usr-size", "4MiB", "--version", "4459.2.1", "--key", "file:"+tmp+"/key-a.pem",
-			"--bundle-key", "file:"+tmp+"/key-b.pem", "--delta-from", img+"=4459.1.0", "-o", out)
+			"--bundle-key", "file:"+tmp+"/key-b.pem", "--delta-from", "4459.1.0="+img, "-o", out)
 	}
 	rel(tmp + "/release.tar")
 	rel(tmp + "/again.tar")

@@ -58,3 +58,23 @@ func TestEveryHelpHasAnExample(t *testing.T) {
 		}
 	}
 }
+
+// --delta-from takes VERSION=IMAGE, as bundle create does; the older
+// IMAGE=VERSION still works, with a note.
+func TestDeltaFromSyntax(t *testing.T) {
+	img := "../../testdata/image/flatcar_test_image.bin.bz2"
+	for _, c := range []struct {
+		arg  string
+		note bool
+	}{{"4459.1.0=" + img, false}, {img + "=4459.1.0", true}} {
+		var stderr bytes.Buffer
+		e := &env{ctx: context.Background(), stderr: &stderr}
+		plan, err := checkReleaseArgs(e, img, "amd64-usr", "4MiB", []string{c.arg}, nil)
+		if err != nil || len(plan) != 1 || plan[0].version != "4459.1.0" || plan[0].image != img {
+			t.Fatalf("%s: %+v, %v", c.arg, plan, err)
+		}
+		if got := strings.Contains(stderr.String(), "deprecated"); got != c.note {
+			t.Errorf("%s: note %q", c.arg, stderr.String())
+		}
+	}
+}
