@@ -78,6 +78,8 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// progress is the command's --progress: auto, always or never.
+	progress *string
 }
 
 // usageError is a problem with the command line (exit 2).
@@ -262,6 +264,7 @@ func newFlags(e *env, name, usage string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SortFlags = false
 	fs.SetOutput(io.Discard)
+	e.progress = fs.String("progress", "auto", "progress on stderr: auto (on a terminal), always (off a terminal too: a line every few seconds, for CI logs), never")
 	fs.Usage = func() {
 		fmt.Fprint(e.stdout, usage)
 		fmt.Fprintf(e.stdout, "\nFlags:\n%s", fs.FlagUsages())
@@ -276,6 +279,13 @@ func parse(fs *pflag.FlagSet, args []string) error {
 			return err // pflag has printed the usage
 		}
 		return withHint(usagef("%v", err), fmt.Sprintf("run \"augen %s --help\"", fs.Name()))
+	}
+	if p := fs.Lookup("progress"); p != nil {
+		switch v := p.Value.String(); v {
+		case "auto", "always", "never":
+		default:
+			return usagef("--progress %q: want auto, always or never", v)
+		}
 	}
 	return checkOutputs(fs)
 }
@@ -311,17 +321,32 @@ func progress(e *env, what string) (func(done, total int64), func()) {
 }
 
 // progressOut is progress with a second count (bytes written, for unpack).
+//
+// On a terminal the line is redrawn in place; off one (--progress=always,
+// e.g. a CI log) a whole line is printed every 5 seconds and at the end.
 func progressOut(e *env, what string) (func(done, total, out int64), func()) {
-	if !isTerminal(e.stderr) {
+	mode := "auto"
+	if e.progress != nil {
+		mode = *e.progress
+	}
+	tty := isTerminal(e.stderr)
+	if mode == "never" || mode == "auto" && !tty {
 		return nil, func() {}
 	}
+	every := 200 * time.Millisecond
+	if !tty {
+		every = 5 * time.Second
+	}
 	start := time.Now()
-	var last time.Time
+	last := start
 	drawn := false
 	return func(done, total, out int64) {
 			now := time.Now()
-			if now.Sub(last) < 200*time.Millisecond && done < total {
+			if now.Sub(last) < every && done < total {
 				return
+			}
+			if !tty && done >= total && drawn && now.Sub(last) < time.Second {
+				return // the end was just printed
 			}
 			last, drawn = now, true
 			line := fmt.Sprintf("%s: %d/%d MB", what, done/1e6, total/1e6)
@@ -338,9 +363,13 @@ func progressOut(e *env, what string) (func(done, total, out int64), func()) {
 					line += fmt.Sprintf(", %s left", (time.Duration(float64(total-done)/rate) * time.Second).Round(time.Second))
 				}
 			}
+			if !tty {
+				fmt.Fprintln(e.stderr, line)
+				return
+			}
 			fmt.Fprintf(e.stderr, "\r\033[K%s", line)
 		}, func() {
-			if drawn {
+			if drawn && tty {
 				fmt.Fprint(e.stderr, "\r\033[K")
 			}
 		}

@@ -78,3 +78,29 @@ func TestDeltaFromSyntax(t *testing.T) {
 		}
 	}
 }
+
+// --progress=always prints whole lines off a terminal (a CI log); never
+// prints nothing; auto prints nothing off a terminal.
+func TestProgressModes(t *testing.T) {
+	for _, c := range []struct {
+		mode string
+		want string
+	}{{"always", "building: 100% 200/200 MB\n"}, {"never", ""}, {"auto", ""}} {
+		var stderr bytes.Buffer
+		mode := c.mode
+		e := &env{ctx: context.Background(), stderr: &stderr, progress: &mode}
+		p, done := progress(e, "building")
+		if p != nil {
+			p(100e6, 200e6)
+			p(200e6, 200e6)
+		}
+		done()
+		if got := stderr.String(); !strings.HasPrefix(got, c.want) || (c.want == "") != (got == "") {
+			t.Errorf("--progress=%s: %q", c.mode, got)
+		}
+	}
+	code, _, errOut := runCapture("payload", "inspect", "x", "--progress", "sometimes")
+	if code != exitUsage || !strings.Contains(errOut, "want auto, always or never") {
+		t.Errorf("bad --progress: exit %d, %q", code, errOut)
+	}
+}
