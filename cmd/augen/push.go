@@ -49,6 +49,9 @@ const pushStatusUsage = `Usage: augen push status --server URL --channel CHANNEL
 
 Shows what a channel serves now: version, URL, size and hashes of the payload
 and its extra files, and which groups route clients to it.
+
+Example:
+  augen push status --server https://nebraska.example.com --channel stable --json
 `
 
 type serverFlags struct {
@@ -84,9 +87,6 @@ func (sf serverFlags) client() (*nebraska.Client, error) {
 }
 
 func pushCmd(e *env, args []string) error {
-	if len(args) > 0 && args[0] == "status" {
-		return pushStatus(e, args[1:])
-	}
 	fs := newFlags(e, "push", pushUsage)
 	policyPath := fs.String("policy", "", "the trust policy `file`")
 	sf := addServerFlags(fs)

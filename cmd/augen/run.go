@@ -36,37 +36,6 @@ const (
 	// under a writer.
 	exitBrokenPipe = 141
 	programName    = "augen"
-	globalUsage    = `augen builds, signs and verifies Flatcar Container Linux update payloads.
-
-Usage:
-  augen <command> [flags]
-
-Commands:
-  release           CI image in, signed release bundle out (unpack, payloads, sign, bundle)
-  verify            verify a release bundle against a trust policy
-  bundle create     make a release bundle from payloads built already
-  bundle inspect    show what a bundle holds (without verifying it)
-  bundle sign       add a signature to a bundle (a second officer)
-  policy init       write a starting trust policy from public keys
-  push              publish a verified bundle: upload, register, point a channel, probe
-  push status       show what a channel of the update service serves now
-  payload build     build a full update payload from a USR image (and kernel)
-  payload inspect   show what a payload holds
-  payload verify    check a payload's rules, signature, and rebuild its targets
-  payload digest    prepare a payload for offline signing (two-pass, step 1)
-  payload attach    attach offline signatures (two-pass, step 2)
-  unpack            extract and check USR-A and the kernel from a production image
-  sign              sign a payload digest with one key (signing ceremonies)
-  key pubkey        print a key's public half and fingerprint
-  key generate      create a signing key inside an HSM (PKCS#11) or a TPM
-  key import        import an RSA key into a TPM (restore from a backup)
-  key list          list the keys in a PKCS#11 token
-  version           print augen's version
-
-Run "augen help <command>" (or "augen <command> --help") for a command's
-flags; "augen --version" prints the version.
-Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.
-`
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -106,28 +75,48 @@ type command struct {
 	run  func(e *env, args []string) error
 }
 
+// commands is augen's one command table: dispatch, the global usage, "did
+// you mean", completion and man pages all come from it.
 func commands() []command {
 	return []command{
-		{"payload build", "build a full update payload", payloadBuild},
+		{"release", "CI image in, signed release bundle out (unpack, payloads, sign, bundle)", releaseCmd},
+		{"verify", "verify a release bundle against a trust policy", verifyCmd},
+		{"bundle create", "make a release bundle from payloads built already", bundleCreate},
+		{"bundle inspect", "show what a bundle holds (without verifying it)", bundleInspect},
+		{"bundle sign", "add a signature to a bundle (a second officer)", bundleSign},
+		{"policy init", "write a starting trust policy from public keys", policyInit},
+		{"push status", "show what a channel of the update service serves now", pushStatus},
+		{"push", "publish a verified bundle: upload, register, point a channel, probe", pushCmd},
+		{"payload build", "build a full update payload from a USR image (and kernel)", payloadBuild},
 		{"payload inspect", "show what a payload holds", payloadInspect},
-		{"payload verify", "verify a payload", payloadVerify},
-		{"payload digest", "prepare a payload for offline signing", payloadDigest},
-		{"payload attach", "attach offline signatures", payloadAttach},
-		{"release", "build a signed release bundle from a CI image", releaseCmd},
-		{"verify", "verify a release bundle", verifyCmd},
-		{"bundle create", "make a release bundle", bundleCreate},
-		{"bundle inspect", "show a release bundle", bundleInspect},
-		{"bundle sign", "add a signature to a bundle", bundleSign},
-		{"policy init", "write a starting trust policy", policyInit},
-		{"push", "publish a release bundle", pushCmd},
-		{"unpack", "unpack a production image", unpackCmd},
-		{"sign", "sign a digest", signCmd},
-		{"key pubkey", "print a public key", keyPubkey},
-		{"key generate", "generate a key", keyGenerate},
-		{"key import", "import a key into a TPM", keyImport},
-		{"key list", "list token keys", keyList},
-		{"version", "print the version", versionCmd},
+		{"payload verify", "check a payload's rules, signature, and rebuild its targets", payloadVerify},
+		{"payload digest", "prepare a payload for offline signing (two-pass, step 1)", payloadDigest},
+		{"payload attach", "attach offline signatures (two-pass, step 2)", payloadAttach},
+		{"unpack", "extract and check USR-A and the kernel from a production image", unpackCmd},
+		{"sign", "sign a payload digest with one key (signing ceremonies)", signCmd},
+		{"key pubkey", "print a key's public half and fingerprint", keyPubkey},
+		{"key generate", "create a signing key inside an HSM (PKCS#11) or a TPM", keyGenerate},
+		{"key import", "import an RSA key into a TPM (restore from a backup)", keyImport},
+		{"key list", "list the keys in a PKCS#11 token", keyList},
+		{"completion", "print a shell completion script (bash, zsh or fish)", completionCmd},
+		{"man", "write the man pages", manCmd},
+		{"version", "print augen's version", versionCmd},
 	}
+}
+
+// globalUsage is "augen --help", from the command table.
+func globalUsage() string {
+	var b strings.Builder
+	b.WriteString("augen builds, signs and verifies Flatcar Container Linux update payloads.\n\nUsage:\n  augen <command> [flags]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-16s  %s\n", c.name, c.help)
+	}
+	b.WriteString(`
+Run "augen help <command>" (or "augen <command> --help") for a command's
+flags; "augen --version" prints the version.
+Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.
+`)
+	return b.String()
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -142,7 +131,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stdout, buildVersion())
 		return exitOK
 	case len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help":
-		fmt.Fprint(stdout, globalUsage)
+		fmt.Fprint(stdout, globalUsage())
 		if len(args) == 0 {
 			return exitUsage
 		}
