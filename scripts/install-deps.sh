@@ -19,3 +19,5 @@ ver=$(go list -m -f '{{.Version}}' google.golang.org/protobuf)
 go install "google.golang.org/protobuf/cmd/protoc-gen-go@${ver}"
 # The S3 gateway the push tests upload to (POSIX backend, on 127.0.0.1).
 go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+# The linter scripts/test.sh runs.
+go install honnef.co/go/tools/cmd/staticcheck@v0.8.2

@@ -28,6 +28,16 @@ fi
 step "go vet"
 go vet ./...
 
+step "staticcheck"
+staticcheck=$(command -v staticcheck || echo "$(go env GOPATH)/bin/staticcheck")
+if [ -x "$staticcheck" ]; then
+  "$staticcheck" ./...
+elif [ "${AUGEN_SKIP_MISSING_TOOLS:-}" = 1 ]; then
+  echo "staticcheck not found: skipped (AUGEN_SKIP_MISSING_TOOLS=1)"
+else
+  echo "staticcheck not found: run scripts/install-deps.sh (or AUGEN_SKIP_MISSING_TOOLS=1)"; exit 1
+fi
+
 step "go mod tidy"
 if ! go mod tidy -diff; then
   echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1

@@ -123,9 +123,7 @@ func inputPaths(fs *pflag.FlagSet, except string) []string {
 	for _, r := range raw {
 		r = strings.TrimPrefix(r, "file:")
 		out = append(out, r)
-		for _, part := range strings.FieldsFunc(r, func(c rune) bool { return c == '=' || c == ',' }) {
-			out = append(out, part)
-		}
+		out = append(out, strings.FieldsFunc(r, func(c rune) bool { return c == '=' || c == ',' })...)
 	}
 	return out
 }
