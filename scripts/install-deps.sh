@@ -7,7 +7,8 @@
 # (the in-process TPM simulator the signer tests link), and the tools that
 # build the test disk image (gdisk, dosfstools, mtools, cryptsetup-bin,
 # e2fsprogs, faketime), btrfs-progs (the btrfs reader's test images), and the stores push uploads to in its tests: nginx
-# (WebDAV PUT over TLS) and versitygw (an S3 gateway, built with go install).
+# (WebDAV PUT over TLS) and versitygw (an S3 gateway, built with go install),
+# and staticcheck (the linter scripts/test.sh runs).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
