@@ -73,6 +73,7 @@ func bundleCreate(e *env, args []string) error {
 	fs.StringArrayVar(&payloadKeys, "payload-key", nil, "a public key (PEM `file` or URI) that may have signed the payloads")
 	fs.StringArrayVar(&bf.keys, "key", nil, "sign the bundle with this key `URI` (repeatable)")
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
+	asJSON := fs.Bool("json", false, "print what was written as JSON")
 	out := fs.StringP("output", "o", "", "write the bundle to `path`")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -94,25 +95,29 @@ func bundleCreate(e *env, args []string) error {
 	for _, x := range extras {
 		files = append(files, bundle.PayloadFile{Path: x, Name: filepath.Base(x), Kind: bundle.KindExtra})
 	}
-	return writeBundle(e, bf, files, payloadKeys, nil, *insecure, *out)
+	st, err := writeBundle(e, bf, files, payloadKeys, nil, *insecure, *out)
+	if err != nil || !*asJSON {
+		return err
+	}
+	return writeJSON(e.stdout, bundleJSON(*out, st))
 }
 
 // writeBundle signs and writes a bundle.
-func writeBundle(e *env, bf bundleFlags, files []bundle.PayloadFile, payloadKeys []string, input *bundle.Digests, insecure bool, out string) error {
+func writeBundle(e *env, bf bundleFlags, files []bundle.PayloadFile, payloadKeys []string, input *bundle.Digests, insecure bool, out string) (*bundle.Statement, error) {
 	if len(bf.keys) == 0 {
-		return withHint(usagef("no --key to sign the bundle with"), "a bundle nobody signed cannot be verified")
+		return nil, withHint(usagef("no --key to sign the bundle with"), "a bundle nobody signed cannot be verified")
 	}
 	var pubs []crypto.PublicKey
 	for _, k := range payloadKeys {
 		p, err := publicKeyOf(e, k)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		pubs = append(pubs, p)
 	}
 	keys, err := openBundleKeys(e, bf.keys, insecure)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer closeKeys(keys)
 	signers := make([]crypto.Signer, len(keys))
@@ -121,23 +126,37 @@ func writeBundle(e *env, bf bundleFlags, files []bundle.PayloadFile, payloadKeys
 	}
 	mtime, err := buildTime()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	f, err := createOutput(e, out)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Abort()
 	st, err := bundle.Build(f, bundle.BuildOptions{AppID: *bf.appID, Version: *bf.version, Board: *bf.board, Payloads: files,
 		PayloadKeys: pubs, InputImage: input, Augen: version, MTime: mtime, Signers: signers})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := f.Commit(); err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(e.stderr, "wrote %s: %s %s, %d payload(s), signed by %d key(s)\n", out, st.Predicate.Board, st.Predicate.Version, len(st.Predicate.Payloads), len(keys))
-	return nil
+	return st, nil
+}
+
+// bundleResult is the --json output of release and bundle create.
+type bundleResult struct {
+	Output   string                `json:"output"`
+	Board    string                `json:"board"`
+	Version  string                `json:"version"`
+	AppID    string                `json:"app_id"`
+	Payloads []bundle.PayloadEntry `json:"payloads"`
+	Keys     []string              `json:"payload_keys,omitempty"`
+}
+
+func bundleJSON(out string, st *bundle.Statement) bundleResult {
+	return bundleResult{Output: out, Board: st.Predicate.Board, Version: st.Predicate.Version, AppID: st.Predicate.AppID, Payloads: st.Predicate.Payloads}
 }
 
 func openBundleKeys(e *env, uris []string, insecure bool) ([]signer.Signer, error) {
@@ -241,6 +260,7 @@ func bundleSign(e *env, args []string) (err error) {
 	fs.StringArrayVar(&keys, "key", nil, "sign with this key `URI` (repeatable)")
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
 	out := fs.StringP("output", "o", "", "write the signed bundle to `path`")
+	asJSON := fs.Bool("json", false, "print what was written as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -283,6 +303,13 @@ func bundleSign(e *env, args []string) (err error) {
 	}
 	if *out != "-" {
 		fmt.Fprintf(e.stderr, "wrote %s: %d signature(s), %d added\n", *out, total, len(signers))
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, struct {
+			Output     string `json:"output"`
+			Signatures int    `json:"signatures"`
+			Added      int    `json:"added"`
+		}{*out, total, len(signers)})
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ func payloadAttach(e *env, args []string) error {
 	fs.StringArrayVar(&sigPaths, "signature", nil, "a raw signature `file` (repeatable, in order)")
 	fs.StringArrayVar(&pubPaths, "pubkey", nil, "the public key `PEM` that made the signature at the same position")
 	out := fs.StringP("output", "o", "", "write the signed payload to `path`")
+	asJSON := fs.Bool("json", false, "print what was written as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -95,5 +96,14 @@ func payloadAttach(e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "attached %d signature(s) to %s (size %d, sha256 %s)\n", len(sigs), *out, res.Hashes.Size, res.Hashes.OmahaSHA256())
+	if *asJSON {
+		return writeJSON(e.stdout, struct {
+			Output       string `json:"output"`
+			Signatures   int    `json:"signatures"`
+			Size         int64  `json:"size"`
+			OmahaSHA256  string `json:"sha256_base64"`
+			SignedSHA256 string `json:"signed_hash_sha256"`
+		}{*out, len(sigs), res.Hashes.Size, res.Hashes.OmahaSHA256(), fmt.Sprintf("%x", res.Digest)})
+	}
 	return nil
 }

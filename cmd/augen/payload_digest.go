@@ -31,6 +31,7 @@ func payloadDigest(e *env, args []string) error {
 	sizes := fs.IntSlice("signature-size", nil, "reserve a signature of `bytes` (repeatable; 256 for RSA-2048)")
 	out := fs.StringP("output", "o", "", "write the prepared payload to `path`")
 	digestOut := fs.String("digest-out", "", "write the 32-byte digest to `path`")
+	asJSON := fs.Bool("json", false, "print what was written as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -84,5 +85,13 @@ func payloadDigest(e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "prepared %s for %d signature(s); sign the digest in %s (sha256 %x)\n", *out, len(sz), *digestOut, res.Digest)
+	if *asJSON {
+		return writeJSON(e.stdout, struct {
+			Output     string `json:"output"`
+			DigestFile string `json:"digest_file"`
+			Digest     string `json:"digest_hex"`
+			Signatures int    `json:"signatures"`
+		}{*out, *digestOut, fmt.Sprintf("%x", res.Digest), len(sz)})
+	}
 	return nil
 }

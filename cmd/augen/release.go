@@ -49,6 +49,7 @@ func releaseCmd(e *env, args []string) error {
 	uf := addUnpackFlags(fs)
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
 	out := fs.StringP("output", "o", "", "write the release bundle to `path`")
+	asJSON := fs.Bool("json", false, "print what was written as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -150,8 +151,14 @@ func releaseCmd(e *env, args []string) error {
 	for _, x := range extras {
 		files = append(files, bundle.PayloadFile{Path: x, Name: filepath.Base(x), Kind: bundle.KindExtra})
 	}
-	if err := writeBundle(e, bf, files, pubKeys, input, *insecure, *out); err != nil {
+	st, err := writeBundle(e, bf, files, pubKeys, input, *insecure, *out)
+	if err != nil {
 		return err
+	}
+	if *asJSON {
+		res := bundleJSON(*out, st)
+		res.Keys = pubKeys
+		return writeJSON(e.stdout, res)
 	}
 	for _, f := range files {
 		st, _ := os.Stat(f.Path)

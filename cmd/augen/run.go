@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -140,7 +141,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	for _, c := range commands() {
 		words := strings.Fields(c.name)
 		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
-			return report(e, c.run(e, args[len(words):]))
+			out := &countingWriter{w: stdout}
+			e.stdout = out
+			err := c.run(e, args[len(words):])
+			code := report(e, err)
+			// A script reading --json gets JSON on failure too, unless
+			// the command printed its own (a verify report).
+			var u usageError
+			if err != nil && code != exitOK && out.n == 0 && !errors.As(err, &u) && slices.Contains(args, "--json") {
+				writeJSON(stdout, struct {
+					OK    bool   `json:"ok"`
+					Exit  int    `json:"exit"`
+					Error string `json:"error"`
+				}{false, code, oneLine(err.Error())})
+			}
+			return code
 		}
 	}
 	if subs := subcommands(args[0]); len(subs) > 0 {
@@ -378,6 +393,18 @@ func checkOfficial(official bool, uris []string, insecure bool) error {
 		}
 	}
 	return nil
+}
+
+// countingWriter counts what is written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // hintKind adds, to a failure to read the file at path, what that file is

@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
-
-	"github.com/augen-project/augen/signer"
 )
 
 const signUsage = `Usage: augen sign --key URI --digest DIGEST -o SIG
@@ -27,6 +25,7 @@ func signCmd(e *env, args []string) error {
 	keyURI := fs.String("key", "", "the key `URI`")
 	digestPath := fs.String("digest", "", "the 32-byte digest `file`")
 	out := fs.StringP("output", "o", "", "write the raw signature to `path`")
+	asJSON := fs.Bool("json", false, "print what was signed as JSON")
 	official := fs.Bool("official", false, "refuse file: keys (official signing uses hardware keys)")
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
 	if err := parse(fs, args); err != nil {
@@ -49,7 +48,7 @@ func signCmd(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := signer.Open(e.ctx, *keyURI, signerOptions(e, *insecure))
+	s, err := openKey(e, *keyURI, signerOptions(e, *insecure))
 	if err != nil {
 		return err
 	}
@@ -62,5 +61,13 @@ func signCmd(e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "signed %x with %s (%s)\n", digest, s.URI(), s.Fingerprint())
+	if *asJSON {
+		return writeJSON(e.stdout, struct {
+			Output      string `json:"output"`
+			Digest      string `json:"digest_hex"`
+			Key         string `json:"key"`
+			Fingerprint string `json:"fingerprint"`
+		}{*out, fmt.Sprintf("%x", digest), s.URI(), s.Fingerprint()})
+	}
 	return nil
 }
