@@ -100,7 +100,7 @@ func VerifyDigest(pub *rsa.PublicKey, digest, sig []byte) error {
 		return fmt.Errorf("%w: signature is %d bytes, the key's size is %d", ErrSignature, len(sig), pub.Size())
 	}
 	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest, sig); err != nil {
-		return fmt.Errorf("%w: %v", ErrSignature, err)
+		return fmt.Errorf("%w: %w", ErrSignature, err)
 	}
 	return nil
 }

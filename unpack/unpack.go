@@ -195,7 +195,7 @@ func Unpack(ctx context.Context, in io.Reader, usr *os.File, opts Options) (*Res
 		st, _ := random.Stat()
 		table, err = gpt.Read(random, st.Size(), opts.Warn)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", ErrImage, err)
+			return nil, nil, fmt.Errorf("%w: %w", ErrImage, err)
 		}
 	}
 	res.BackupGPT = table.Backup
@@ -205,7 +205,7 @@ func Unpack(ctx context.Context, in io.Reader, usr *os.File, opts Options) (*Res
 	}
 	usrPart, err := table.ByLabel(USRLabel)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrImage, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrImage, err)
 	}
 	if usrPart.Type != gpt.TypeUSR {
 		return nil, nil, badf("partition %d (USR-A) has type %s, not Flatcar's USR type %s", usrPart.Index, usrPart.Type, gpt.TypeUSR)
@@ -225,7 +225,7 @@ func Unpack(ctx context.Context, in io.Reader, usr *os.File, opts Options) (*Res
 	var espPart gpt.Partition
 	if opts.Kernel == nil {
 		if espPart, err = table.ByLabel(ESPLabel); err != nil {
-			return nil, nil, fmt.Errorf("%w: %v (or give the kernel with --kernel)", ErrImage, err)
+			return nil, nil, fmt.Errorf("%w: %w (or give the kernel with --kernel)", ErrImage, err)
 		}
 		if espPart.Size() > MaxESPSize {
 			return nil, nil, badf("EFI-SYSTEM is %d bytes, over augen's limit of %d (Flatcar's is 1 GiB); give the kernel with --kernel", espPart.Size(), int64(MaxESPSize))
@@ -296,7 +296,7 @@ func Unpack(ctx context.Context, in io.Reader, usr *os.File, opts Options) (*Res
 	vr, err := verity.Check(usr, opts.USRSize, kernel)
 	res.Verity = vr
 	if err != nil {
-		return res, nil, fmt.Errorf("%w: %v", ErrImage, err)
+		return res, nil, fmt.Errorf("%w: %w", ErrImage, err)
 	}
 	return res, kernel, nil
 }

@@ -136,7 +136,7 @@ func Parse(r io.Reader) (*Response, error) {
 	}
 	var resp Response
 	if err := xml.Unmarshal(raw, &resp); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrResponse, err)
+		return nil, fmt.Errorf("%w: %w", ErrResponse, err)
 	}
 	if resp.Protocol != "3.0" {
 		return nil, fmt.Errorf("%w: protocol %q, want 3.0", ErrResponse, resp.Protocol)
