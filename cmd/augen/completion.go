@@ -71,15 +71,15 @@ func completionCmd(e *env, args []string) error {
 	}
 	var top []string // commands and groups, as typed first
 	sub := map[string][]string{}
-	seen := map[string]bool{}
 	for _, c := range commands() {
-		first, rest, isSub := strings.Cut(c.name, " ")
-		if !seen[first] {
-			seen[first] = true
-			top = append(top, first)
+		first, _, _ := strings.Cut(c.name, " ")
+		if _, seen := sub[first]; seen {
+			continue
 		}
-		if isSub {
-			sub[first] = append(sub[first], rest)
+		top = append(top, first)
+		sub[first] = nil
+		for _, s := range subcommands(first) {
+			sub[first] = append(sub[first], s.name)
 		}
 	}
 	switch fs.Arg(0) {
@@ -93,7 +93,7 @@ func completionCmd(e *env, args []string) error {
 		fmt.Fprintf(&b, "  if [ \"$COMP_CWORD\" -eq 1 ]; then\n    COMPREPLY=($(compgen -W %q -- \"$cur\")); return\n  fi\n", strings.Join(top, " "))
 		b.WriteString("  case \"$cmd\" in\n")
 		for _, g := range top {
-			if subs, ok := sub[g]; ok {
+			if subs := sub[g]; len(subs) > 0 {
 				// A group that is also a command (push) offers its own
 				// flags beside its subcommands.
 				plain := ""

@@ -69,7 +69,6 @@ type Encoder struct {
 
 	nblock   int
 	inUse    [256]bool
-	origPtr  int32
 	combined uint32
 	huff     huffState
 }
@@ -221,11 +220,10 @@ func (e *Encoder) writeBlock(crc uint32) {
 			bwt[i] = e.block[j]
 		}
 	}
-	e.origPtr = int32(origPtr)
 	e.bw.bytes(0x31, 0x41, 0x59, 0x26, 0x53, 0x59)
 	e.bw.bits(32, crc)
 	e.bw.bits(1, 0) // not randomised
-	e.bw.bits(24, uint32(e.origPtr))
+	e.bw.bits(24, uint32(origPtr))
 	nMTF := e.generateMTF()
 	e.sendMTF(nMTF)
 }

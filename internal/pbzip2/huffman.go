@@ -35,7 +35,6 @@ type huffState struct {
 	pack    [512]uint64 // lengths in tables 0–3, 16 bits each
 	pack45  [512]uint32 // lengths in tables 4 and 5
 	nInUse  int
-	seqToUn [256]byte
 	unToSeq [256]byte
 	hb      heapBuf
 }
@@ -54,7 +53,6 @@ func (e *Encoder) generateMTF() int {
 	for i, used := range e.inUse {
 		if used {
 			h.unToSeq[i] = byte(h.nInUse)
-			h.seqToUn[h.nInUse] = byte(i)
 			h.nInUse++
 		}
 	}

@@ -131,7 +131,6 @@ type job struct {
 	blob []byte // out
 	typ  payload.OperationType
 	sum  [sha256.Size]byte
-	err  error
 	done chan struct{}
 }
 
@@ -174,7 +173,7 @@ func (c *compressor) chunks(ctx context.Context, in Input) ([]*payload.Operation
 		var read int64
 		for read < in.Size {
 			j := c.pool.Get().(*job)
-			j.n, j.err, j.done = 0, nil, make(chan struct{})
+			j.n, j.done = 0, make(chan struct{})
 			want := min(int64(ChunkSize), in.Size-read)
 			n, err := io.ReadFull(in.R, j.raw[:want])
 			if err != nil {
@@ -213,9 +212,6 @@ func (c *compressor) chunks(ctx context.Context, in Input) ([]*payload.Operation
 	var chunkOff uint64
 	for j := range order {
 		<-j.done
-		if err == nil {
-			err = j.err
-		}
 		if err == nil {
 			err = c.emit(j, chunkOff, &ops)
 		}
