@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/augen-project/augen/internal/pbzip2"
 	"github.com/augen-project/augen/payload"
 )
 
@@ -199,5 +200,25 @@ func TestSignals(t *testing.T) {
 	w.Close()
 	if cmd.ProcessState.ExitCode() != 141 || !strings.Contains(stderr.String(), "SIGPIPE") {
 		t.Errorf("broken pipe: exit %d\n%s", cmd.ProcessState.ExitCode(), stderr.String())
+	}
+}
+
+// A bzip2 --image that decompresses past the largest USR image is refused
+// as soon as it does, and nothing is left beside the output.
+func TestBzip2ImageBomb(t *testing.T) {
+	old := maxUSRImage
+	maxUSRImage = 4 << 20
+	defer func() { maxUSRImage = old }()
+	dir := t.TempDir()
+	bomb := filepath.Join(dir, "usr.bin.bz2")
+	os.WriteFile(bomb, pbzip2.Compress(make([]byte, 8<<20), pbzip2.Buffer), 0o644) // 8 MiB of zeros in a few dozen bytes
+	testutil.SaveCrafted(t, "bzip2-image-bomb.bin.bz2", testutil.Read(t, bomb))
+	code, _, errOut := runCapture("payload", "build", "--image", bomb, "-o", filepath.Join(dir, "out.gz"))
+	if code == exitOK || !strings.Contains(errOut, "more than any USR image") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Fatalf("left behind: %v", ents)
 	}
 }

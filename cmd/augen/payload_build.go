@@ -7,6 +7,7 @@ import (
 	"github.com/augen-project/augen/internal/filekind"
 	"github.com/augen-project/augen/internal/pbzip2"
 	"github.com/augen-project/augen/internal/tempfile"
+	"github.com/augen-project/augen/payload/apply"
 	"io"
 	"os"
 	"path/filepath"
@@ -250,6 +251,9 @@ func payloadBuild(e *env, args []string) error {
 	return nil
 }
 
+// maxUSRImage bounds a decompressed --image/--old (a variable for tests).
+var maxUSRImage int64 = apply.MaxPartitionSize
+
 // plainUSRImage returns a path to the USR image at path: itself, or a
 // temporary file in dir holding it decompressed when it is bzip2 data
 // (removed by done). A file of another kind is refused, named for what it
@@ -293,7 +297,13 @@ func plainUSRImage(e *env, path, what, dir string) (plain string, done func(), e
 	fmt.Fprintf(e.stderr, "decompressing %s (bzip2) to a temporary file beside the output\n", path)
 	_, err = tmp.Write(head[:n])
 	if err == nil {
-		_, err = ctxio.Copy(e.ctx, tmp, z)
+		// A small file can claim gigabytes of zeros: stop at the largest
+		// partition a payload may describe, before filling the disk.
+		var w int64
+		w, err = ctxio.Copy(e.ctx, tmp, io.LimitReader(z, maxUSRImage-int64(n)+1))
+		if err == nil && int64(n)+w > maxUSRImage {
+			err = fmt.Errorf("it decompresses to more than %d bytes, more than any USR image", maxUSRImage)
+		}
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
