@@ -96,6 +96,8 @@ type FS struct {
 	chunks   []chunk
 	fsRoot   uint64
 	fsLevel  uint8
+	// nodeBudget, when positive, is how many more nodes walks may read.
+	nodeBudget int
 }
 
 // Open reads the superblock, the chunk tree and the root tree.
@@ -182,23 +184,15 @@ func parseChunk(k key, b []byte) (chunk, int, error) {
 
 // readLogical reads n bytes at a logical address.
 func (fs *FS) readLogical(addr uint64, n int) ([]byte, error) {
-	for _, c := range fs.chunks {
-		if addr >= c.logical && addr-c.logical < c.length {
-			if uint64(n) > c.length-(addr-c.logical) {
-				return nil, fmt.Errorf("%w: read of %d bytes at %#x crosses a chunk", ErrFormat, n, addr)
-			}
-			phys := c.physical + (addr - c.logical)
-			if phys > uint64(fs.size) || uint64(n) > uint64(fs.size)-phys {
-				return nil, fmt.Errorf("%w: %#x maps outside the image", ErrFormat, addr)
-			}
-			b := make([]byte, n)
-			if _, err := fs.r.ReadAt(b, int64(phys)); err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrFormat, err)
-			}
-			return b, nil
-		}
+	phys, err := fs.physical(addr, uint64(n))
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("%w: logical address %#x is in no chunk", ErrFormat, addr)
+	b := make([]byte, n)
+	if _, err := fs.r.ReadAt(b, int64(phys)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
+	}
+	return b, nil
 }
 
 // walk visits the items with keys in [lo, hi] in key order, in the tree
@@ -211,6 +205,11 @@ func (fs *FS) walk(addr uint64, level uint8, lo, hi key, depth int, fn func(key,
 func (fs *FS) walkNode(addr uint64, level uint8, lo, hi key, depth int, fn func(key, []byte) (bool, error)) (bool, error) {
 	if depth > maxLevel || level > maxLevel {
 		return false, fmt.Errorf("%w: tree deeper than %d", ErrFormat, maxLevel)
+	}
+	if fs.nodeBudget > 0 {
+		if fs.nodeBudget--; fs.nodeBudget == 0 {
+			return false, fmt.Errorf("%w (tree nodes)", ErrLimit)
+		}
 	}
 	node, err := fs.readLogical(addr, int(fs.nodeSize))
 	if err != nil {
@@ -475,4 +474,160 @@ func frameLen(b []byte) int {
 		}
 	}
 	return len(b)
+}
+
+const (
+	typeInodeRef = 12
+	modeRegular  = 0x8000
+	maxPathDepth = 4096
+	maxLinks     = 64 // names kept per inode beyond its first
+)
+
+// Extent is a run of a file's data in the image, in bytes. A compressed
+// extent is its compressed bytes, as the image holds them.
+type Extent struct {
+	Offset, Length int64
+	Compressed     bool
+}
+
+// ErrLimit is returned by Walk when the filesystem holds more items than
+// the caller allowed.
+var ErrLimit = errors.New("btrfs: filesystem larger than the walk's limit")
+
+// Walk calls fn for every path of a regular file of the filesystem tree,
+// in inode order; a hard link repeats the inode number, with nil data (a
+// directory's path is its first name). data lists its extents in file order; holes,
+// preallocated space and inline data are left out. At most limit tree
+// items and nodes are visited, so a crafted image cannot make the walk run
+// for ever.
+func (fs *FS) Walk(limit int, fn func(path string, ino uint64, size int64, data []Extent) error) error {
+	type ref struct {
+		parent uint64
+		name   string
+	}
+	type ino struct {
+		mode   uint32
+		size   uint64
+		parent uint64
+		name   string
+		more   []ref // further names (hard links)
+		data   []Extent
+	}
+	inodes := map[uint64]*ino{}
+	get := func(n uint64) *ino {
+		in := inodes[n]
+		if in == nil {
+			in = &ino{}
+			inodes[n] = in
+		}
+		return in
+	}
+	var order []uint64
+	fs.nodeBudget = limit
+	defer func() { fs.nodeBudget = 0 }()
+	le := binary.LittleEndian
+	budget := limit
+	err := fs.walk(fs.fsRoot, fs.fsLevel, key{0, 0, 0}, key{^uint64(0), 0xff, ^uint64(0)}, 0, func(k key, d []byte) (bool, error) {
+		if budget--; budget < 0 {
+			return false, fmt.Errorf("%w (%d items)", ErrLimit, limit)
+		}
+		switch k.typ {
+		case typeInodeItem:
+			if len(d) < 160 {
+				return false, fmt.Errorf("%w: short inode item", ErrFormat)
+			}
+			in := get(k.objectID)
+			in.size, in.mode = le.Uint64(d[16:]), le.Uint32(d[52:])
+			order = append(order, k.objectID)
+		case typeInodeRef:
+			if len(d) < 10 {
+				return false, fmt.Errorf("%w: short inode ref", ErrFormat)
+			}
+			// One item holds every name the inode has in directory k.offset.
+			for len(d) > 0 {
+				if len(d) < 10 {
+					return false, fmt.Errorf("%w: short inode ref", ErrFormat)
+				}
+				nameLen := int(le.Uint16(d[8:]))
+				if 10+nameLen > len(d) {
+					return false, fmt.Errorf("%w: inode ref out of bounds", ErrFormat)
+				}
+				in, name := get(k.objectID), string(d[10:10+nameLen])
+				if in.name == "" {
+					in.parent, in.name = k.offset, name
+				} else if len(in.more) < maxLinks {
+					in.more = append(in.more, ref{k.offset, name})
+				}
+				d = d[10+nameLen:]
+			}
+		case typeExtentData:
+			if len(d) < 53 || d[20] != extentRegular {
+				return true, nil // inline, preallocated or short: not data blocks
+			}
+			diskAddr, diskLen, off, num := le.Uint64(d[21:]), le.Uint64(d[29:]), le.Uint64(d[37:]), le.Uint64(d[45:])
+			if diskAddr == 0 || num > maxExtent || diskLen > maxExtent || off > maxExtent {
+				return true, nil
+			}
+			e := Extent{Compressed: d[16] != compressionNone}
+			addr, n := diskAddr+off, num
+			if e.Compressed {
+				addr, n = diskAddr, diskLen
+			}
+			phys, err := fs.physical(addr, n)
+			if err != nil {
+				return false, err
+			}
+			e.Offset, e.Length = int64(phys), int64(n)
+			in := get(k.objectID)
+			in.data = append(in.data, e)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, n := range order {
+		in := inodes[n]
+		if in.mode&modeTypeMask != modeRegular || in.name == "" {
+			continue
+		}
+		data := in.data
+		for _, r := range append([]ref{{in.parent, in.name}}, in.more...) {
+			p, depth := r.name, 0
+			for at := r.parent; at != firstFreeObject; depth++ {
+				up := inodes[at]
+				if up == nil || up.name == "" || depth > maxPathDepth {
+					p = "" // not reachable from the root: no path
+					break
+				}
+				p, at = up.name+"/"+p, up.parent
+			}
+			if p == "" {
+				continue
+			}
+			if err := fn(p, n, int64(min(in.size, 1<<62)), data); err != nil {
+				return err
+			}
+			data = nil
+		}
+	}
+	return nil
+}
+
+// physical maps n bytes at a logical address to the image offset they are
+// at, if they lie in one chunk inside the image.
+func (fs *FS) physical(addr, n uint64) (uint64, error) {
+	for _, c := range fs.chunks {
+		if addr >= c.logical && addr-c.logical < c.length {
+			if n > c.length-(addr-c.logical) {
+				return 0, fmt.Errorf("%w: %d bytes at %#x cross a chunk", ErrFormat, n, addr)
+			}
+			phys := c.physical + (addr - c.logical)
+			if phys > uint64(fs.size) || n > uint64(fs.size)-phys {
+				return 0, fmt.Errorf("%w: %#x maps outside the image", ErrFormat, addr)
+			}
+			return phys, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: logical address %#x is in no chunk", ErrFormat, addr)
 }

@@ -337,3 +337,144 @@ func (fs *FS) ReadFile(p string, limit int64) ([]byte, error) {
 		NotExist: ErrNotExist,
 	}, p, limit)
 }
+
+// Extent is a run of a file's data in the image, in bytes.
+type Extent struct{ Offset, Length int64 }
+
+const modeRegular = 0x8000
+
+// ErrLimit is returned by Walk when the filesystem holds more entries and
+// extents than the caller allowed.
+var ErrLimit = errors.New("ext4: filesystem larger than the walk's limit")
+
+// Walk calls fn for every path of a regular file under the root,
+// directories in on-disk order; a hard link repeats an earlier inode
+// number, with nil data. data lists the
+// file's blocks in file order; holes, unwritten extents and blocks past the
+// end of the file are left out, so a file with inline data has none. At
+// most limit directory entries and extents are visited: a crafted image
+// cannot make the walk run for ever, and a directory met twice (a loop) is
+// an error.
+func (fs *FS) Walk(limit int, fn func(path string, ino uint64, size int64, data []Extent) error) error {
+	root, err := fs.inode(rootInode)
+	if err != nil {
+		return err
+	}
+	type dir struct {
+		in   *inode
+		path string
+	}
+	stack := []dir{{root, ""}}
+	seenDir := map[uint32]bool{rootInode: true}
+	seenFile := map[uint32]bool{}
+	budget := limit
+	spend := func() error {
+		if budget--; budget < 0 {
+			return fmt.Errorf("%w (%d entries and extents)", ErrLimit, limit)
+		}
+		return nil
+	}
+	le := binary.LittleEndian
+	for len(stack) > 0 {
+		d := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if d.in.size > maxDirSize {
+			return fmt.Errorf("%w: directory inode %d is %d bytes", ErrFormat, d.in.num, d.in.size)
+		}
+		b, err := fs.data(d.in, d.in.size)
+		if err != nil {
+			return err
+		}
+		if d.in.flags&flagInlineData != 0 && len(b) >= 4 {
+			b = b[4:]
+		}
+		var subdirs []dir
+		for off := 0; off+8 <= len(b); {
+			ino, recLen, nameLen := le.Uint32(b[off:]), int(le.Uint16(b[off+4:])), int(b[off+6])
+			if recLen < 8 || off+recLen > len(b) || 8+nameLen > recLen {
+				return fmt.Errorf("%w: directory inode %d: bad entry at byte %d", ErrFormat, d.in.num, off)
+			}
+			name := string(b[off+8 : off+8+nameLen])
+			off += recLen
+			if ino == 0 || name == "." || name == ".." {
+				continue
+			}
+			if err := spend(); err != nil {
+				return err
+			}
+			in, err := fs.inode(ino)
+			if err != nil {
+				return err
+			}
+			p := name
+			if d.path != "" {
+				p = d.path + "/" + name
+			}
+			switch in.mode & modeTypeMask {
+			case modeDir:
+				if seenDir[ino] {
+					return fmt.Errorf("%w: directory inode %d is reached twice", ErrFormat, ino)
+				}
+				seenDir[ino] = true
+				subdirs = append(subdirs, dir{in, p})
+			case modeRegular:
+				var ext []Extent
+				if !seenFile[ino] { // else a hard link: its blocks are listed already
+					seenFile[ino] = true
+					if ext, err = fs.fileExtents(in, spend); err != nil {
+						return err
+					}
+				}
+				if err := fn(p, uint64(ino), in.size, ext); err != nil {
+					return err
+				}
+			}
+		}
+		// Depth first, in directory order.
+		for i := len(subdirs) - 1; i >= 0; i-- {
+			stack = append(stack, subdirs[i])
+		}
+	}
+	return nil
+}
+
+// fileExtents lists where a regular file's data lies, in file order.
+func (fs *FS) fileExtents(in *inode, spend func() error) ([]Extent, error) {
+	if in.flags&flagInlineData != 0 {
+		return nil, nil
+	}
+	bs := fs.blockSize
+	blocks := uint64((in.size + bs - 1) / bs)
+	var out []Extent
+	last := int64(-1) // the file block after the last one put
+	put := func(fb, db, n uint64, zero bool) error {
+		if err := spend(); err != nil {
+			return err
+		}
+		if zero || fb >= blocks || n == 0 {
+			return nil
+		}
+		if int64(fb) < last {
+			return fmt.Errorf("%w: inode %d: extents out of order", ErrFormat, in.num)
+		}
+		n = min(n, blocks-fb)
+		if db > uint64(fs.size/bs) || n > uint64(fs.size/bs)-db {
+			return fmt.Errorf("%w: inode %d: block %d outside the image", ErrFormat, in.num, db)
+		}
+		last = int64(fb + n)
+		off, length := int64(db)*bs, int64(n)*bs
+		if k := len(out) - 1; k >= 0 && out[k].Offset+out[k].Length == off {
+			out[k].Length += length
+			return nil
+		}
+		out = append(out, Extent{off, length})
+		return nil
+	}
+	if in.flags&flagExtents != 0 {
+		return out, fs.extents(in, in.block, 0, put)
+	}
+	return out, fs.blockMap(in, put, in.size)
+}
+
+// BlockSize is the filesystem's block size in bytes.
+func (fs *FS) BlockSize() int64 { return fs.blockSize }
