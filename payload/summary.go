@@ -32,6 +32,8 @@ type Summary struct {
 	Signatures      []SignatureSummary `json:"signatures"`
 	SignedHash      string             `json:"signed_hash_sha256"`
 	Omaha           OmahaSummary       `json:"omaha"`
+	// Files is set by inspect --image (SummarizeFiles).
+	Files *FileSummary `json:"files,omitempty"`
 }
 
 // InfoSummary is an InstallInfo in hex.

@@ -12,29 +12,43 @@ import (
 	"github.com/augen-project/augen/payload"
 )
 
-const payloadInspectUsage = `Usage: augen payload inspect PAYLOAD [--pubkey PUB.pem]... [--json]
+const payloadInspectUsage = `Usage: augen payload inspect PAYLOAD [--pubkey PUB.pem]... [--image USR.bin] [--json]
 
 Reads a whole payload, checking every rule the client enforces (but not
 applying it), and shows its header, manifest summary, operations by type,
 procedures, signatures and the values an update service publishes. With
 --pubkey, signatures are matched to keys by fingerprint. PAYLOAD may be "-".
 
+With --image (the payload's new USR image, ext2/3/4 or btrfs), it also shows
+what the payload does to each file: how many files are unchanged, moved,
+diffed (BSDIFF) or replaced (REPLACE_BZ), the data each kind costs, and the
+costliest files. A payload names no files; the image does.
+
 Exit status 3 means the payload is invalid.
 
 Example:
   augen payload inspect flatcar_production_update.gz --pubkey official-v2.pub.pem
+  augen payload inspect delta.gz --image flatcar_production_update.bin
 `
 
 func payloadInspect(e *env, args []string) (err error) {
 	fs := newFlags(e, "payload inspect", payloadInspectUsage)
 	var pubPaths []string
 	fs.StringArrayVar(&pubPaths, "pubkey", nil, "a public key `PEM` to match signatures against (repeatable)")
+	image := fs.String("image", "", "the new USR `IMAGE`, to show what happens to each file")
 	asJSON := fs.Bool("json", false, "print JSON (shape in doc/payload-format.md)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return withHint(usagef("expected one payload, got %d arguments", fs.NArg()), `run "augen payload inspect --help"`)
+	}
+	var img *os.File
+	if *image != "" {
+		if img, err = os.Open(*image); err != nil {
+			return usagef("--image: %w", err)
+		}
+		defer img.Close()
 	}
 	defer hintKind(&err, fs.Arg(0), filekind.Payload)
 	pubs, err := loadPubkeys(pubPaths)
@@ -52,6 +66,15 @@ func payloadInspect(e *env, args []string) (err error) {
 	s, err := payload.Summarize(pr, pubs)
 	if err != nil {
 		return err
+	}
+	if img != nil {
+		st, err := img.Stat()
+		if err != nil {
+			return err
+		}
+		if s.Files, err = payload.SummarizeFiles(pr.Manifest(), img, st.Size()); err != nil {
+			return fmt.Errorf("--image %s: %w", *image, err)
+		}
 	}
 	if *asJSON {
 		return writeJSON(e.stdout, s)
@@ -114,6 +137,19 @@ func printSummary(w io.Writer, name string, s *payload.Summary) {
 		}
 		fmt.Fprintln(w)
 		printOps(w, "    ", p.Operations, 0)
+	}
+	if f := s.Files; f != nil {
+		fmt.Fprintf(w, "  files (%s)  %d\n", f.Filesystem, f.Files)
+		for _, c := range []struct {
+			name string
+			c    payload.FileCount
+		}{{"unchanged", f.Unchanged}, {"moved", f.Moved}, {"diffed", f.Diffed}, {"replaced", f.Replaced}} {
+			fmt.Fprintf(w, "    %-10s %6d files, %8d blocks, %d data bytes\n", c.name, c.c.Files, c.c.Blocks, c.c.DataBytes)
+		}
+		fmt.Fprintf(w, "    %-10s %6s        %8d blocks, %d data bytes (no file owns them)\n", "other", "", f.Other.Blocks, f.Other.DataBytes)
+		for _, c := range f.Costliest {
+			fmt.Fprintf(w, "    costliest  %-8s %8d bytes  %s\n", c.Kind, c.DataBytes, c.Path)
+		}
 	}
 	fmt.Fprintf(w, "  noop operations %d\n", s.NoopOps)
 	if len(s.Signatures) == 0 {

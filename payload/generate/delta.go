@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sort"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
@@ -33,6 +34,9 @@ type DeltaOptions struct {
 	Workers int
 	// Progress, if set, is called with new-image bytes planned so far.
 	Progress func(done, total int64)
+	// Warn, if set, receives notes: an image whose files cannot be read
+	// is planned block by block.
+	Warn func(msg string)
 }
 
 // Tuning of the planner.
@@ -52,8 +56,20 @@ type op struct {
 	data     []byte
 	// fullSize is the data size as a full operation (-1: not known).
 	fullSize int
-	// dstStart/dstBlocks: the new blocks written (one contiguous run).
-	dstStart, dstBlocks uint64
+	// noMerge: a cycle holding o was refused by mergeCycle.
+	noMerge bool
+}
+
+// firstDst is the first block o writes, which orders operations.
+func (o *op) firstDst() uint64 { return o.dst[0].GetStartBlock() }
+
+// dstBlocks is how many blocks o writes.
+func (o *op) dstBlocks() uint64 {
+	var n uint64
+	for _, e := range o.dst {
+		n += e.GetNumBlocks()
+	}
+	return n
 }
 
 // Delta plans a delta payload and returns its unsigned manifest and blobs.
@@ -90,29 +106,42 @@ func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, e
 		}
 	}
 
+	// Changed files with an old version are diffed file by file; the
+	// blocks they claim are not planned again below.
+	claimed := make([]bool, nBlocks)
+	var jobs []fileJob
+	if oldMap, newMap, why := fileMaps(opts); why != nil {
+		if opts.Warn != nil {
+			opts.Warn(fmt.Sprintf("planning block by block, without files: %v", why))
+		}
+	} else {
+		jobs = planFiles(oldMap, newMap, unchanged, func(b uint64) bool { _, ok := where[newSums[b]]; return ok }, claimed)
+	}
+	skip := func(b uint64) bool { return unchanged[b] || claimed[b] }
+
 	var ops []*op
 	var changed [][2]uint64 // runs of new blocks with no identical old block
 	for i := uint64(0); i < nBlocks; {
-		if unchanged[i] {
+		if skip(i) {
 			i++
 			continue
 		}
 		if src, ok := where[newSums[i]]; ok {
 			// Coalesce new blocks whose sources are consecutive too.
 			j := i + 1
-			for j < nBlocks && !unchanged[j] && j-i < 1<<16 {
+			for j < nBlocks && !skip(j) && j-i < 1<<16 {
 				s, ok := where[newSums[j]]
 				if !ok || s != src+(j-i) {
 					break
 				}
 				j++
 			}
-			ops = append(ops, &op{typ: payload.OpMove, src: extents(src, j-i), dst: extents(i, j-i), dstStart: i, dstBlocks: j - i, fullSize: -1})
+			ops = append(ops, &op{typ: payload.OpMove, src: extents(src, j-i), dst: extents(i, j-i), fullSize: -1})
 			i = j
 			continue
 		}
 		j := i + 1
-		for j < nBlocks && j-i < runBlocks && !unchanged[j] {
+		for j < nBlocks && j-i < runBlocks && !skip(j) {
 			if _, ok := where[newSums[j]]; ok {
 				break
 			}
@@ -126,12 +155,16 @@ func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, e
 	if err != nil {
 		return nil, nil, err
 	}
-	diffed, err := diffRuns(ctx, opts, idx, changed, workers)
+	diffed, err := diffAll(ctx, opts, idx, changed, jobs, workers)
 	if err != nil {
 		return nil, nil, err
 	}
 	ops = append(ops, diffed...)
-	ordered, err := order(ops, nBlocks, func(o *op) error { return o.makeFull(opts.New.R) })
+	if ops, err = mergeFull(ops, opts.New.R); err != nil {
+		return nil, nil, err
+	}
+	ordered, err := order(ops, nBlocks, func(o *op) error { return o.makeFull(opts.New.R) },
+		func(c []*op) (*op, error) { return mergeCycle(opts, c) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -195,33 +228,49 @@ func blockSums(f File) ([][16]byte, *payload.InstallInfo, error) {
 	return sums, &payload.InstallInfo{Size: proto.Uint64(uint64(f.Size)), Hash: whole.Sum(nil)}, nil
 }
 
-// diffRuns turns each changed run into the smallest of BSDIFF (against
-// the old regions its content-defined anchors point at, or the same
-// position), REPLACE_BZ and REPLACE, on several goroutines. The result is
-// in run order, so the same inputs give the same plan.
-func diffRuns(ctx context.Context, opts DeltaOptions, idx anchorIndex, runs [][2]uint64, workers int) ([]*op, error) {
-	out := make([]*op, len(runs))
-	errs := make([]error, len(runs))
+// diffAll plans the changed files (diffFile) and the changed runs left
+// (diffRun) on several goroutines. The result is in job order, so the same
+// inputs give the same plan.
+func diffAll(ctx context.Context, opts DeltaOptions, idx anchorIndex, runs [][2]uint64, files []fileJob, workers int) ([]*op, error) {
+	n := len(files) + len(runs)
+	out := make([][]*op, n)
+	errs := make([]error, n)
+	work := func(i int) (int64, error) {
+		if i < len(files) {
+			out[i], errs[i] = diffFile(opts, files[i])
+			return int64(len(files[i].dst)) * payload.BlockSize, errs[i]
+		}
+		r := runs[i-len(files)]
+		o, err := diffRun(opts, idx, r)
+		out[i], errs[i] = []*op{o}, err
+		return int64(r[1]-r[0]) * payload.BlockSize, err
+	}
 	next := make(chan int)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var done int64
+	var done, total int64
+	for _, f := range files {
+		total += int64(len(f.dst)) * payload.BlockSize
+	}
+	for _, r := range runs {
+		total += int64(r[1]-r[0]) * payload.BlockSize
+	}
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				out[i], errs[i] = diffRun(opts, idx, runs[i])
+				bytes, _ := work(i)
 				if opts.Progress != nil {
 					mu.Lock()
-					done += int64(runs[i][1]-runs[i][0]) * payload.BlockSize
-					opts.Progress(done, opts.New.Size)
+					done += bytes
+					opts.Progress(done, total)
 					mu.Unlock()
 				}
 			}
 		}()
 	}
-	for i := range runs {
+	for i := range n {
 		if ctx.Err() != nil {
 			break
 		}
@@ -232,12 +281,14 @@ func diffRuns(ctx context.Context, opts DeltaOptions, idx anchorIndex, runs [][2
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
+	var ops []*op
+	for i := range n {
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
+		ops = append(ops, out[i]...)
 	}
-	return out, nil
+	return ops, nil
 }
 
 func diffRun(opts DeltaOptions, idx anchorIndex, run [2]uint64) (*op, error) {
@@ -246,7 +297,7 @@ func diffRun(opts DeltaOptions, idx anchorIndex, run [2]uint64) (*op, error) {
 	if _, err := opts.New.R.ReadAt(data, int64(start*payload.BlockSize)); err != nil && err != io.EOF {
 		return nil, err
 	}
-	o := &op{dstStart: start, dstBlocks: n, dst: extents(start, n)}
+	o := &op{dst: extents(start, n)}
 	if err := o.setFull(data); err != nil {
 		return nil, err
 	}
@@ -325,6 +376,52 @@ func mergeRegions(r [][2]int64) [][2]int64 {
 	return out
 }
 
+// mergeFull packs the full operations (REPLACE_BZ, REPLACE), in block
+// order, into groups of at most runBlocks blocks, each one operation with
+// several destination extents, wherever that is smaller: scattered small
+// writes (inode tables, directories, small new files) compress better as
+// one bzip2 stream, and each operation costs a manifest entry and a hash.
+// Full operations read nothing, so grouping them adds no ordering
+// constraint that could form a cycle.
+func mergeFull(ops []*op, newImg io.ReaderAt) ([]*op, error) {
+	var full, out []*op
+	for _, o := range ops {
+		if len(o.src) == 0 && o.typ != payload.OpMove {
+			full = append(full, o)
+		} else {
+			out = append(out, o)
+		}
+	}
+	sort.SliceStable(full, func(i, j int) bool { return full[i].firstDst() < full[j].firstDst() })
+	for i := 0; i < len(full); {
+		j, blocks, size := i, uint64(0), 0
+		for j < len(full) && (j == i || blocks+full[j].dstBlocks() <= runBlocks) {
+			blocks += full[j].dstBlocks()
+			size += len(full[j].data)
+			j++
+		}
+		if j-i == 1 {
+			out = append(out, full[i])
+			i = j
+			continue
+		}
+		m := &op{}
+		for _, o := range full[i:j] {
+			m.dst = append(m.dst, o.dst...)
+		}
+		if err := m.makeFull(newImg); err != nil {
+			return nil, err
+		}
+		if len(m.data) < size {
+			out = append(out, m)
+		} else {
+			out = append(out, full[i:j]...)
+		}
+		i = j
+	}
+	return out, nil
+}
+
 // setFull makes o write data with REPLACE_BZ, or REPLACE when bzip2 does
 // not help.
 func (o *op) setFull(data []byte) error {
@@ -339,11 +436,29 @@ func (o *op) setFull(data []byte) error {
 
 // makeFull turns o into a full operation (to break a dependency cycle).
 func (o *op) makeFull(newImg io.ReaderAt) error {
-	data := make([]byte, o.dstBlocks*payload.BlockSize)
-	if _, err := newImg.ReadAt(data, int64(o.dstStart*payload.BlockSize)); err != nil && err != io.EOF {
+	data, err := readExtents(newImg, o.dst)
+	if err != nil {
 		return err
 	}
 	return o.setFull(data)
+}
+
+// readExtents reads the blocks of ext, in order.
+func readExtents(r io.ReaderAt, ext []*payload.Extent) ([]byte, error) {
+	var n uint64
+	for _, e := range ext {
+		n += e.GetNumBlocks()
+	}
+	data := make([]byte, n*payload.BlockSize)
+	at := data
+	for _, e := range ext {
+		b := at[:e.GetNumBlocks()*payload.BlockSize]
+		if _, err := r.ReadAt(b, int64(e.GetStartBlock()*payload.BlockSize)); err != nil && err != io.EOF {
+			return nil, err
+		}
+		at = at[len(b):]
+	}
+	return data, nil
 }
 
 func (o *op) manifestOp(blobs *bytes.Buffer) *payload.Operation {
@@ -428,7 +543,7 @@ func kernelProcedure(oldK, newK File, blobs *bytes.Buffer) (*payload.Procedure, 
 func (o *op) breakCost() int {
 	full := o.fullSize
 	if full < 0 {
-		full = int(o.dstBlocks * payload.BlockSize / 2)
+		full = int(o.dstBlocks() * payload.BlockSize / 2)
 	}
 	return full - len(o.data)
 }

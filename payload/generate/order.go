@@ -2,6 +2,7 @@ package generate
 
 import (
 	"container/heap"
+	"slices"
 	"sort"
 )
 
@@ -9,19 +10,55 @@ import (
 // starts as a copy of the old image, never reads a block an earlier
 // operation overwrote. An operation that reads block b must run before the
 // operation that writes b: a read-before-write graph, sorted
-// topologically. A cycle is broken by turning its cheapest operation (the
-// one whose data grows least) into a full one, which reads nothing; full
-// operations can go anywhere. Ties go to the lower destination block, so
-// the order is deterministic.
-func order(ops []*op, nBlocks uint64, makeFull func(*op) error) ([]*op, error) {
-	sort.SliceStable(ops, func(i, j int) bool { return ops[i].dstStart < ops[j].dstStart })
+// topologically. Ties go to the lower destination block, so the order is
+// deterministic.
+//
+// A cycle (a strongly connected component of the graph) is first merged
+// into one operation, if merge accepts it: the client reads all of an
+// operation's source before it writes, so one operation can do what a
+// cycle of them cannot (typically files that swapped places). Otherwise
+// its cheapest operation (the one whose data grows least) becomes a full
+// one, which reads nothing and can go anywhere; until no cycle is left.
+func order(ops []*op, nBlocks uint64, makeFull func(*op) error, merge func([]*op) (*op, error)) ([]*op, error) {
+	for {
+		out, merged, err := orderOnce(ops, nBlocks, makeFull, merge)
+		if err != nil || merged == nil {
+			return out, err
+		}
+		// Each merged component is replaced by its merged operation; then
+		// everything is ordered again.
+		next := ops[:0:0]
+		for _, o := range ops {
+			if m, ok := merged[o]; !ok {
+				next = append(next, o)
+			} else if m != nil {
+				next = append(next, m)
+				for k, v := range merged {
+					if v == m {
+						merged[k] = nil // added once
+					}
+				}
+			}
+		}
+		ops = next
+	}
+}
+
+// orderOnce orders ops. When there are cycles and merge accepts some of
+// them, it returns instead which operation replaces each op merged;
+// components merge refused are broken with makeFull, and not offered to
+// merge again.
+func orderOnce(ops []*op, nBlocks uint64, makeFull func(*op) error, merge func([]*op) (*op, error)) ([]*op, map[*op]*op, error) {
+	sort.SliceStable(ops, func(i, j int) bool { return ops[i].firstDst() < ops[j].firstDst() })
 	writer := make([]int32, nBlocks)
 	for i := range writer {
 		writer[i] = -1
 	}
 	for i, o := range ops {
-		for b := o.dstStart; b < o.dstStart+o.dstBlocks; b++ {
-			writer[b] = int32(i)
+		for _, e := range o.dst {
+			for b := e.GetStartBlock(); b < e.GetStartBlock()+e.GetNumBlocks(); b++ {
+				writer[b] = int32(i)
+			}
 		}
 	}
 	// succ[a] lists the ops that must wait for a (a reads what they write).
@@ -71,9 +108,37 @@ func order(ops []*op, nBlocks uint64, makeFull func(*op) error) ([]*op, error) {
 		if len(out) == len(ops) {
 			break
 		}
-		// What remains holds cycles: in each strongly connected component
-		// with more than one operation, make the cheapest one full.
-		for _, comp := range sccs(succ, done) {
+		// What remains holds cycles: each strongly connected component
+		// with more than one operation is merged, or else its cheapest
+		// operation made full.
+		comps := sccs(succ, done)
+		merged := map[*op]*op{}
+		for _, comp := range comps {
+			if len(comp) < 2 || slices.ContainsFunc(comp, func(i int) bool { return ops[i].noMerge }) {
+				continue
+			}
+			members := make([]*op, len(comp))
+			for k, i := range comp {
+				members[k] = ops[i]
+			}
+			m, err := merge(members)
+			if err != nil {
+				return nil, nil, err
+			}
+			if m == nil {
+				for _, o := range members {
+					o.noMerge = true
+				}
+				continue
+			}
+			for _, o := range members {
+				merged[o] = m
+			}
+		}
+		if len(merged) > 0 {
+			return nil, merged, nil
+		}
+		for _, comp := range comps {
 			if len(comp) < 2 {
 				continue
 			}
@@ -84,7 +149,7 @@ func order(ops []*op, nBlocks uint64, makeFull func(*op) error) ([]*op, error) {
 				}
 			}
 			if err := makeFull(ops[cheap]); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			for _, w := range succ[cheap] {
 				indeg[w]--
@@ -92,7 +157,7 @@ func order(ops []*op, nBlocks uint64, makeFull func(*op) error) ([]*op, error) {
 			succ[cheap] = nil
 		}
 	}
-	return out, nil
+	return out, nil, nil
 }
 
 // sccs returns the strongly connected components among the ops not done

@@ -1,0 +1,317 @@
+package generate
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/augen-project/augen/internal/bsdiff"
+	"github.com/augen-project/augen/internal/fsmap"
+	"github.com/augen-project/augen/payload"
+)
+
+// File-aware planning. A changed file is diffed against the old file of
+// the same path (or the one it was renamed from): the old version is the
+// best source there is, wherever its blocks lie, and the blocks of both
+// are known from the filesystem. What no file owns (inodes, directories,
+// bitmaps, inline data) is left to the block method.
+
+// Tuning of file diffs.
+const (
+	// pieceBlocks bounds the new data of one file operation (8 MiB):
+	// bsdiff's memory is about 9× its source plus 3× its target.
+	pieceBlocks = 2048
+	// pieceMargin is the old data around a piece's proportional place in
+	// the old file, for content that moved within the file.
+	pieceMargin = 256
+)
+
+// fileJob is a changed file of the new image with an old version.
+type fileJob struct {
+	path string
+	// dst are the new file's changed blocks, in file order, with their
+	// index in the file (idx) for proportional windows.
+	dst []uint64
+	idx []uint64
+	// nNew is the new file's block count; src the old file's blocks.
+	nNew uint64
+	src  []fsmap.Run
+}
+
+// planFiles picks the files of newMap worth diffing against their old
+// version, and marks their blocks in claimed so the block method leaves
+// them alone. A file whose changed blocks all exist somewhere in the old
+// image is left to the block method too: MOVEs cost no data.
+func planFiles(oldMap, newMap *fsmap.Map, unchanged []bool, inOld func(b uint64) bool, claimed []bool) []fileJob {
+	oldByPath := make(map[string]int, len(oldMap.Files))
+	byKey := map[string][]int{}
+	for i, f := range oldMap.Files {
+		for _, p := range append([]string{f.Path}, f.Links...) {
+			oldByPath[p] = i
+			k := renameKey(p)
+			byKey[k] = append(byKey[k], i)
+		}
+	}
+	newPaths := make(map[string]bool, len(newMap.Files))
+	for _, f := range newMap.Files {
+		newPaths[f.Path] = true
+		for _, p := range f.Links {
+			newPaths[p] = true
+		}
+	}
+	var jobs []fileJob
+	for _, f := range newMap.Files {
+		var job fileJob
+		missing := false
+		var i uint64
+		for _, r := range f.Blocks {
+			for b := r.Start; b < r.Start+r.Count; b, i = b+1, i+1 {
+				if b >= uint64(len(unchanged)) || unchanged[b] {
+					continue
+				}
+				job.dst = append(job.dst, b)
+				job.idx = append(job.idx, i)
+				missing = missing || !inOld(b)
+			}
+		}
+		if !missing {
+			continue
+		}
+		old, ok := -1, false
+		for _, p := range append([]string{f.Path}, f.Links...) {
+			if old, ok = oldByPath[p]; ok {
+				break
+			}
+		}
+		if !ok {
+			// Renamed: the same path up to version numbers, from a file
+			// the new image no longer has; the closest in size wins.
+			best := -1
+			for _, p := range append([]string{f.Path}, f.Links...) {
+				for _, c := range byKey[renameKey(p)] {
+					if newPaths[oldMap.Files[c].Path] {
+						continue
+					}
+					if best < 0 || absDiff(oldMap.Files[c].Size, f.Size) < absDiff(oldMap.Files[best].Size, f.Size) {
+						best = c
+					}
+				}
+			}
+			if best < 0 {
+				continue // a new file: the block method looks for its content
+			}
+			old = best
+		}
+		if len(oldMap.Files[old].Blocks) == 0 {
+			continue
+		}
+		job.path, job.nNew, job.src = f.Path, i, oldMap.Files[old].Blocks
+		for _, b := range job.dst {
+			claimed[b] = true
+		}
+		jobs = append(jobs, job)
+	}
+	return jobs
+}
+
+func absDiff(a, b int64) int64 {
+	if a < b {
+		return b - a
+	}
+	return a - b
+}
+
+// renameKey is a path with every run of digits replaced by '#': the same
+// key before and after a version bump (lib/modules/6.1.0-56-flatcar/… and
+// …-57-…, libfoo.so.1.2.3 and libfoo.so.1.2.4).
+func renameKey(p string) string {
+	var b bytes.Buffer
+	digits := false
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c >= '0' && c <= '9' {
+			if !digits {
+				b.WriteByte('#')
+			}
+			digits = true
+			continue
+		}
+		digits = false
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// diffFile turns a file job into operations: pieces of at most
+// pieceBlocks new blocks, each BSDIFF from the old file (all of it when it
+// is small, else the part at the same relative place with a margin), or
+// REPLACE_BZ / REPLACE when that is smaller.
+func diffFile(opts DeltaOptions, job fileJob) ([]*op, error) {
+	var nOld uint64
+	for _, r := range job.src {
+		nOld += r.Count
+	}
+	maxSrc := uint64(maxSrcBytes / payload.BlockSize)
+	var ops []*op
+	for lo := 0; lo < len(job.dst); lo += pieceBlocks {
+		hi := min(len(job.dst), lo+pieceBlocks)
+		o := &op{dst: blockExtents(job.dst[lo:hi])}
+		data, err := readExtents(opts.New.R, o.dst)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, o)
+		// The old file, or its part at the same relative place.
+		from, to := uint64(0), nOld
+		if nOld > maxSrc {
+			a := job.idx[lo] * nOld / job.nNew
+			b := (job.idx[hi-1] + 1) * nOld / job.nNew
+			from = a - min(a, pieceMargin)
+			to = min(nOld, b+pieceMargin)
+			if to-from > maxSrc {
+				mid := (a + b) / 2
+				from = mid - min(mid, maxSrc/2)
+				to = min(nOld, from+maxSrc)
+			}
+		}
+		src := sliceRuns(job.src, from, to)
+		srcData, err := readExtents(opts.Old.R, src)
+		if err != nil {
+			return nil, err
+		}
+		patch, err := bsdiff.Diff(srcData, data)
+		if err != nil {
+			return nil, err
+		}
+		o.typ, o.data, o.src, o.fullSize = payload.OpBsdiff, patch, src, -1
+		o.srcLen, o.dstLen = uint64(len(srcData)), uint64(len(data))
+		// bzip2 seldom packs a file's blocks 16:1, so a patch that small
+		// is kept without compressing the blocks to compare (most of
+		// them are: a release changes a few bytes of most files).
+		if len(patch) > len(data)/16 {
+			full := &op{dst: o.dst}
+			if err := full.setFull(data); err != nil {
+				return nil, err
+			}
+			if len(full.data) <= len(patch) {
+				*o = *full
+			} else {
+				o.fullSize = full.fullSize
+			}
+		}
+	}
+	return ops, nil
+}
+
+// blockExtents coalesces blocks (in order) into extents.
+func blockExtents(blocks []uint64) []*payload.Extent {
+	var out []*payload.Extent
+	for i := 0; i < len(blocks); {
+		j := i + 1
+		for j < len(blocks) && blocks[j] == blocks[j-1]+1 {
+			j++
+		}
+		out = append(out, extents(blocks[i], uint64(j-i))...)
+		i = j
+	}
+	return out
+}
+
+// sliceRuns is the extents of blocks [from, to) of the concatenated runs.
+func sliceRuns(runs []fsmap.Run, from, to uint64) []*payload.Extent {
+	var out []*payload.Extent
+	var at uint64
+	for _, r := range runs {
+		lo, hi := max(at, from), min(at+r.Count, to)
+		if lo < hi {
+			out = append(out, extents(r.Start+(lo-at), hi-lo)...)
+		}
+		at += r.Count
+	}
+	return out
+}
+
+// fileMaps reads the files of both images, or says why the block method
+// is used instead.
+func fileMaps(opts DeltaOptions) (oldMap, newMap *fsmap.Map, why error) {
+	newMap, err := fsmap.Read(opts.New.R, opts.New.Size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("new image: %w", err)
+	}
+	oldMap, err = fsmap.Read(opts.Old.R, opts.Old.Size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("old image: %w", err)
+	}
+	return oldMap, newMap, nil
+}
+
+// Bounds of a merged cycle: the client holds an operation's source and
+// result in memory.
+const maxMergedBlocks = 16384 // 64 MiB each way, as a large file's BSDIFF
+
+// mergeCycle turns a cycle of operations into one, or returns nil when it
+// would be too large or cost more data than breaking the cycle the usual
+// way. MOVEs alone stay one MOVE (sources and destinations in the same
+// order); with a BSDIFF among them, one BSDIFF from all their sources
+// (each block once) to all their destinations, in which the moved blocks
+// cost next to nothing.
+func mergeCycle(opts DeltaOptions, comp []*op) (*op, error) {
+	var srcBlocks, dstBlocks uint64
+	allMove := true
+	minBreak, data := -1, 0
+	for _, o := range comp {
+		for _, e := range o.src {
+			srcBlocks += e.GetNumBlocks()
+		}
+		dstBlocks += o.dstBlocks()
+		allMove = allMove && o.typ == payload.OpMove
+		if c := o.breakCost(); minBreak < 0 || c < minBreak {
+			minBreak = c
+		}
+		data += len(o.data)
+	}
+	if srcBlocks > maxMergedBlocks || dstBlocks > maxMergedBlocks {
+		return nil, nil
+	}
+	m := &op{fullSize: -1}
+	for _, o := range comp {
+		m.dst = append(m.dst, o.dst...)
+	}
+	if allMove {
+		m.typ = payload.OpMove
+		for _, o := range comp {
+			m.src = append(m.src, o.src...)
+		}
+		return m, nil
+	}
+	seen := map[uint64]bool{}
+	var blocks []uint64
+	for _, o := range comp {
+		for _, e := range o.src {
+			for b := e.GetStartBlock(); b < e.GetStartBlock()+e.GetNumBlocks(); b++ {
+				if !seen[b] {
+					seen[b] = true
+					blocks = append(blocks, b)
+				}
+			}
+		}
+	}
+	m.src = blockExtents(blocks)
+	srcData, err := readExtents(opts.Old.R, m.src)
+	if err != nil {
+		return nil, err
+	}
+	dstData, err := readExtents(opts.New.R, m.dst)
+	if err != nil {
+		return nil, err
+	}
+	patch, err := bsdiff.Diff(srcData, dstData)
+	if err != nil {
+		return nil, err
+	}
+	if len(patch) >= data+minBreak {
+		return nil, nil
+	}
+	m.typ, m.data = payload.OpBsdiff, patch
+	m.srcLen, m.dstLen = uint64(len(srcData)), uint64(len(dstData))
+	return m, nil
+}
