@@ -523,7 +523,9 @@ func (fs *FS) Walk(limit int, fn func(path string, ino uint64, size int64, data 
 		return in
 	}
 	var order []uint64
-	fs.nodeBudget = limit
+	// A walk of the whole tree reads each node once: no more nodes than
+	// the image holds, whatever a crafted tree's pointers say.
+	fs.nodeBudget = int(min(int64(limit), fs.size/int64(fs.nodeSize)+1))
 	defer func() { fs.nodeBudget = 0 }()
 	le := binary.LittleEndian
 	budget := limit

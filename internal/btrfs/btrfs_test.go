@@ -112,3 +112,24 @@ func FuzzReadFile(f *testing.F) {
 		})
 	})
 }
+
+// Walk over crafted trees ends with an error or with extents inside the
+// image, within its node budget.
+func FuzzWalk(f *testing.F) {
+	f.Add(synthetic([]byte("VERSION=1.2.3\n"), false))
+	f.Add(synthetic([]byte("VERSION=1.2.3\n"), true))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fs, err := Open(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		fs.Walk(1<<16, func(p string, ino uint64, size int64, data []Extent) error {
+			for _, e := range data {
+				if e.Offset < 0 || e.Length < 0 || e.Offset+e.Length > int64(len(b)) {
+					t.Fatalf("%s: extent %+v outside %d bytes", p, e, len(b))
+				}
+			}
+			return nil
+		})
+	})
+}

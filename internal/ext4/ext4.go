@@ -56,6 +56,10 @@ type FS struct {
 	descStart      int64
 	groups         uint32
 	inodes         uint32
+	// nodeBudget, when positive, is how many more extent tree nodes may
+	// be read (Walk sets it: shared nodes could make a crafted tree
+	// exponentially large).
+	nodeBudget int
 }
 
 // Open reads the superblock of the filesystem in r (size bytes).
@@ -218,6 +222,11 @@ func (fs *FS) extents(in *inode, node []byte, depth int, put func(fb, db, n uint
 			}
 			continue
 		}
+		if fs.nodeBudget > 0 {
+			if fs.nodeBudget--; fs.nodeBudget == 0 {
+				return fmt.Errorf("%w (extent tree nodes)", ErrLimit)
+			}
+		}
 		leaf := uint64(le.Uint32(e[4:])) | uint64(le.Uint16(e[8:]))<<32
 		if leaf > uint64(fs.size/fs.blockSize) {
 			return fmt.Errorf("%w: inode %d: extent index block %d outside the image", ErrFormat, in.num, leaf)
@@ -364,6 +373,10 @@ func (fs *FS) Walk(limit int, fn func(path string, ino uint64, size int64, data 
 		in   *inode
 		path string
 	}
+	// Each extent tree node belongs to one file: a walk reads no more of
+	// them than the image has blocks, whatever crafted pointers say.
+	fs.nodeBudget = int(min(int64(limit), fs.size/fs.blockSize+1))
+	defer func() { fs.nodeBudget = 0 }()
 	stack := []dir{{root, ""}}
 	seenDir := map[uint32]bool{rootInode: true}
 	seenFile := map[uint32]bool{}
@@ -378,7 +391,7 @@ func (fs *FS) Walk(limit int, fn func(path string, ino uint64, size int64, data 
 	for len(stack) > 0 {
 		d := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if d.in.size > maxDirSize {
+		if d.in.size > maxDirSize || d.in.size > fs.size {
 			return fmt.Errorf("%w: directory inode %d is %d bytes", ErrFormat, d.in.num, d.in.size)
 		}
 		b, err := fs.data(d.in, d.in.size)
@@ -444,7 +457,10 @@ func (fs *FS) fileExtents(in *inode, spend func() error) ([]Extent, error) {
 		return nil, nil
 	}
 	bs := fs.blockSize
-	blocks := uint64((in.size + bs - 1) / bs)
+	blocks := uint64(in.size) / uint64(bs) // in.size >= 0: no overflow
+	if uint64(in.size)%uint64(bs) != 0 {
+		blocks++
+	}
 	var out []Extent
 	last := int64(-1) // the file block after the last one put
 	put := func(fb, db, n uint64, zero bool) error {

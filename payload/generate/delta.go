@@ -110,7 +110,7 @@ func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, e
 	// blocks they claim are not planned again below.
 	claimed := make([]bool, nBlocks)
 	var jobs []fileJob
-	if oldMap, newMap, why := fileMaps(opts); why != nil {
+	if oldMap, newMap, why := readFileMaps(opts); why != nil {
 		if opts.Warn != nil {
 			opts.Warn(fmt.Sprintf("planning block by block, without files: %v", why))
 		}

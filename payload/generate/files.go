@@ -230,6 +230,9 @@ func sliceRuns(runs []fsmap.Run, from, to uint64) []*payload.Extent {
 	return out
 }
 
+// readFileMaps is fileMaps; tests replace it with maps of their own.
+var readFileMaps = fileMaps
+
 // fileMaps reads the files of both images, or says why the block method
 // is used instead.
 func fileMaps(opts DeltaOptions) (oldMap, newMap *fsmap.Map, why error) {
