@@ -33,12 +33,20 @@ production image, unpacked and checked as "augen unpack" does (GPT CRCs, the
 dm-verity root hash against the kernel's); --kernel then overrides the
 image's kernel. --old-from-image does the same for a delta's old side.
 
-With --old, builds a delta from OLD (same size as the image) instead:
-unchanged blocks cost nothing, blocks found elsewhere in OLD become MOVEs,
-changed runs become BSDIFF patches against the old data they resemble (or
-REPLACE_BZ when smaller), ordered so that applying them in place never reads
-a block already overwritten. It works on any filesystem. With --old-kernel
-the kernel is a delta too. Check it with "augen payload verify --old".
+With --old, builds a delta from OLD (same size as the image) instead.
+When both images hold an ext2/3/4 or btrfs filesystem, it works file by
+file: each changed file becomes a BSDIFF from its old version (same path,
+a hard link, or the same name under a renamed version directory such as
+lib/modules/6.1.0-56-flatcar -> -57-), read from the old file's own blocks;
+unchanged files cost nothing, moved ones become MOVEs. What no file owns
+(inodes, directories, new files) is planned block by block: blocks found
+elsewhere in OLD become MOVEs, the rest BSDIFF against the old data its
+content points to, or REPLACE_BZ. Images without a filesystem augen reads
+are planned block by block (with a note). Operations are ordered so that
+applying them in place never reads a block already overwritten; a cycle
+(files that swapped places) becomes one operation. With --old-kernel the
+kernel is a delta too. Check it with "augen payload verify --old"; see what
+it does to each file with "augen payload inspect DELTA --image USR.bin".
 
 Signing: each --key adds one signature, in the order given. update_engine
 checks ONLY the signature with version 2, which is the LAST key given; earlier
@@ -351,6 +359,7 @@ func buildDelta(e *env, w io.Writer, opts generate.BuildOptions, old, oldKernel,
 	}
 	d := generate.DeltaBuildOptions{SignatureSizes: opts.SignatureSizes, Sign: opts.Sign}
 	d.Workers, d.Progress = opts.Workers, opts.Progress
+	d.Warn = func(msg string) { fmt.Fprintf(e.stderr, "%s: note: %s\n", programName, msg) }
 	var err error
 	if d.Old, err = file(old, "old image"); err != nil {
 		return nil, err

@@ -252,53 +252,49 @@ func fileMaps(opts DeltaOptions) (oldMap, newMap *fsmap.Map, why error) {
 const maxMergedBlocks = 16384 // 64 MiB each way, as a large file's BSDIFF
 
 // mergeCycle turns a cycle of operations into one, or returns nil when it
-// would be too large or cost more data than breaking the cycle the usual
-// way. MOVEs alone stay one MOVE (sources and destinations in the same
-// order); with a BSDIFF among them, one BSDIFF from all their sources
-// (each block once) to all their destinations, in which the moved blocks
-// cost next to nothing.
+// would be too large. MOVEs alone become one MOVE (sources and
+// destinations in the same order). With BSDIFFs among them, one BSDIFF
+// from all their sources to all their destinations, composed from their
+// patches (bsdiff.Concat: a MOVE is a copy) without diffing again, and
+// checked by applying it.
 func mergeCycle(opts DeltaOptions, comp []*op) (*op, error) {
 	var srcBlocks, dstBlocks uint64
 	allMove := true
-	minBreak, data := -1, 0
 	for _, o := range comp {
 		for _, e := range o.src {
 			srcBlocks += e.GetNumBlocks()
 		}
 		dstBlocks += o.dstBlocks()
 		allMove = allMove && o.typ == payload.OpMove
-		if c := o.breakCost(); minBreak < 0 || c < minBreak {
-			minBreak = c
+		if o.typ != payload.OpMove && o.typ != payload.OpBsdiff {
+			return nil, nil // reads nothing: never in a cycle
 		}
-		data += len(o.data)
 	}
 	if srcBlocks > maxMergedBlocks || dstBlocks > maxMergedBlocks {
 		return nil, nil
 	}
-	m := &op{fullSize: -1}
+	m := &op{typ: payload.OpMove, fullSize: -1}
+	var parts []bsdiff.Part
 	for _, o := range comp {
+		m.src = append(m.src, o.src...)
 		m.dst = append(m.dst, o.dst...)
+		var srcBytes int64
+		for _, e := range o.src {
+			srcBytes += int64(e.GetNumBlocks() * payload.BlockSize)
+		}
+		p := bsdiff.Part{OldLen: srcBytes}
+		if o.typ == payload.OpBsdiff {
+			p.Patch = o.data
+		}
+		parts = append(parts, p)
 	}
 	if allMove {
-		m.typ = payload.OpMove
-		for _, o := range comp {
-			m.src = append(m.src, o.src...)
-		}
 		return m, nil
 	}
-	seen := map[uint64]bool{}
-	var blocks []uint64
-	for _, o := range comp {
-		for _, e := range o.src {
-			for b := e.GetStartBlock(); b < e.GetStartBlock()+e.GetNumBlocks(); b++ {
-				if !seen[b] {
-					seen[b] = true
-					blocks = append(blocks, b)
-				}
-			}
-		}
+	patch, err := bsdiff.Concat(parts)
+	if err != nil {
+		return nil, err
 	}
-	m.src = blockExtents(blocks)
 	srcData, err := readExtents(opts.Old.R, m.src)
 	if err != nil {
 		return nil, err
@@ -307,12 +303,8 @@ func mergeCycle(opts DeltaOptions, comp []*op) (*op, error) {
 	if err != nil {
 		return nil, err
 	}
-	patch, err := bsdiff.Diff(srcData, dstData)
-	if err != nil {
-		return nil, err
-	}
-	if len(patch) >= data+minBreak {
-		return nil, nil
+	if got, err := bsdiff.Patch(srcData, patch, int64(len(dstData))); err != nil || !bytes.Equal(got, dstData) {
+		return nil, fmt.Errorf("merging a cycle of %d operations: the composed patch does not rebuild their blocks (%v)", len(comp), err)
 	}
 	m.typ, m.data = payload.OpBsdiff, patch
 	m.srcLen, m.dstLen = uint64(len(srcData)), uint64(len(dstData))
