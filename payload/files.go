@@ -23,11 +23,15 @@ type FileSummary struct {
 	Moved     FileCount `json:"moved"`
 	Diffed    FileCount `json:"diffed"`
 	Replaced  FileCount `json:"replaced"`
+	// Compressed is the part of Diffed and Replaced whose data the
+	// filesystem holds compressed (btrfs zstd extents): diffing
+	// compressed bytes gains far less.
+	Compressed FileCount `json:"compressed"`
 	// Other is the written blocks no file owns: metadata, directories,
 	// inline data, free space (Files is 0).
 	Other FileCount `json:"other"`
 	// Costliest are the files that cost the most data, most first (at
-	// most ten).
+	// most ten, none that cost nothing).
 	Costliest []FileCost `json:"costliest"`
 }
 
@@ -108,10 +112,15 @@ func SummarizeFiles(m *Manifest, r io.ReaderAt, size int64) (*FileSummary, error
 		case a.move:
 			kind, c = "moved", &s.Moved
 		}
-		c.Files++
-		c.Blocks += f.NumBlocks()
-		c.DataBytes += uint64(a.bytes + 0.5)
-		if kind != "unchanged" {
+		for _, c := range []*FileCount{c, &s.Compressed} {
+			if c == &s.Compressed && (!f.Compressed || (kind != "diffed" && kind != "replaced")) {
+				continue
+			}
+			c.Files++
+			c.Blocks += f.NumBlocks()
+			c.DataBytes += uint64(a.bytes + 0.5)
+		}
+		if kind != "unchanged" && uint64(a.bytes+0.5) > 0 {
 			s.Costliest = append(s.Costliest, FileCost{Path: f.Path, Kind: kind, Blocks: f.NumBlocks(), DataBytes: uint64(a.bytes + 0.5)})
 		}
 	}

@@ -46,7 +46,7 @@ func payloadInspect(e *env, args []string) (err error) {
 	var img *os.File
 	if *image != "" {
 		if img, err = os.Open(*image); err != nil {
-			return usagef("--image: %w", err)
+			return usagef("--image: %v", err)
 		}
 		defer img.Close()
 	}
@@ -145,6 +145,9 @@ func printSummary(w io.Writer, name string, s *payload.Summary) {
 			c    payload.FileCount
 		}{{"unchanged", f.Unchanged}, {"moved", f.Moved}, {"diffed", f.Diffed}, {"replaced", f.Replaced}} {
 			fmt.Fprintf(w, "    %-10s %6d files, %8d blocks, %d data bytes\n", c.name, c.c.Files, c.c.Blocks, c.c.DataBytes)
+		}
+		if f.Compressed.Files > 0 {
+			fmt.Fprintf(w, "    %-10s %6d files, %8d blocks, %d data bytes (diffed or replaced, held compressed)\n", "compressed", f.Compressed.Files, f.Compressed.Blocks, f.Compressed.DataBytes)
 		}
 		fmt.Fprintf(w, "    %-10s %6s        %8d blocks, %d data bytes (no file owns them)\n", "other", "", f.Other.Blocks, f.Other.DataBytes)
 		for _, c := range f.Costliest {

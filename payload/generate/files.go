@@ -35,6 +35,8 @@ type fileJob struct {
 	// nNew is the new file's block count; src the old file's blocks.
 	nNew uint64
 	src  []fsmap.Run
+	// compressed: either version holds compressed extents (btrfs).
+	compressed bool
 }
 
 // planFiles picks the files of newMap worth diffing against their old
@@ -105,6 +107,7 @@ func planFiles(oldMap, newMap *fsmap.Map, unchanged []bool, inOld func(b uint64)
 			continue
 		}
 		job.path, job.nNew, job.src = f.Path, i, oldMap.Files[old].Blocks
+		job.compressed = f.Compressed || oldMap.Files[old].Compressed
 		for _, b := range job.dst {
 			claimed[b] = true
 		}
@@ -178,6 +181,13 @@ func diffFile(opts DeltaOptions, job fileJob) ([]*op, error) {
 		if err != nil {
 			return nil, err
 		}
+		if job.compressed && !similar(srcData, data) {
+			// Compressed bytes that share nothing: bsdiff would search
+			// every position of them for nothing, and bzip2 would not
+			// shrink them.
+			o.typ, o.data, o.fullSize = payload.OpReplace, data, len(data)
+			continue
+		}
 		patch, err := bsdiff.Diff(srcData, data)
 		if err != nil {
 			return nil, err
@@ -187,7 +197,9 @@ func diffFile(opts DeltaOptions, job fileJob) ([]*op, error) {
 		// bzip2 seldom packs a file's blocks 16:1, so a patch that small
 		// is kept without compressing the blocks to compare (most of
 		// them are: a release changes a few bytes of most files).
-		if len(patch) > len(data)/16 {
+		if job.compressed && len(patch) >= len(data) {
+			o.typ, o.data, o.src, o.fullSize = payload.OpReplace, data, nil, len(data)
+		} else if !job.compressed && len(patch) > len(data)/16 {
 			full := &op{dst: o.dst}
 			if err := full.setFull(data); err != nil {
 				return nil, err
@@ -200,6 +212,21 @@ func diffFile(opts DeltaOptions, job fileJob) ([]*op, error) {
 		}
 	}
 	return ops, nil
+}
+
+// similar reports whether at least an eighth of data's content-defined
+// anchors (about one per 256 bytes) occur in old too.
+func similar(old, data []byte) bool {
+	seen := map[uint64]bool{}
+	anchors(old, 0, func(h uint64, _ int64) { seen[h] = true })
+	var n, hit int
+	anchors(data, 0, func(h uint64, _ int64) {
+		n++
+		if seen[h] {
+			hit++
+		}
+	})
+	return hit*8 >= n && hit > 0
 }
 
 // blockExtents coalesces blocks (in order) into extents.
