@@ -203,3 +203,22 @@ func build2sig(t testing.TB, old, new, oldK, newK []byte) []byte {
 	}
 	return out.Bytes()
 }
+
+// Images holding no filesystem augen reads are planned block by block,
+// with a note saying so.
+func TestDeltaNotesBlockMethod(t *testing.T) {
+	old, new := make([]byte, 16*payload.BlockSize), make([]byte, 16*payload.BlockSize)
+	rand.NewChaCha8([32]byte{5}).Read(new)
+	var notes []string
+	opts := generate.DeltaOptions{
+		Old:  generate.File{R: bytes.NewReader(old), Size: int64(len(old))},
+		New:  generate.File{R: bytes.NewReader(new), Size: int64(len(new))},
+		Warn: func(m string) { notes = append(notes, m) },
+	}
+	if _, _, err := generate.Delta(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "block by block") || !strings.Contains(notes[0], "no ext2/3/4 or btrfs filesystem") {
+		t.Fatalf("notes %q", notes)
+	}
+}

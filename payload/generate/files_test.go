@@ -270,3 +270,91 @@ func fullData(t *testing.T, op *payload.Operation, blobs []byte) []byte {
 }
 
 func rn(start, count uint64) fsmap.Run { return fsmap.Run{Start: start, Count: count} }
+
+// Random releases planned file by file — files edited, grown, shrunk,
+// renamed into a new version directory, removed, added, scattered over
+// fragments and swapped into each other's places (cycles) — always apply
+// in place to exactly the new image (planWithMaps applies and checks).
+func TestFileDeltaProperty(t *testing.T) {
+	rng := rand.New(rand.NewChaCha8([32]byte{11}))
+	iterations := 60
+	if testing.Short() {
+		iterations = 15
+	}
+	for it := range iterations {
+		n := uint64(64 + rng.IntN(192))
+		// place puts blocks of content into free blocks of a layout.
+		place := func(l *layout, free map[uint64]bool, path string, content []byte) {
+			m := len(content) / payload.BlockSize
+			var cand []uint64
+			for b := uint64(0); b < n; b++ {
+				if free[b] {
+					cand = append(cand, b)
+				}
+			}
+			if len(cand) < m {
+				return
+			}
+			var blocks []uint64
+			if rng.IntN(2) == 0 { // contiguous from a random free start, if it fits
+				start := cand[rng.IntN(len(cand))]
+				for b := start; b < n && free[b] && len(blocks) < m; b++ {
+					blocks = append(blocks, b)
+				}
+			}
+			if len(blocks) < m { // scattered, in random order
+				blocks = blocks[:0]
+				for _, i := range rng.Perm(len(cand))[:m] {
+					blocks = append(blocks, cand[i])
+				}
+			}
+			f := fsmap.File{Path: path}
+			for _, b := range blocks {
+				free[b] = false
+				if k := len(f.Blocks) - 1; k >= 0 && f.Blocks[k].Start+f.Blocks[k].Count == b {
+					f.Blocks[k].Count++
+				} else {
+					f.Blocks = append(f.Blocks, rn(b, 1))
+				}
+			}
+			l.files = append(l.files, f)
+			l.data = append(l.data, content)
+		}
+		allFree := func() map[uint64]bool {
+			m := map[uint64]bool{}
+			for b := range n {
+				m[b] = true
+			}
+			return m
+		}
+		oldL, newL := layout{n: n}, layout{n: n}
+		oldFree, newFree := allFree(), allFree()
+		nFiles := 4 + rng.IntN(12)
+		for i := range nFiles {
+			content := binary(byte(it*16+i), 1+rng.IntN(10))
+			path := "lib/modules/6.1.0-56/f" + string(rune('a'+i))
+			place(&oldL, oldFree, path, content)
+			switch rng.IntN(7) {
+			case 0: // unchanged
+			case 1:
+				content = edit(content)
+			case 2: // grows
+				content = append(edit(content), binary(byte(200+i), 1+rng.IntN(4))...)
+			case 3: // shrinks
+				if len(content) > payload.BlockSize {
+					content = edit(content[:len(content)-payload.BlockSize])
+				}
+			case 4: // renamed into the new version directory
+				path = "lib/modules/6.1.0-57/f" + string(rune('a'+i))
+				content = edit(content)
+			case 5: // removed
+				continue
+			}
+			place(&newL, newFree, path, content)
+		}
+		place(&newL, newFree, "bin/new", binary(byte(it), 1+rng.IntN(3)))
+		old, om := oldL.image(t)
+		new, nm := newL.image(t)
+		planWithMaps(t, old, new, om, nm) // fails unless it rebuilds new
+	}
+}
