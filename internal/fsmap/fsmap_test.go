@@ -27,35 +27,13 @@ func tree(t testing.TB) string {
 	return src
 }
 
-func mkfs(t testing.TB, kind, src string) []byte {
-	img := filepath.Join(t.TempDir(), "fs.img")
-	os.WriteFile(img, nil, 0o644)
-	os.Truncate(img, 64<<20)
-	var cmd *exec.Cmd
-	if kind == "btrfs" {
-		testutil.RequireTools(t, "mkfs.btrfs")
-		cmd = exec.Command("mkfs.btrfs", "-q", "-f", "--mixed", "-m", "single", "-d", "single", "--rootdir", src, img)
-	} else {
-		testutil.RequireTools(t, "mke2fs")
-		cmd = exec.Command("mke2fs", "-q", "-F", "-t", kind, "-b", "4096", "-d", src, img)
-	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
-	}
-	b, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // Every regular file is listed with its data blocks, which hold its
 // content; a hard link is one file with two paths; a hole is no block.
 func TestRead(t *testing.T) {
 	src := tree(t)
 	for _, kind := range []string{"ext2", "ext4", "btrfs"} {
 		t.Run(kind, func(t *testing.T) {
-			img := mkfs(t, kind, src)
+			img := testutil.MakeFS(t, kind, src)
 			m, err := Read(bytes.NewReader(img), int64(len(img)))
 			if err != nil {
 				t.Fatal(err)

@@ -123,3 +123,30 @@ func SaveCrafted(t testing.TB, name string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// MakeFS makes a 64 MiB filesystem image of kind ext2, ext3, ext4 (4 KiB
+// blocks, fixed UUID and hash seed) or btrfs (mixed block groups, single
+// profiles, as the corpus) holding the tree src, and returns its bytes.
+func MakeFS(t testing.TB, kind, src string) []byte {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "fs.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	var cmd *exec.Cmd
+	if kind == "btrfs" {
+		RequireTools(t, "mkfs.btrfs")
+		cmd = exec.Command("mkfs.btrfs", "-q", "-f", "--mixed", "-m", "single", "-d", "single", "--rootdir", src, img)
+	} else {
+		RequireTools(t, "mke2fs")
+		const uuid = "2b5f0c1a-7e4d-4c3b-9f8e-1a2b3c4d5e6f"
+		cmd = exec.Command("mke2fs", "-q", "-F", "-t", kind, "-b", "4096", "-U", uuid, "-E", "hash_seed="+uuid, "-d", src, img)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+	}
+	return Read(t, img)
+}

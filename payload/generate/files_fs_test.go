@@ -89,23 +89,7 @@ func TestFileDeltaFilesystems(t *testing.T) {
 			for i, isNew := range []bool{false, true} {
 				src := t.TempDir()
 				release(t, src, isNew)
-				img := filepath.Join(t.TempDir(), "usr.img")
-				if err := os.WriteFile(img, nil, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				os.Truncate(img, 64<<20)
-				var cmd *exec.Cmd
-				if fsType == "btrfs" {
-					testutil.RequireTools(t, "mkfs.btrfs")
-					cmd = exec.Command("mkfs.btrfs", "-q", "-f", "--mixed", "-m", "single", "-d", "single", "--rootdir", src, img)
-				} else {
-					testutil.RequireTools(t, "mke2fs")
-					cmd = exec.Command("mke2fs", "-q", "-F", "-t", fsType, "-b", "4096", "-U", "2b5f0c1a-7e4d-4c3b-9f8e-1a2b3c4d5e6f", "-E", "hash_seed=2b5f0c1a-7e4d-4c3b-9f8e-1a2b3c4d5e6f", "-d", src, img)
-				}
-				if out, err := cmd.CombinedOutput(); err != nil {
-					t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
-				}
-				imgs[i] = read(t, img)
+				imgs[i] = testutil.MakeFS(t, fsType, src)
 			}
 			old, new := imgs[0], imgs[1]
 			p := buildSigned(t, old, new)
@@ -163,7 +147,7 @@ func buildSigned(t *testing.T, old, new []byte) []byte {
 
 // checkIndependently runs the independent checker (Debian's bspatch for
 // BSDIFF) on a delta signed with key a.
-func checkIndependently(t *testing.T, p, old, new []byte) {
+func checkIndependently(t testing.TB, p, old, new []byte, args ...string) {
 	t.Helper()
 	testutil.RequireTools(t, "python3", "openssl", "bspatch")
 	dir := t.TempDir()
@@ -172,8 +156,9 @@ func checkIndependently(t *testing.T, p, old, new []byte) {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command("python3", "../../testdata/checker/crau_check.py", filepath.Join(dir, "delta"),
-		"--pubkey", vectors+"TEST-ONLY-key-a.pub.pem", "--old", filepath.Join(dir, "old"), "--image", filepath.Join(dir, "new"))
+	argv := append([]string{"../../testdata/checker/crau_check.py", filepath.Join(dir, "delta"),
+		"--pubkey", vectors + "TEST-ONLY-key-a.pub.pem", "--old", filepath.Join(dir, "old"), "--image", filepath.Join(dir, "new")}, args...)
+	cmd := exec.Command("python3", argv...)
 	if o, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(o)) != "OK" {
 		t.Fatalf("independent checker: %v\n%s", err, o)
 	}
