@@ -14,6 +14,7 @@ import (
 
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/generate"
+	"github.com/augen-project/augen/unpack"
 )
 
 const payloadBuildUsage = `Usage: augen payload build --image USR.bin [--kernel VMLINUZ] [--pcr-policy ZIP] [--key URI]... -o OUT
@@ -384,20 +385,13 @@ func buildDelta(e *env, w io.Writer, opts generate.BuildOptions, old, oldKernel,
 }
 
 // unpackTo unpacks a production image into dir as NAME.usr and NAME.vmlinuz
-// and returns their paths.
+// (unpack.ToDir), with the checks and progress the flags ask for.
 func unpackTo(e *env, u *unpackFlags, image, dir, name string) (string, string, error) {
-	usrPath, kernelPath := filepath.Join(dir, name+".usr"), filepath.Join(dir, name+".vmlinuz")
-	usr, err := os.Create(usrPath)
+	opts, checks, end, err := u.options(e, image, dir)
 	if err != nil {
 		return "", "", err
 	}
-	defer usr.Close()
-	_, kernel, err := u.run(e, image, usr, dir)
-	if err != nil {
-		return "", "", fmt.Errorf("%s: %w", image, err)
-	}
-	if err := os.WriteFile(kernelPath, kernel, 0o600); err != nil {
-		return "", "", err
-	}
-	return usrPath, kernelPath, nil
+	defer end()
+	usr, kernel, _, err := unpack.ToDir(e.ctx, image, dir, name, opts, checks)
+	return usr, kernel, err
 }

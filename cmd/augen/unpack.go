@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -142,91 +141,42 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-// run unpacks image into usr (a file in tmpDir's filesystem).
-func (u *unpackFlags) run(e *env, image string, usr *os.File, tmpDir string) (*unpack.Result, []byte, error) {
+// options turns the flags into unpack's options and checks; end finishes
+// the progress line.
+func (u *unpackFlags) options(e *env, image, tmpDir string) (opts unpack.Options, checks unpack.Checks, end func(), err error) {
+	end = func() {}
 	size, err := parseSize(*u.usrSize)
 	if err != nil {
-		return nil, nil, err
+		return opts, checks, end, err
 	}
-	opts := unpack.Options{USRSize: size, KernelPath: *u.kernelPath, FullCheck: *u.fullCheck, TempDir: tmpDir, Digests: *u.digests != "",
+	opts = unpack.Options{USRSize: size, KernelPath: *u.kernelPath, FullCheck: *u.fullCheck, TempDir: tmpDir,
 		Warn: func(m string) { fmt.Fprintf(e.stderr, "%s: warning: %s\n", programName, m) }}
 	if u.kernel != nil && *u.kernel != "" {
 		if opts.Kernel, err = os.ReadFile(*u.kernel); err != nil {
-			return nil, nil, err
+			return opts, checks, end, err
 		}
 		if len(opts.Kernel) == 0 {
-			return nil, nil, fmt.Errorf("%s is empty", *u.kernel)
+			return opts, checks, end, fmt.Errorf("%s is empty", *u.kernel)
 		}
 	}
 	if (*u.signature == "") != (*u.signingKey == "") {
-		return nil, nil, usagef("--signature and --signing-key go together")
+		return opts, checks, end, usagef("--signature and --signing-key go together")
 	}
-	signedBy := ""
-	if *u.signature != "" {
-		if signedBy, err = unpack.VerifyImageSignature(image, *u.signature, *u.signingKey); err != nil {
-			return nil, nil, err
+	if st, err := os.Stat(image); err == nil {
+		var p func(done, total, out int64)
+		if p, end = progressOut(e, "unpacking "+filepath.Base(image)); p != nil {
+			opts.Progress = func(read, out int64) { p(read, st.Size(), out) }
 		}
 	}
-	in, err := os.Open(image)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer in.Close()
-	p, done := progressOut(e, "unpacking "+filepath.Base(image))
-	if p != nil {
-		st, _ := in.Stat()
-		opts.Progress = func(read, out int64) { p(read, st.Size(), out) }
-	}
-	res, kernel, err := unpack.Unpack(e.ctx, bufio.NewReaderSize(in, 1<<20), usr, opts)
-	done()
-	if err != nil {
-		return nil, nil, err
-	}
-	res.SignedBy = signedBy
-	if *u.digests != "" {
-		if err := checkDigests(*u.digests, filepath.Base(image), res.Input); err != nil {
-			return nil, nil, err
-		}
-	}
-	return res, kernel, nil
+	return opts, unpack.Checks{Signature: *u.signature, SigningKey: *u.signingKey, Digests: *u.digests}, end, nil
 }
 
-// checkDigests compares the input's hashes with a DIGESTS file as
-// Flatcar's CI writes it ("# SHA1 HASH" / "# SHA512 HASH" headers, then
-// "HEX  NAME" lines). At least one SHA-1 or SHA-512 line for the image
-// must be there, and every one must match.
-func checkDigests(path, name string, d unpack.Digest) error {
-	b, err := os.ReadFile(path)
+// run unpacks image into usr (a file in tmpDir's filesystem).
+func (u *unpackFlags) run(e *env, image string, usr *os.File, tmpDir string) (*unpack.Result, []byte, error) {
+	opts, checks, end, err := u.options(e, image, tmpDir)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	section, checked := "", 0
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "#") {
-			section = strings.ToUpper(line)
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) != 2 || strings.TrimPrefix(f[1], "*") != name {
-			continue
-		}
-		var want string
-		switch {
-		case strings.Contains(section, "SHA512"):
-			want = d.SHA512
-		case strings.Contains(section, "SHA1"):
-			want = d.SHA1
-		default:
-			continue
-		}
-		if !strings.EqualFold(f[0], want) {
-			return fmt.Errorf("%w: %s: the %s of %s is %s, the DIGESTS file says %s", unpack.ErrImage, path, strings.Trim(section, "# "), name, want, f[0])
-		}
-		checked++
-	}
-	if checked == 0 {
-		return fmt.Errorf("%w: %s has no SHA-1 or SHA-512 line for %s", unpack.ErrImage, path, name)
-	}
-	return nil
+	defer end()
+	return unpack.File(e.ctx, image, usr, opts, checks)
 }
