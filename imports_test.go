@@ -19,6 +19,8 @@ var forbidden = map[string][]string{
 	"verify":   {module + "signer", module + "cmd", "net", "net/http"},
 	// push publishes what verify accepted; it never holds a signing key.
 	"push": {module + "signer", module + "cmd"},
+	// release builds and signs through the signers it is given.
+	"release": {module + "signer", module + "cmd"},
 }
 
 func within(pkg, tree string) bool { return pkg == tree || strings.HasPrefix(pkg, tree+"/") }

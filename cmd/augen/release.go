@@ -1,22 +1,15 @@
 package main
 
 import (
-	"crypto"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen/internal/filekind"
-	"github.com/augen-project/augen/internal/tempfile"
-	"io"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 
 	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/internal/osrelease"
-	"github.com/augen-project/augen/payload"
-	"github.com/augen-project/augen/payload/generate"
+	"github.com/augen-project/augen/internal/filekind"
+	"github.com/augen-project/augen/release"
 )
 
 const releaseUsage = `Usage: augen release IMAGE.bin.bz2 --version V|--version-file version.txt [--board amd64-usr] --key URI... [--bundle-key URI...]
@@ -67,153 +60,89 @@ func releaseCmd(e *env, args []string) error {
 	if len(bf.keys) == 0 {
 		bf.keys = keys
 	}
-	signers, err := openKeys(e, keys, signerOptions(e, *insecure))
+	payloadKeys, err := openKeys(e, keys, signerOptions(e, *insecure))
 	if err != nil {
 		return err
 	}
-	defer closeKeys(signers)
-	var cs []crypto.Signer
-	var sizes []int
-	var pubKeys []string
-	for _, s := range signers {
-		cs = append(cs, s)
-		sizes = append(sizes, s.SignatureSize())
-		pubKeys = append(pubKeys, s.URI())
-	}
-	tmp, err := tempfile.MkdirTemp(tempDirFor(*out), ".augen-release-*")
+	defer closeKeys(payloadKeys)
+	bundleKeys, err := openBundleKeys(e, bf.keys, *insecure)
 	if err != nil {
 		return err
 	}
-	defer tempfile.RemoveAll(tmp)
+	defer closeKeys(bundleKeys)
+	mtime, err := buildTime()
+	if err != nil {
+		return err
+	}
 	uf.kernel = new(string)
-	fmt.Fprintf(e.stderr, "unpacking %s\n", fs.Arg(0))
-	usr, kernel, err := unpackTo(e, uf, fs.Arg(0), tmp, "new")
+	uo, checks, end, err := uf.options(e, fs.Arg(0), "")
 	if err != nil {
 		return err
 	}
-	if err := checkImageVersion(e, usr, *bf.version); err != nil {
-		return err
+	end()
+	opts := release.Options{Image: fs.Arg(0), Version: *bf.version, Board: *bf.board, AppID: *bf.appID, Extras: extras,
+		Unpack: uo, Checks: checks, Augen: version, MTime: mtime, TempDir: tempDirFor(*out),
+		Warn: func(m string) { fmt.Fprintf(e.stderr, "%s: note: %s\n", programName, m) }}
+	for _, d := range plan {
+		opts.Deltas = append(opts.Deltas, release.Delta{Version: d.version, Image: d.image})
 	}
-	input, err := inputDigest(fs.Arg(0))
+	var uris []string
+	for _, k := range payloadKeys {
+		opts.PayloadSigners = append(opts.PayloadSigners, k)
+		uris = append(uris, k.URI())
+	}
+	for _, k := range bundleKeys {
+		opts.BundleSigners = append(opts.BundleSigners, k)
+	}
+	opts.Progress, end = stagedProgress(e)
+	f, err := createOutput(e, *out)
 	if err != nil {
 		return err
 	}
-	build := func(name string, delta *[3]string) error {
-		var closers []io.Closer
-		defer func() {
-			for _, c := range closers {
-				c.Close()
-			}
-		}()
-		f, err := os.Create(filepath.Join(tmp, name))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		opts := generate.BuildOptions{SignatureSizes: sizes, Sign: payload.SignWith(cs), TempDir: tmp}
-		if opts.Image, err = openInput(usr, "image", &closers); err != nil {
-			return err
-		}
-		if opts.Kernel, err = openInput(kernel, "kernel", &closers); err != nil {
-			return err
-		}
-		var p func(int64, int64)
-		p, done := progress(e, "building "+name)
-		opts.Progress = p
-		defer done()
-		if delta == nil {
-			_, err = generate.BuildFull(e.ctx, f, opts)
-			return err
-		}
-		_, err = buildDelta(e, f, opts, delta[0], delta[1], kernel, &closers)
-		return err
+	defer f.Abort()
+	res, err := release.Build(e.ctx, f, opts)
+	end()
+	if ve := (*release.VersionError)(nil); errors.As(err, &ve) {
+		return withHint(err, "release the image under the version it was built as (--version "+ve.Got+"), or give the right image")
 	}
-	files := []bundle.PayloadFile{{Path: filepath.Join(tmp, "flatcar_production_update.gz"), Name: "flatcar_production_update.gz", Kind: bundle.KindFull}}
-	if err := build("flatcar_production_update.gz", nil); err != nil {
-		return err
-	}
-	for i, d := range plan {
-		img, v := d.image, d.version
-		fmt.Fprintf(e.stderr, "unpacking %s (%s)\n", img, v)
-		// --digests and --signature speak of the new image only.
-		noCheck := *uf
-		noCheck.digests, noCheck.signature, noCheck.signingKey = new(string), new(string), new(string)
-		oldUSR, oldKernel, err := unpackTo(e, &noCheck, img, tmp, fmt.Sprintf("old%d", i))
-		if err != nil {
-			return err
-		}
-		name := "delta-from-" + v + ".gz"
-		if err := build(name, &[3]string{oldUSR, oldKernel}); err != nil {
-			return err
-		}
-		files = append(files, bundle.PayloadFile{Path: filepath.Join(tmp, name), Name: name, Kind: bundle.KindDelta, FromVersion: v})
-	}
-	for _, x := range extras {
-		files = append(files, bundle.PayloadFile{Path: x, Name: filepath.Base(x), Kind: bundle.KindExtra})
-	}
-	st, err := writeBundle(e, bf, files, pubKeys, input, *insecure, *out)
 	if err != nil {
 		return err
 	}
+	if err := f.Commit(); err != nil {
+		return err
+	}
+	st := res.Statement
+	fmt.Fprintf(e.stderr, "wrote %s: %s %s, %d payload(s), signed by %d key(s)\n", *out, st.Predicate.Board, st.Predicate.Version, len(st.Predicate.Payloads), len(bundleKeys))
 	if *asJSON {
-		res := bundleJSON(*out, st)
-		res.Keys = pubKeys
-		return writeJSON(e.stdout, res)
+		r := bundleJSON(*out, st)
+		r.Keys = uris
+		return writeJSON(e.stdout, r)
 	}
-	for _, f := range files {
-		st, _ := os.Stat(f.Path)
-		fmt.Fprintf(e.stdout, "  %-34s %-5s %d bytes\n", f.Name, f.Kind, st.Size())
+	for _, p := range res.Payloads {
+		fmt.Fprintf(e.stdout, "  %-34s %-5s %d bytes\n", p.Name, p.Kind, p.Size)
 	}
-	fmt.Fprintf(e.stdout, "  payloads signed by %d key(s); update_engine checks %s\n", len(signers), signers[len(signers)-1].URI())
+	fmt.Fprintf(e.stdout, "  payloads signed by %d key(s); update_engine checks %s\n", len(payloadKeys), uris[len(uris)-1])
 	return nil
 }
 
-// inputDigest is the size and SHA-256 of the CI image, for the statement.
-func inputDigest(path string) (*bundle.Digests, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	h := newSHA256()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return nil, err
-	}
-	return &bundle.Digests{Size: n, SHA256: fmt.Sprintf("%x", h.Sum(nil))}, nil
-}
-
-func newSHA256() hashWriter { return sha256.New() }
-
-type hashWriter interface {
-	io.Writer
-	Sum([]byte) []byte
-}
-
-// checkImageVersion refuses to release an image under another version
-// than its /usr declares (verify would refuse the bundle later; this says
-// so before anything is built or signed).
-func checkImageVersion(e *env, usr, version string) error {
-	f, err := os.Open(usr)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	got, from, err := osrelease.Version(e.ctx, f, st.Size())
-	switch {
-	case errors.Is(err, osrelease.ErrNoFilesystem), errors.Is(err, osrelease.ErrNoVersion):
-		fmt.Fprintf(e.stderr, "%s: warning: the image's /usr declares no release version (%v); it is not checked against %s\n", programName, err, version)
-		return nil
-	case err != nil:
-		return fmt.Errorf("reading the image's release version: %w", err)
-	case got != version:
-		return withHint(fmt.Errorf("the image's %s says VERSION=%s, not %s", from, got, version), "release the image under the version it was built as (--version "+got+"), or give the right image")
-	}
-	return nil
+// stagedProgress shows release's stages one after another, each its own
+// progress line.
+func stagedProgress(e *env) (func(stage string, done, total int64), func()) {
+	var cur string
+	var p func(done, total int64)
+	end := func() {}
+	return func(stage string, done, total int64) {
+			if stage != cur {
+				end()
+				cur = stage
+				p, end = progress(e, stage)
+			}
+			if p != nil {
+				p(done, total)
+			}
+		}, func() {
+			end()
+		}
 }
 
 // deltaFrom is one --delta-from: the old release's version and CI image.

@@ -1,0 +1,270 @@
+// Package release builds a release on the signing workstation in one call:
+// the CI production image in, a signed release bundle out. It unpacks the
+// image (with its checks), checks the version its /usr declares, builds
+// and signs the full payload and a delta from each older image, and
+// bundles them with extra payloads. Each image is unpacked once: the
+// statement's input digest is the one unpacking computed.
+package release
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/internal/osrelease"
+	"github.com/augen-project/augen/internal/tempfile"
+	"github.com/augen-project/augen/payload"
+	"github.com/augen-project/augen/payload/generate"
+	"github.com/augen-project/augen/unpack"
+)
+
+// ErrVersion is matched (errors.Is) by a VersionError.
+var ErrVersion = errors.New("release: the image is another version")
+
+// VersionError says the image's /usr declares another version than the
+// one it is released as.
+type VersionError struct {
+	File      string // the os-release file read
+	Got, Want string
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("the image's %s says VERSION=%s, not %s", e.File, e.Got, e.Want)
+}
+
+// Is makes errors.Is(err, ErrVersion) true.
+func (e *VersionError) Is(target error) bool { return target == ErrVersion }
+
+// Signer signs payloads: a crypto.Signer that knows its signature size
+// (space for it is reserved before the payload is hashed).
+type Signer interface {
+	crypto.Signer
+	SignatureSize() int
+}
+
+// Delta is an older release to build a delta from.
+type Delta struct {
+	Version string
+	Image   string // its CI production image
+}
+
+// Options describe a release.
+type Options struct {
+	// Image is the CI production image (flatcar_production_image.bin,
+	// or .bin.bz2).
+	Image string
+	// Version, Board and AppID (default Flatcar's) go into the statement.
+	Version, Board, AppID string
+	Deltas                []Delta
+	// Extras are payloads shipped as they are (oem-*.gz, flatcar-*.gz).
+	Extras []string
+	// Unpack tunes unpacking every image (TempDir and Progress are set
+	// here); Checks are the new image's (signature, DIGESTS).
+	Unpack unpack.Options
+	Checks unpack.Checks
+	// PayloadSigners sign every payload, in order: update_engine checks
+	// the last. BundleSigners sign the release statement.
+	PayloadSigners []Signer
+	BundleSigners  []crypto.Signer
+	// Augen is the tool's version, recorded in the statement; MTime stamps
+	// the bundle's members.
+	Augen string
+	MTime time.Time
+	// TempDir holds the unpacked images and payloads until they are
+	// bundled ("" = os.TempDir()).
+	TempDir string
+	// Progress, if set, is called with the stage ("unpacking NAME",
+	// "building NAME") and bytes done of total.
+	Progress func(stage string, done, total int64)
+	// Warn, if set, receives notes.
+	Warn func(msg string)
+}
+
+// Payload is one payload of the release.
+type Payload struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	Size int64  `json:"size"`
+}
+
+// Result is what Build wrote.
+type Result struct {
+	Statement *bundle.Statement
+	Payloads  []Payload
+	// Image is what unpacking the new image found.
+	Image *unpack.Result
+}
+
+// Build makes the release described by opts and writes its bundle to w.
+func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
+	if len(opts.PayloadSigners) == 0 || len(opts.BundleSigners) == 0 {
+		return nil, errors.New("release: payload and bundle signers are needed")
+	}
+	warn := opts.Warn
+	if warn == nil {
+		warn = func(string) {}
+	}
+	tmp, err := tempfile.MkdirTemp(opts.TempDir, ".augen-release-*")
+	if err != nil {
+		return nil, err
+	}
+	defer tempfile.RemoveAll(tmp)
+	unpackTo := func(image, name string, checks unpack.Checks) (string, string, *unpack.Result, error) {
+		uo := opts.Unpack
+		uo.TempDir, uo.Progress = tmp, nil
+		if opts.Progress != nil {
+			st, err := os.Stat(image)
+			if err != nil {
+				return "", "", nil, err
+			}
+			stage := "unpacking " + filepath.Base(image)
+			uo.Progress = func(in, _ int64) { opts.Progress(stage, in, st.Size()) }
+		}
+		return unpack.ToDir(ctx, image, tmp, name, uo, checks)
+	}
+	usr, kernel, res, err := unpackTo(opts.Image, "new", opts.Checks)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkVersion(ctx, usr, opts.Version, warn); err != nil {
+		return nil, err
+	}
+
+	var signers []crypto.Signer
+	var sizes []int
+	var pubs []crypto.PublicKey
+	for _, s := range opts.PayloadSigners {
+		signers, sizes, pubs = append(signers, s), append(sizes, s.SignatureSize()), append(pubs, s.Public())
+	}
+	build := func(name, oldUSR, oldKernel string) error {
+		f, err := os.Create(filepath.Join(tmp, name))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		img, err := openFile(usr)
+		if err != nil {
+			return err
+		}
+		defer img.Close()
+		k, err := openFile(kernel)
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		var progress func(int64, int64)
+		if opts.Progress != nil {
+			progress = func(done, total int64) { opts.Progress("building "+name, done, total) }
+		}
+		if oldUSR == "" {
+			bo := generate.BuildOptions{SignatureSizes: sizes, Sign: payload.SignWith(signers), TempDir: tmp}
+			bo.Image, bo.Kernel, bo.Progress = img.input(), k.input(), progress
+			_, err = generate.BuildFull(ctx, f, bo)
+			return err
+		}
+		old, err := openFile(oldUSR)
+		if err != nil {
+			return err
+		}
+		defer old.Close()
+		oldK, err := openFile(oldKernel)
+		if err != nil {
+			return err
+		}
+		defer oldK.Close()
+		do := generate.DeltaBuildOptions{SignatureSizes: sizes, Sign: payload.SignWith(signers)}
+		do.Old, do.New, do.OldKernel, do.Kernel = old.file(), img.file(), oldK.file(), k.file()
+		do.Progress, do.Warn = progress, warn
+		_, err = generate.BuildDelta(ctx, f, do)
+		return err
+	}
+	files := []bundle.PayloadFile{{Path: filepath.Join(tmp, "flatcar_production_update.gz"), Name: "flatcar_production_update.gz", Kind: bundle.KindFull}}
+	if err := build(files[0].Name, "", ""); err != nil {
+		return nil, err
+	}
+	for i, d := range opts.Deltas {
+		// The checks (signature, DIGESTS) speak of the new image only.
+		oldUSR, oldKernel, _, err := unpackTo(d.Image, fmt.Sprintf("old%d", i), unpack.Checks{})
+		if err != nil {
+			return nil, err
+		}
+		name := "delta-from-" + d.Version + ".gz"
+		if err := build(name, oldUSR, oldKernel); err != nil {
+			return nil, err
+		}
+		files = append(files, bundle.PayloadFile{Path: filepath.Join(tmp, name), Name: name, Kind: bundle.KindDelta, FromVersion: d.Version})
+	}
+	for _, x := range opts.Extras {
+		files = append(files, bundle.PayloadFile{Path: x, Name: filepath.Base(x), Kind: bundle.KindExtra})
+	}
+	st, err := bundle.Build(w, bundle.BuildOptions{AppID: opts.AppID, Version: opts.Version, Board: opts.Board, Payloads: files,
+		PayloadKeys: pubs, InputImage: &bundle.Digests{Size: res.Input.Size, SHA256: res.Input.SHA256}, Augen: opts.Augen,
+		MTime: opts.MTime, Signers: opts.BundleSigners})
+	if err != nil {
+		return nil, err
+	}
+	out := &Result{Statement: st, Image: res}
+	for _, f := range files {
+		fi, err := os.Stat(f.Path)
+		if err != nil {
+			return nil, err
+		}
+		out.Payloads = append(out.Payloads, Payload{Name: f.Name, Kind: f.Kind, Size: fi.Size()})
+	}
+	return out, nil
+}
+
+// checkVersion refuses to release an image under another version than its
+// /usr declares (verify would refuse the bundle later; this says so before
+// anything is built or signed). An image whose /usr declares none is let
+// through with a note.
+func checkVersion(ctx context.Context, usr, version string, warn func(string)) error {
+	f, err := os.Open(usr)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	got, from, err := osrelease.Version(ctx, f, st.Size())
+	switch {
+	case errors.Is(err, osrelease.ErrNoFilesystem), errors.Is(err, osrelease.ErrNoVersion):
+		warn(fmt.Sprintf("the image's /usr declares no release version (%v); it is not checked against %s", err, version))
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading the image's release version: %w", err)
+	case got != version:
+		return &VersionError{File: from, Got: got, Want: version}
+	}
+	return nil
+}
+
+// opened is an input file and its size.
+type opened struct {
+	*os.File
+	size int64
+}
+
+func openFile(path string) (*opened, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &opened{f, st.Size()}, nil
+}
+
+func (o *opened) input() generate.Input { return generate.Input{R: o.File, Size: o.size} }
+func (o *opened) file() generate.File   { return generate.File{R: o.File, Size: o.size} }
