@@ -148,12 +148,12 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 			return err
 		}
 		defer f.Close()
-		img, err := openFile(usr)
+		img, err := generate.OpenInput(usr)
 		if err != nil {
 			return err
 		}
 		defer img.Close()
-		k, err := openFile(kernel)
+		k, err := generate.OpenInput(kernel)
 		if err != nil {
 			return err
 		}
@@ -164,22 +164,22 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 		}
 		if oldUSR == "" {
 			bo := generate.BuildOptions{SignatureSizes: sizes, Sign: payload.SignWith(signers), TempDir: tmp}
-			bo.Image, bo.Kernel, bo.Progress = img.input(), k.input(), progress
+			bo.Image, bo.Kernel, bo.Progress = img.Input, k.Input, progress
 			_, err = generate.BuildFull(ctx, f, bo)
 			return err
 		}
-		old, err := openFile(oldUSR)
+		old, err := generate.OpenInput(oldUSR)
 		if err != nil {
 			return err
 		}
 		defer old.Close()
-		oldK, err := openFile(oldKernel)
+		oldK, err := generate.OpenInput(oldKernel)
 		if err != nil {
 			return err
 		}
 		defer oldK.Close()
 		do := generate.DeltaBuildOptions{SignatureSizes: sizes, Sign: payload.SignWith(signers)}
-		do.Old, do.New, do.OldKernel, do.Kernel = old.file(), img.file(), oldK.file(), k.file()
+		do.Old, do.New, do.OldKernel, do.Kernel = old.Delta, img.Delta, oldK.Delta, k.Delta
 		do.Progress, do.Warn = progress, warn
 		_, err = generate.BuildDelta(ctx, f, do)
 		return err
@@ -246,25 +246,3 @@ func checkVersion(ctx context.Context, usr, version string, warn func(string)) e
 	}
 	return nil
 }
-
-// opened is an input file and its size.
-type opened struct {
-	*os.File
-	size int64
-}
-
-func openFile(path string) (*opened, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &opened{f, st.Size()}, nil
-}
-
-func (o *opened) input() generate.Input { return generate.Input{R: o.File, Size: o.size} }
-func (o *opened) file() generate.File   { return generate.File{R: o.File, Size: o.size} }

@@ -40,8 +40,7 @@ type Options struct {
 	TempDir string
 }
 
-// Report is what Bundle found. Failures lists every failed check as
-// "member: what".
+// Report is what Bundle found; Failures lists every failed check.
 type Report struct {
 	Valid            bool              `json:"valid"`
 	Version          string            `json:"version,omitempty"`
@@ -49,7 +48,7 @@ type Report struct {
 	BundleSigners    []string          `json:"bundle_signers"`
 	UntrustedSigners []string          `json:"untrusted_signers,omitempty"`
 	Payloads         []PayloadReport   `json:"payloads"`
-	Failures         []string          `json:"failures"`
+	Failures         []Failure         `json:"failures"`
 	Statement        *bundle.Statement `json:"-"`
 }
 
@@ -74,8 +73,31 @@ type PayloadReport struct {
 	VersionNote string `json:"version_note,omitempty"`
 }
 
-func (r *Report) fail(member, format string, args ...any) {
-	r.Failures = append(r.Failures, member+": "+fmt.Sprintf(format, args...))
+// Failure is one failed check: the member it concerns ("bundle" for the
+// archive itself, the envelope, or a payload), what was checked (format,
+// members, digest, envelope, signatures, statement, channel, payload,
+// payload signature, delta, release version, built from) and what was
+// wrong.
+type Failure struct {
+	Member string `json:"member"`
+	Check  string `json:"check"`
+	Error  string `json:"error"`
+}
+
+// String is "member: check: error", the line augen verify prints.
+func (f Failure) String() string { return f.Member + ": " + f.Check + ": " + f.Error }
+
+func (r *Report) fail(member, check, format string, args ...any) {
+	r.Failures = append(r.Failures, Failure{Member: member, Check: check, Error: fmt.Sprintf(format, args...)})
+}
+
+// failed joins the failures for an error message.
+func (r *Report) failed() string {
+	s := make([]string, len(r.Failures))
+	for i, f := range r.Failures {
+		s[i] = f.String()
+	}
+	return strings.Join(s, "; ")
 }
 
 // Member is where a verified member lies in the bundle and what its bytes
@@ -164,10 +186,10 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 // The *Verified is nil unless everything passed. ctx is checked for every
 // MiB read and every operation applied.
 func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts Options) (*Verified, *Report, error) {
-	rep := &Report{BundleSigners: []string{}, Payloads: []PayloadReport{}, Failures: []string{}}
+	rep := &Report{BundleSigners: []string{}, Payloads: []PayloadReport{}, Failures: []Failure{}}
 	// failed ends the verification with every failure found so far.
 	failed := func() (*Verified, *Report, error) {
-		return nil, rep, fmt.Errorf("%w: %s", ErrVerification, strings.Join(rep.Failures, "; "))
+		return nil, rep, fmt.Errorf("%w: %s", ErrVerification, rep.failed())
 	}
 	// 1. Structure and digests.
 	var envBytes []byte
@@ -192,7 +214,7 @@ func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts
 		if ctx.Err() != nil {
 			return nil, rep, ctx.Err()
 		}
-		rep.fail("bundle", "%v", err)
+		rep.fail("bundle", "format", "%v", err)
 		return failed()
 	}
 	// 2. The envelope and the statement.
@@ -212,7 +234,7 @@ func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts
 	}
 	for _, sub := range st.Subject {
 		if !byName[sub.Name] {
-			rep.fail(sub.Name, "listed in the statement but missing from the bundle")
+			rep.fail(sub.Name, "members", "listed in the statement but missing from the bundle")
 		}
 	}
 	if len(rep.Failures) > 0 {
@@ -243,12 +265,12 @@ func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts
 func checkDigests(rep *Report, st *bundle.Statement, m Member) bool {
 	sub, entry := st.Member(m.Name)
 	if sub == nil || entry == nil {
-		rep.fail(m.Name, "not listed in the release statement")
+		rep.fail(m.Name, "members", "not listed in the release statement")
 		return false
 	}
 	got256, got1 := hex.EncodeToString(m.SHA256[:]), hex.EncodeToString(m.SHA1[:])
 	if m.Size != entry.Size || got256 != sub.Digest["sha256"] || got1 != sub.Digest["sha1"] {
-		rep.fail(m.Name, "digest: %d bytes, sha256 %s; the statement says %d bytes, sha256 %s (not parsed)", m.Size, got256, entry.Size, sub.Digest["sha256"])
+		rep.fail(m.Name, "digest", "%d bytes, sha256 %s; the statement says %d bytes, sha256 %s (not parsed)", m.Size, got256, entry.Size, sub.Digest["sha256"])
 		return false
 	}
 	return true
@@ -258,37 +280,37 @@ func checkEnvelope(rep *Report, trust *Trust, opts Options, b []byte) *bundle.St
 	const member = bundle.EnvelopeName
 	env, err := bundle.ParseEnvelope(b)
 	if err != nil {
-		rep.fail(member, "%v", err)
+		rep.fail(member, "envelope", "%v", err)
 		return nil
 	}
 	valid, untrusted, err := env.Verify(trust.BundleKeys())
 	rep.UntrustedSigners = untrusted
 	if err != nil {
-		rep.fail(member, "signatures: %v", err)
+		rep.fail(member, "signatures", "%v", err)
 		return nil
 	}
 	rep.BundleSigners = valid
 	if len(valid) < trust.Threshold {
-		rep.fail(member, "signed by %d trusted bundle key(s), the policy needs %d", len(valid), trust.Threshold)
+		rep.fail(member, "signatures", "signed by %d trusted bundle key(s), the policy needs %d", len(valid), trust.Threshold)
 		return nil
 	}
 	body, err := env.DecodedPayload()
 	if err != nil {
-		rep.fail(member, "payload: %v", err)
+		rep.fail(member, "payload", "%v", err)
 		return nil
 	}
 	st, err := bundle.ParseStatement(body)
 	if err != nil {
-		rep.fail(member, "statement: %v", err)
+		rep.fail(member, "statement", "%v", err)
 		return nil
 	}
 	rep.Version, rep.Board = st.Predicate.Version, st.Predicate.Board
 	if !trust.BoardAllowed(st.Predicate.Board) {
-		rep.fail(member, "statement: board %s is not allowed by the policy", st.Predicate.Board)
+		rep.fail(member, "statement", "board %s is not allowed by the policy", st.Predicate.Board)
 	}
 	if opts.Channel != "" {
 		if err := trust.ChannelAllowed(opts.Channel, valid); err != nil {
-			rep.fail(member, "%v", err)
+			rep.fail(member, "channel", "%v", err)
 		}
 	}
 	return st
@@ -303,7 +325,7 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 	defer func() { rep.Payloads = append(rep.Payloads, pr) }()
 	prd, err := payload.NewReader(body, nil)
 	if err != nil {
-		rep.fail(name, "payload: %v", err)
+		rep.fail(name, "payload", "%v", err)
 		return
 	}
 	var rebuilt []apply.Rebuilt
@@ -311,7 +333,7 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 	if entry.Kind == bundle.KindDelta && !haveOld {
 		err = prd.ReadAll()
 		if err == nil && !opts.AllowUnappliedDeltas {
-			rep.fail(name, "delta not applied: no old release %s was given to apply it to, and unapplied deltas are not allowed", entry.FromVersion)
+			rep.fail(name, "delta", "not applied: no old release %s was given to apply it to, and unapplied deltas are not allowed", entry.FromVersion)
 		}
 	} else {
 		src := apply.Sources{Partition: old.Partition, Kernel: old.Kernel, TempDir: opts.TempDir}
@@ -324,13 +346,13 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 		pr.Applied = err == nil
 	}
 	if err != nil {
-		rep.fail(name, "payload: %v", err)
+		rep.fail(name, "payload", "%v", err)
 		return
 	}
 	h := prd.Hashes()
 	pr.Size, pr.SHA256 = h.Size, h.HexSHA256()
 	if h.Size != entry.Size || h.HexSHA256() != sub.Digest["sha256"] || hex.EncodeToString(h.SHA1[:]) != sub.Digest["sha1"] {
-		rep.fail(name, "digest: changed while it was verified (%d bytes, sha256 %s on the second read)", h.Size, h.HexSHA256())
+		rep.fail(name, "digest", "changed while it was verified (%d bytes, sha256 %s on the second read)", h.Size, h.HexSHA256())
 		return
 	}
 	pr.Rebuilt = rebuilt
@@ -340,7 +362,7 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 	}
 	sum, err := payload.Summarize(prd, pubs)
 	if err != nil {
-		rep.fail(name, "payload: %v", err)
+		rep.fail(name, "payload", "%v", err)
 		return
 	}
 	pr.SignedHash = sum.SignedHash
@@ -352,16 +374,16 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 		if s.CheckedByClient {
 			client = true
 			if s.KeyFingerprint == "" {
-				rep.fail(name, "payload signature: the version-2 signature (the one update_engine checks) is not by a trusted payload key")
+				rep.fail(name, "payload signature", "the version-2 signature (the one update_engine checks) is not by a trusted payload key")
 			}
 			pr.SignedBy = s.KeyFingerprint
 		}
 	}
 	if !client {
-		rep.fail(name, "payload signature: no version-2 signature")
+		rep.fail(name, "payload signature", "no version-2 signature")
 	}
 	if entry.NewPartition != nil && (sum.NewPartition == nil || sum.NewPartition.SHA256 != entry.NewPartition.SHA256 || int64(sum.NewPartition.Size) != entry.NewPartition.Size) {
-		rep.fail(name, "statement: new partition differs from the payload's manifest")
+		rep.fail(name, "statement", "new partition differs from the payload's manifest")
 	}
 	if entry.Kernel != nil {
 		ok := false
@@ -371,11 +393,11 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 			}
 		}
 		if !ok {
-			rep.fail(name, "statement: kernel differs from the payload's manifest")
+			rep.fail(name, "statement", "kernel differs from the payload's manifest")
 		}
 	}
 	if (entry.Kind == bundle.KindDelta) != (sum.Kind == "delta") {
-		rep.fail(name, "statement: kind %s, but the payload is a %s payload", entry.Kind, sum.Kind)
+		rep.fail(name, "statement", "kind %s, but the payload is a %s payload", entry.Kind, sum.Kind)
 	}
 }
 
@@ -392,10 +414,10 @@ func checkVersion(ctx context.Context, rep *Report, pr *PayloadReport, name, wan
 	case errors.Is(err, osrelease.ErrNoVersion):
 		pr.VersionNote = "release version not checked: the new partition has no /usr/lib/os-release VERSION"
 	case err != nil:
-		rep.fail(name, "release version: reading the new partition: %v", err)
+		rep.fail(name, "release version", "reading the new partition: %v", err)
 	case got != want:
 		pr.OSVersion = got
-		rep.fail(name, "release version: the statement says %s, but the new partition's %s says %s", want, from, got)
+		rep.fail(name, "release version", "the statement says %s, but the new partition's %s says %s", want, from, got)
 	default:
 		pr.OSVersion = got
 	}

@@ -269,7 +269,8 @@ func TestBundleVersionMismatch(t *testing.T) {
 			}
 		default:
 			want := "flatcar_production_update.gz: release version: the statement says 4459.2.1, but the new partition's /usr/lib/os-release says 4459.2.0"
-			if err == nil || len(rep.Failures) != 1 || rep.Failures[0] != want {
+			if err == nil || len(rep.Failures) != 1 || rep.Failures[0].String() != want ||
+				rep.Failures[0].Member != "flatcar_production_update.gz" || rep.Failures[0].Check != "release version" {
 				t.Fatalf("other version: %v %q", err, rep.Failures)
 			}
 		}

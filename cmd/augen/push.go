@@ -157,7 +157,7 @@ func pushCmd(e *env, args []string) error {
 		rec = &push.Record{DryRun: *dryRun, Server: client.URL(), Store: st.String(), Files: []push.FileRecord{}, Warnings: []string{}}
 		if rep != nil {
 			for _, fl := range rep.Failures {
-				logf("verify", "failed: "+fl)
+				logf("verify", "failed: "+fl.String())
 			}
 			if len(rep.Failures) > 0 {
 				perr = fmt.Errorf("%w: %s (%d check(s) failed)", verify.ErrVerification, rep.Failures[0], len(rep.Failures))

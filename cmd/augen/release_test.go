@@ -47,7 +47,7 @@ func TestReleaseVerify(t *testing.T) {
 	stdout.Reset()
 	stderr.Reset()
 	if code := run(context.Background(), []string{"verify", "--policy", tmp + "/policy2.json", tmp + "/signed2.tar", "--channel", "stable"}, nil, &stdout, &stderr); code != exitVerify ||
-		!strings.Contains(stderr.String(), "delta not applied") {
+		!strings.Contains(stderr.String(), "delta: not applied") {
 		t.Fatalf("unapplied delta: exit %d\n%s", code, stderr.String())
 	}
 	out = augen(t, "verify", "--policy", tmp+"/policy2.json", tmp+"/signed2.tar", "--channel", "stable", "--allow-unapplied-deltas")

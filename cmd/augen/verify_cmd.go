@@ -3,13 +3,9 @@ package main
 import (
 	"fmt"
 	"github.com/augen-project/augen/internal/filekind"
-	"github.com/augen-project/augen/internal/tempfile"
-	"io"
 	"os"
 	"strings"
 
-	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/payload/generate"
 	"github.com/augen-project/augen/verify"
 )
 
@@ -73,11 +69,16 @@ func verifyCmd(e *env, args []string) (err error) {
 		return verr
 	}
 	if verr == nil && *image != "" {
-		verr = checkBuiltFrom(e, uf, *image, rep)
+		uo, checks, end, err := uf.options(e, *image, "")
+		if err != nil {
+			return err
+		}
+		verr = verify.BuiltFrom(e.ctx, rep, *image, uo, checks)
+		end()
 	}
 	if *asJSON {
 		if verr != nil && len(rep.Failures) == 0 {
-			rep.Failures = append(rep.Failures, verr.Error())
+			rep.Failures = append(rep.Failures, verify.Failure{Member: fs.Arg(0), Check: "verify", Error: verr.Error()})
 			rep.Valid = false
 		}
 		if err := writeJSON(e.stdout, rep); err != nil {
@@ -104,55 +105,9 @@ func verifyCmd(e *env, args []string) (err error) {
 	}
 	if verr != nil && !*asJSON {
 		for _, fl := range rep.Failures {
-			fmt.Fprintf(e.stderr, "%s: failed: %s\n", programName, fl)
+			fmt.Fprintf(e.stderr, "%s: failed: %s\n", programName, fl.String())
 		}
 		return fmt.Errorf("%w: %d check(s) failed", verify.ErrVerification, max(1, len(rep.Failures)))
 	}
 	return verr
-}
-
-// checkBuiltFrom rebuilds the unsigned full payload from image and compares
-// its signed-region hash with the bundle's payload.
-func checkBuiltFrom(e *env, uf *unpackFlags, image string, rep *verify.Report) error {
-	var full *verify.PayloadReport
-	for i := range rep.Payloads {
-		if rep.Payloads[i].Kind == bundle.KindFull {
-			full = &rep.Payloads[i]
-		}
-	}
-	if full == nil {
-		return fmt.Errorf("%w: no full payload to compare with %s", verify.ErrVerification, image)
-	}
-	tmp, err := tempfile.MkdirTemp("", "augen-verify-image-")
-	if err != nil {
-		return err
-	}
-	defer tempfile.RemoveAll(tmp)
-	usrPath, kernelPath, err := unpackTo(e, uf, image, tmp, "image")
-	if err != nil {
-		return err
-	}
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	opts := generate.BuildOptions{SignatureSizes: full.SignatureSizes, TempDir: tmp}
-	if opts.Image, err = openInput(usrPath, "image", &closers); err != nil {
-		return err
-	}
-	if opts.Kernel, err = openInput(kernelPath, "kernel", &closers); err != nil {
-		return err
-	}
-	res, err := generate.BuildFull(e.ctx, io.Discard, opts)
-	if err != nil {
-		return err
-	}
-	if got := fmt.Sprintf("%x", res.Digest); got != full.SignedHash {
-		rep.Failures = append(rep.Failures, fmt.Sprintf("%s: built from %s: the rebuilt payload's signed hash is %s, the bundle's %s", full.Name, image, got, full.SignedHash))
-		rep.Valid = false
-		return fmt.Errorf("%w: %s was not built from %s", verify.ErrVerification, full.Name, image)
-	}
-	return nil
 }

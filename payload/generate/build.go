@@ -5,6 +5,7 @@ import (
 	"context"
 	"github.com/augen-project/augen/internal/tempfile"
 	"io"
+	"os"
 
 	"github.com/augen-project/augen/payload"
 )
@@ -69,4 +70,26 @@ func BuildDelta(ctx context.Context, w io.Writer, opts DeltaBuildOptions) (*payl
 		}
 	}
 	return payload.Assemble(w, m, bytes.NewReader(blobs), opts.Sign)
+}
+
+// Opened is a file opened as a build input: Input for a full payload,
+// Delta for a delta. Close it when done.
+type Opened struct {
+	*os.File
+	Input Input
+	Delta File
+}
+
+// OpenInput opens the file at path as a build input.
+func OpenInput(path string) (*Opened, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Opened{File: f, Input: Input{R: f, Size: st.Size()}, Delta: File{R: f, Size: st.Size()}}, nil
 }

@@ -1,0 +1,64 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/internal/tempfile"
+	"github.com/augen-project/augen/payload/generate"
+	"github.com/augen-project/augen/unpack"
+)
+
+// BuiltFrom checks that the full payload of a verified report was built
+// from the CI image at path: it unpacks the image (with checks), rebuilds
+// the payload unsigned with the same signature sizes, and compares the
+// signed-region hash, which covers every byte but the signatures. A
+// mismatch is recorded in rep (check "built from") and wraps
+// ErrVerification.
+func BuiltFrom(ctx context.Context, rep *Report, path string, opts unpack.Options, checks unpack.Checks) error {
+	var full *PayloadReport
+	for i := range rep.Payloads {
+		if rep.Payloads[i].Kind == bundle.KindFull {
+			full = &rep.Payloads[i]
+		}
+	}
+	if full == nil {
+		rep.fail("bundle", "built from", "no full payload to compare with %s", path)
+		rep.Valid = false
+		return fmt.Errorf("%w: no full payload to compare with %s", ErrVerification, path)
+	}
+	tmp, err := tempfile.MkdirTemp(opts.TempDir, "augen-verify-image-")
+	if err != nil {
+		return err
+	}
+	defer tempfile.RemoveAll(tmp)
+	opts.TempDir = tmp
+	usr, kernel, _, err := unpack.ToDir(ctx, path, tmp, "image", opts, checks)
+	if err != nil {
+		return err
+	}
+	bo := generate.BuildOptions{SignatureSizes: full.SignatureSizes, TempDir: tmp}
+	img, err := generate.OpenInput(usr)
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	k, err := generate.OpenInput(kernel)
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	bo.Image, bo.Kernel = img.Input, k.Input
+	res, err := generate.BuildFull(ctx, io.Discard, bo)
+	if err != nil {
+		return err
+	}
+	if got := fmt.Sprintf("%x", res.Digest); got != full.SignedHash {
+		rep.fail(full.Name, "built from", "%s: the rebuilt payload's signed hash is %s, the bundle's %s", path, got, full.SignedHash)
+		rep.Valid = false
+		return fmt.Errorf("%w: %s was not built from %s", ErrVerification, full.Name, path)
+	}
+	return nil
+}
