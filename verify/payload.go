@@ -1,11 +1,14 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/augen-project/augen/internal/ctxio"
 	"github.com/augen-project/augen/payload"
@@ -24,6 +27,9 @@ type PayloadOptions struct {
 	// AllSignatures requires every signature to verify with one of the
 	// keys, not only the one update_engine checks (version 2).
 	AllSignatures bool
+	// WantPartition and WantKernel, if set, name files the rebuilt
+	// partition and kernel must equal.
+	WantPartition, WantKernel string
 }
 
 // PayloadResult is what Payload found.
@@ -67,5 +73,38 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 	if hex.EncodeToString(pr2.SignedHash()) != s.SignedHash {
 		return nil, fmt.Errorf("%w: the payload changed while it was verified", ErrVerification)
 	}
+	for _, want := range []struct{ path, target string }{{opts.WantPartition, "partition"}, {opts.WantKernel, "KERNEL"}} {
+		if want.path == "" {
+			continue
+		}
+		if err := compareRebuilt(rebuilt, want.target, want.path); err != nil {
+			return nil, err
+		}
+	}
 	return &PayloadResult{Summary: s, Rebuilt: rebuilt}, nil
+}
+
+// compareRebuilt checks that the rebuilt target equals the file at path.
+func compareRebuilt(rebuilt []apply.Rebuilt, target, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return err
+	}
+	for _, r := range rebuilt {
+		if r.Name != target {
+			continue
+		}
+		if uint64(n) != r.Size || !bytes.Equal(h.Sum(nil), r.SHA256[:]) {
+			return fmt.Errorf("%w: the payload rebuilds a %s of %d bytes (sha256 %x), but %s is %d bytes (sha256 %x)",
+				apply.ErrMismatch, target, r.Size, r.SHA256, path, n, h.Sum(nil))
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: the payload has no %s to compare with %s", apply.ErrMismatch, target, path)
 }
