@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"io"
 	"sort"
 	"strconv"
@@ -45,7 +46,7 @@ type Signature struct {
 }
 
 // ErrEnvelope wraps every reason an envelope does not verify.
-var ErrEnvelope = errors.New("bundle: envelope does not verify")
+var ErrEnvelope = augen.Rejection("bundle: envelope does not verify")
 
 // PAE is DSSE's pre-authentication encoding of a payload and its type.
 func PAE(payloadType string, payload []byte) []byte {

@@ -4,8 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"regexp"
 
 	"github.com/augen-project/augen/internal/strictjson"
@@ -75,7 +75,7 @@ type Digests struct {
 }
 
 // ErrStatement wraps every reason a statement is refused.
-var ErrStatement = errors.New("bundle: invalid release statement")
+var ErrStatement = augen.Rejection("bundle: invalid release statement")
 
 func badStatement(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrStatement, fmt.Sprintf(format, args...))

@@ -2,8 +2,8 @@ package bundle
 
 import (
 	"archive/tar"
-	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"io"
 	"sort"
 	"time"
@@ -22,7 +22,7 @@ const (
 )
 
 // ErrFormat wraps every reason a bundle's container is refused.
-var ErrFormat = errors.New("bundle: malformed bundle")
+var ErrFormat = augen.Rejection("bundle: malformed bundle")
 
 func badFormat(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrFormat, fmt.Sprintf(format, args...))

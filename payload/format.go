@@ -21,8 +21,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"hash"
 
 	"github.com/augen-project/augen/payload/internal/pb"
@@ -86,8 +86,8 @@ const (
 // Errors. Every error the Reader returns for a malformed payload wraps
 // ErrInvalid, so callers can tell "bad payload" from "could not read".
 var (
-	ErrInvalid   = errors.New("payload: invalid payload")
-	ErrSignature = errors.New("payload: signature verification failed")
+	ErrInvalid   = augen.Rejection("payload: invalid payload")
+	ErrSignature = augen.Rejection("payload: signature verification failed")
 )
 
 // invalidf returns an error wrapping ErrInvalid.

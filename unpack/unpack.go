@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/internal/tempfile"
 	"hash"
 	"io"
@@ -52,7 +53,7 @@ const (
 )
 
 // ErrImage wraps every error about an image that is not what it claims.
-var ErrImage = errors.New("unpack: bad image")
+var ErrImage = augen.Rejection("unpack: bad image")
 
 func badf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrImage, fmt.Sprintf(format, args...))

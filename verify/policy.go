@@ -8,6 +8,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/internal/strictjson"
 	"io"
 	"sort"
@@ -16,7 +17,7 @@ import (
 )
 
 // ErrVerification wraps every reason a bundle or payload is not trusted.
-var ErrVerification = errors.New("verify: verification failed")
+var ErrVerification = augen.Rejection("verify: verification failed")
 
 func failf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrVerification, fmt.Sprintf(format, args...))

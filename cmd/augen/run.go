@@ -17,14 +17,11 @@ import (
 
 	"github.com/spf13/pflag"
 
+	toolkit "github.com/augen-project/augen"
 	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/internal/bsdiff"
-	"github.com/augen-project/augen/internal/pbzip2"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/signer"
-	"github.com/augen-project/augen/unpack"
-	"github.com/augen-project/augen/verify"
 )
 
 // Exit codes (DESIGN.md): data to stdout, everything else to stderr.
@@ -253,13 +250,10 @@ func report(e *env, err error) int {
 	return exitFailure
 }
 
-// isVerification reports whether err means "the payload is bad" rather than
-// "augen could not do its job".
-func isVerification(err error) bool {
-	return errors.Is(err, payload.ErrInvalid) || errors.Is(err, payload.ErrSignature) ||
-		errors.Is(err, apply.ErrApply) || errors.Is(err, apply.ErrMismatch) || errors.Is(err, unpack.ErrImage) ||
-		errors.Is(err, verify.ErrVerification) || errors.Is(err, bundle.ErrFormat) || errors.Is(err, bundle.ErrStatement) || errors.Is(err, pbzip2.ErrCorrupt) || errors.Is(err, bsdiff.ErrCorrupt)
-}
+// isVerification reports whether err means "the input is bad" rather than
+// "augen could not do its job": every layer's check failures match
+// toolkit.ErrRejected (the module's root package).
+func isVerification(err error) bool { return errors.Is(err, toolkit.ErrRejected) }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 

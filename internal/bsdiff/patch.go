@@ -12,8 +12,8 @@ import (
 	"bytes"
 	"compress/bzip2"
 	"encoding/binary"
-	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"io"
 )
 
@@ -21,7 +21,7 @@ import (
 const Magic = "BSDIFF40"
 
 // ErrCorrupt wraps every error about a malformed patch.
-var ErrCorrupt = errors.New("bsdiff: corrupt patch")
+var ErrCorrupt = augen.Rejection("bsdiff: corrupt patch")
 
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))

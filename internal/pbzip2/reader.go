@@ -17,13 +17,14 @@ package pbzip2
 import (
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"io"
 	"runtime"
 	"sync"
 )
 
 // ErrCorrupt wraps every error about malformed data.
-var ErrCorrupt = errors.New("bzip2: corrupt data")
+var ErrCorrupt = augen.Rejection("bzip2: corrupt data")
 
 const (
 	readChunk = 4 << 20

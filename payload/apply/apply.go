@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"io"
 	"math"
 	"runtime"
@@ -26,7 +27,7 @@ import (
 
 // ErrApply wraps every error caused by what a payload asks for (as opposed
 // to I/O errors on the targets).
-var ErrApply = errors.New("apply: payload cannot be applied")
+var ErrApply = augen.Rejection("apply: payload cannot be applied")
 
 // failure is an error already naming its operation.
 type failure struct{ error }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"io"
 	"os"
 
@@ -17,7 +18,7 @@ import (
 // ErrMismatch means the payload applied but did not rebuild what its
 // manifest promises (or what the caller expected), or the old image given
 // is not the one a delta applies to.
-var ErrMismatch = errors.New("apply: mismatch")
+var ErrMismatch = augen.Rejection("apply: mismatch")
 
 // ErrNeedSource means a delta was given without the image it applies to.
 var ErrNeedSource = errors.New("apply: missing source")

@@ -1,0 +1,29 @@
+// Package augen is the root of the toolkit. It holds what every layer
+// shares: the family of errors that mean "an input failed a check".
+//
+// Each layer has its own sentinel errors (payload.ErrInvalid,
+// unpack.ErrImage, verify.ErrVerification, …) for callers that care which
+// check failed; every one of them also matches ErrRejected, so a caller
+// that only needs to tell a rejected input from a failure to do the work
+// (the CLI's exit status 3) asks one question:
+//
+//	if errors.Is(err, augen.ErrRejected) { … }
+package augen
+
+import "errors"
+
+// ErrRejected is matched by every error saying an input is bad: a payload,
+// image, patch, bundle or signature that failed a check, as opposed to
+// augen failing to do its job (a missing file, a full disk).
+var ErrRejected = errors.New("augen: input rejected")
+
+// Rejection returns a new sentinel error with text msg that errors.Is
+// also matches to ErrRejected. Layers declare their check failures with it.
+func Rejection(msg string) error { return &rejection{msg} }
+
+type rejection struct{ msg string }
+
+func (r *rejection) Error() string { return r.msg }
+
+// Is makes errors.Is(r, ErrRejected) true.
+func (r *rejection) Is(target error) bool { return target == ErrRejected }
