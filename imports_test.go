@@ -21,6 +21,9 @@ var forbidden = map[string][]string{
 	"push": {module + "signer", module + "cmd"},
 	// release builds and signs through the signers it is given.
 	"release": {module + "signer", module + "cmd"},
+	// The update-service client and the stores push uploads to hold no key.
+	"nebraska": {module + "signer", module + "cmd"},
+	"store":    {module + "signer", module + "cmd"},
 }
 
 func within(pkg, tree string) bool { return pkg == tree || strings.HasPrefix(pkg, tree+"/") }
@@ -50,5 +53,33 @@ func TestImportDirections(t *testing.T) {
 	}
 	if checked < 5 {
 		t.Fatalf("only %d packages checked", checked)
+	}
+}
+
+// cmd/augen is flags, calls and printing: it imports the project's public
+// packages (never internal/: formats, crypto and network code live in
+// libraries), pflag and the standard library, nothing else.
+func TestCommandImportsOnlyLibraries(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, "./cmd/augen").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, imp := range strings.Fields(string(out)) {
+		n++
+		switch {
+		case imp == "github.com/spf13/pflag":
+		case strings.HasPrefix(imp, module) || imp == strings.TrimSuffix(module, "/"):
+			if strings.Contains(imp+"/", "/internal/") {
+				t.Errorf("cmd/augen imports %s: library code belongs in a public package", imp)
+			}
+		case !strings.Contains(strings.Split(imp, "/")[0], "."):
+			// the standard library
+		default:
+			t.Errorf("cmd/augen imports %s directly", imp)
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d imports listed", n)
 	}
 }

@@ -9,8 +9,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/augen-project/augen/internal/pubkey"
 	"github.com/augen-project/augen/payload"
+	"github.com/augen-project/augen/pubkey"
 )
 
 // PayloadFile is a payload to put in a bundle.

@@ -24,8 +24,8 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/augen-project/augen/internal/pubkey"
 	"github.com/augen-project/augen/internal/strictjson"
+	"github.com/augen-project/augen/pubkey"
 )
 
 // PayloadTypeInToto is the DSSE payload type of in-toto statements.

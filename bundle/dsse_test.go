@@ -16,8 +16,8 @@ import (
 
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 
-	"github.com/augen-project/augen/internal/pubkey"
 	"github.com/augen-project/augen/internal/testutil"
+	"github.com/augen-project/augen/pubkey"
 )
 
 func testSigners(t *testing.T) []crypto.Signer {

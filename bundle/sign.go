@@ -6,7 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/augen-project/augen/internal/tempfile"
+	"github.com/augen-project/augen/tempfile"
 	"io"
 	"os"
 	"time"

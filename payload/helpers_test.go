@@ -6,10 +6,10 @@ import (
 	"crypto"
 	"testing"
 
-	"github.com/augen-project/augen/internal/pubkey"
 	"github.com/augen-project/augen/internal/testutil"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/generate"
+	"github.com/augen-project/augen/pubkey"
 )
 
 const vectors = "../testdata/vectors/"

@@ -8,7 +8,7 @@ import (
 	"io"
 	"sort"
 
-	"github.com/augen-project/augen/internal/pubkey"
+	"github.com/augen-project/augen/pubkey"
 )
 
 // Summary is what inspect and verify report about a payload. Its JSON shape

@@ -20,9 +20,9 @@ import (
 	"strings"
 
 	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/internal/nebraska"
 	"github.com/augen-project/augen/internal/omaha"
-	"github.com/augen-project/augen/internal/store"
+	"github.com/augen-project/augen/nebraska"
+	"github.com/augen-project/augen/store"
 	"github.com/augen-project/augen/verify"
 )
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/internal/nebraska"
+	"github.com/augen-project/augen/nebraska"
 )
 
 // The package registered carries each hash in the encoding its reader

@@ -51,5 +51,5 @@ row "6: unpack, damaged GPT, protective MBR of 1 MiB" 3 "$tmp/augen" unpack "$c/
 test_row "4: ext4 extent tree fanning out to one node (test)" internal/ext4 TestExtentFanOutStopsAtBudget
 test_row "4: btrfs chunk tree fanning out to one node (test)" internal/btrfs TestChunkTreeFanOutStopsAtBudget
 test_row "5: FAT12, 681 clusters, root at cluster 682 (test)" internal/fat TestFAT12TableRoundedUp
-test_row "8: credentials in --server; token across a redirect (test)" internal/nebraska 'TestServerURLWithCredentials|TestTokenNotSentAcrossRedirect'
+test_row "8: credentials in --server; token across a redirect (test)" nebraska 'TestServerURLWithCredentials|TestTokenNotSentAcrossRedirect'
 test_row "9: PAX member; case-variant and duplicate keys (test)" bundle 'TestPAXMemberRefused|TestStrictJSONKeys'

@@ -10,7 +10,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/augen-project/augen/internal/pubkey"
+	"github.com/augen-project/augen/pubkey"
 )
 
 // openFile opens a PKCS#1 or PKCS#8 PEM private key file. The file must

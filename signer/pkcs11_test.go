@@ -13,8 +13,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/augen-project/augen/internal/pubkey"
 	"github.com/augen-project/augen/internal/testutil"
+	"github.com/augen-project/augen/pubkey"
 	"github.com/augen-project/augen/signer"
 	"github.com/augen-project/augen/signer/signertest"
 )

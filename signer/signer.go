@@ -21,7 +21,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2/transport"
 
-	"github.com/augen-project/augen/internal/pubkey"
+	"github.com/augen-project/augen/pubkey"
 )
 
 // Signer is an opened key.

@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/simulator"
 
-	"github.com/augen-project/augen/internal/pubkey"
 	"github.com/augen-project/augen/internal/testutil"
+	"github.com/augen-project/augen/pubkey"
 	"github.com/augen-project/augen/signer"
 	"github.com/augen-project/augen/signer/signertest"
 )

@@ -19,7 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/augen-project/augen"
-	"github.com/augen-project/augen/internal/tempfile"
+	"github.com/augen-project/augen/tempfile"
 	"hash"
 	"io"
 	"os"

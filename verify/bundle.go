@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/internal/ctxio"
+	"github.com/augen-project/augen/ctxio"
 	"github.com/augen-project/augen/internal/osrelease"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"

@@ -10,7 +10,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/augen-project/augen/internal/ctxio"
+	"github.com/augen-project/augen/ctxio"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 )

@@ -13,7 +13,7 @@ import (
 	"io"
 	"sort"
 
-	"github.com/augen-project/augen/internal/pubkey"
+	"github.com/augen-project/augen/pubkey"
 )
 
 // ErrVerification wraps every reason a bundle or payload is not trusted.

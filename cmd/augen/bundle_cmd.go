@@ -3,7 +3,7 @@ package main
 import (
 	"crypto"
 	"fmt"
-	"github.com/augen-project/augen/internal/filekind"
+	"github.com/augen-project/augen/filekind"
 	"io"
 	"os"
 	"path/filepath"

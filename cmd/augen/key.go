@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/augen-project/augen/internal/pubkey"
+	"github.com/augen-project/augen/pubkey"
 	"github.com/augen-project/augen/signer"
 )
 

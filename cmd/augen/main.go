@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/augen-project/augen/internal/tempfile"
+	"github.com/augen-project/augen/tempfile"
 )
 
 // interruptGrace is how long an interrupted command gets to unwind on its

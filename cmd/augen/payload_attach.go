@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/augen-project/augen/internal/pubkey"
 	"github.com/augen-project/augen/payload"
+	"github.com/augen-project/augen/pubkey"
 )
 
 const payloadAttachUsage = `Usage: augen payload attach PREPARED --signature SIG --pubkey PUB.pem [--signature SIG --pubkey PUB.pem]... -o SIGNED

@@ -2,12 +2,11 @@ package main
 
 import (
 	"crypto"
+	"errors"
 	"fmt"
-	"github.com/augen-project/augen/internal/ctxio"
-	"github.com/augen-project/augen/internal/filekind"
-	"github.com/augen-project/augen/internal/pbzip2"
-	"github.com/augen-project/augen/internal/tempfile"
+	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/payload/apply"
+	"github.com/augen-project/augen/tempfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -263,65 +262,25 @@ func payloadBuild(e *env, args []string) error {
 // maxUSRImage bounds a decompressed --image/--old (a variable for tests).
 var maxUSRImage int64 = apply.MaxPartitionSize
 
-// plainUSRImage returns a path to the USR image at path: itself, or a
-// temporary file in dir holding it decompressed when it is bzip2 data
-// (removed by done). A file of another kind is refused, named for what it
-// is.
+// plainUSRImage is unpack.PlainUSRImage with the CLI's hints and note.
 func plainUSRImage(e *env, path, what, dir string) (plain string, done func(), err error) {
-	kind, err := filekind.DetectFile(path)
-	if err != nil {
-		return "", nil, fmt.Errorf("%s: %w", what, err)
-	}
-	switch kind {
-	case filekind.Bzip2:
-	case filekind.DiskImage:
-		return "", nil, withHint(usagef("%s is a GPT disk image, not a USR partition image", path),
-			"give a production image with --from-image (or --old-from-image), or extract USR-A with \"augen unpack\"")
-	case filekind.Payload, filekind.Tar, filekind.PEM, filekind.JSON:
-		return "", nil, usagef("%s is %s, not a USR partition image", path, kind)
-	default:
-		return path, func() {}, nil
-	}
-	in, err := os.Open(path)
-	if err != nil {
-		return "", nil, err
-	}
-	defer in.Close()
-	z := pbzip2.NewReader(in, 0)
-	defer z.Close()
-	// What is inside: a production image is compressed too.
-	head := make([]byte, filekind.HeadSize)
-	n, err := io.ReadFull(z, head)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return "", nil, fmt.Errorf("decompressing %s: %w", path, err)
-	}
-	if filekind.Detect(head[:n]) == filekind.DiskImage {
+	plain, done, err = unpack.PlainUSRImage(e.ctx, path, dir, maxUSRImage, func(p string) {
+		fmt.Fprintf(e.stderr, "decompressing %s (bzip2) to a temporary file beside the output\n", p)
+	})
+	var ke *unpack.KindError
+	switch {
+	case errors.As(err, &ke) && ke.Kind == filekind.DiskImage && ke.Inside:
 		return "", nil, withHint(usagef("%s holds a GPT disk image, not a USR partition image", path),
 			"give a production image with --from-image (or --old-from-image)")
+	case errors.As(err, &ke) && ke.Kind == filekind.DiskImage:
+		return "", nil, withHint(usagef("%s is a GPT disk image, not a USR partition image", path),
+			"give a production image with --from-image (or --old-from-image), or extract USR-A with \"augen unpack\"")
+	case errors.As(err, &ke):
+		return "", nil, usagef("%v", err)
+	case err != nil:
+		return "", nil, fmt.Errorf("%s: %w", what, err)
 	}
-	tmp, err := tempfile.Create(dir, ".augen-usr-*.bin")
-	if err != nil {
-		return "", nil, err
-	}
-	fmt.Fprintf(e.stderr, "decompressing %s (bzip2) to a temporary file beside the output\n", path)
-	_, err = tmp.Write(head[:n])
-	if err == nil {
-		// A small file can claim gigabytes of zeros: stop at the largest
-		// partition a payload may describe, before filling the disk.
-		var w int64
-		w, err = ctxio.Copy(e.ctx, tmp, io.LimitReader(z, maxUSRImage-int64(n)+1))
-		if err == nil && int64(n)+w > maxUSRImage {
-			err = fmt.Errorf("it decompresses to more than %d bytes, more than any USR image", maxUSRImage)
-		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		tempfile.Remove(tmp)
-		return "", nil, fmt.Errorf("decompressing %s: %w", path, err)
-	}
-	return tmp.Name(), func() { tempfile.Remove(tmp) }, nil
+	return plain, done, nil
 }
 
 // openInput opens a regular input file and records its size.

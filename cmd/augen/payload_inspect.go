@@ -3,13 +3,13 @@ package main
 import (
 	"crypto"
 	"fmt"
-	"github.com/augen-project/augen/internal/filekind"
+	"github.com/augen-project/augen/filekind"
 	"io"
 	"os"
 	"strings"
 
-	"github.com/augen-project/augen/internal/pubkey"
 	"github.com/augen-project/augen/payload"
+	"github.com/augen-project/augen/pubkey"
 )
 
 const payloadInspectUsage = `Usage: augen payload inspect PAYLOAD [--pubkey PUB.pem]... [--image USR.bin] [--json]

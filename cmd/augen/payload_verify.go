@@ -3,7 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen/internal/filekind"
+	"github.com/augen-project/augen/filekind"
 
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"

@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/augen-project/augen/internal/pubkey"
+	"github.com/augen-project/augen/pubkey"
 	"github.com/augen-project/augen/verify"
 )
 

@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/augen-project/augen/internal/nebraska"
-	"github.com/augen-project/augen/internal/store"
+	"github.com/augen-project/augen/nebraska"
 	"github.com/augen-project/augen/push"
+	"github.com/augen-project/augen/store"
 	"github.com/augen-project/augen/verify"
 )
 

@@ -18,10 +18,10 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/augen-project/augen/internal/nebraska"
-	"github.com/augen-project/augen/internal/nebraska/nebraskatest"
-	"github.com/augen-project/augen/internal/store"
 	"github.com/augen-project/augen/internal/testutil"
+	"github.com/augen-project/augen/nebraska"
+	"github.com/augen-project/augen/nebraska/nebraskatest"
+	"github.com/augen-project/augen/store"
 )
 
 // pushFixture builds a release of version (with one extra payload) and a

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/internal/filekind"
+	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/release"
 )
 

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen/internal/filekind"
+	"github.com/augen-project/augen/filekind"
 	"io"
 	"os"
 	"runtime"

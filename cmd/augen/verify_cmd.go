@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"github.com/augen-project/augen/internal/filekind"
+	"github.com/augen-project/augen/filekind"
 	"os"
 	"strings"
 

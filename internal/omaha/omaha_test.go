@@ -11,7 +11,7 @@ import (
 
 // The response recorded from a real Nebraska server (exchange 10).
 func TestParseRecorded(t *testing.T) {
-	f, err := os.Open("../nebraska/nebraskatest/testdata/transcripts/10-omaha.body")
+	f, err := os.Open("../../nebraska/nebraskatest/testdata/transcripts/10-omaha.body")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestRequestEscapes(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	if b, err := os.ReadFile("../nebraska/nebraskatest/testdata/transcripts/10-omaha.body"); err == nil {
+	if b, err := os.ReadFile("../../nebraska/nebraskatest/testdata/transcripts/10-omaha.body"); err == nil {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -10,9 +10,9 @@ import (
 	"io"
 	"os"
 
-	"github.com/augen-project/augen/internal/ctxio"
-	"github.com/augen-project/augen/internal/tempfile"
+	"github.com/augen-project/augen/ctxio"
 	"github.com/augen-project/augen/payload"
+	"github.com/augen-project/augen/tempfile"
 )
 
 // ErrMismatch means the payload applied but did not rebuild what its

@@ -3,7 +3,7 @@ package generate
 import (
 	"bytes"
 	"context"
-	"github.com/augen-project/augen/internal/tempfile"
+	"github.com/augen-project/augen/tempfile"
 	"io"
 	"os"
 

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/augen-project/augen/internal/pubkey"
+	"github.com/augen-project/augen/pubkey"
 	"github.com/augen-project/augen/signer"
 )
 

@@ -24,8 +24,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/augen-project/augen/internal/atomicfile"
-	"github.com/augen-project/augen/internal/nebraska"
+	"github.com/augen-project/augen/atomicfile"
+	"github.com/augen-project/augen/nebraska"
 )
 
 // Store is one upload target.

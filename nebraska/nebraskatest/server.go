@@ -34,8 +34,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/augen-project/augen/internal/nebraska"
 	"github.com/augen-project/augen/internal/omaha"
+	"github.com/augen-project/augen/nebraska"
 )
 
 //go:embed testdata/transcripts/01-get-app.body

@@ -5,7 +5,7 @@ package atomicfile
 
 import (
 	"fmt"
-	"github.com/augen-project/augen/internal/tempfile"
+	"github.com/augen-project/augen/tempfile"
 	"os"
 	"path/filepath"
 )

@@ -7,7 +7,7 @@ import (
 )
 
 func TestLoadAndFingerprint(t *testing.T) {
-	k, err := Load("../../testdata/vectors/TEST-ONLY-key-a.pub.pem")
+	k, err := Load("../testdata/vectors/TEST-ONLY-key-a.pub.pem")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -16,7 +16,7 @@ func TestLoadAndFingerprint(t *testing.T) {
 		t.Fatalf("fingerprint %s", fp)
 	}
 	b, _ := PEM(k)
-	orig, _ := os.ReadFile("../../testdata/vectors/TEST-ONLY-key-a.pub.pem")
+	orig, _ := os.ReadFile("../testdata/vectors/TEST-ONLY-key-a.pub.pem")
 	if string(b) != string(orig) {
 		t.Fatal("PEM does not round-trip")
 	}
@@ -29,7 +29,7 @@ func TestLoadAndFingerprint(t *testing.T) {
 			t.Errorf("%q: %v", tc.want, err)
 		}
 	}
-	priv, _ := os.ReadFile("../../testdata/vectors/TEST-ONLY-key-a.pem")
+	priv, _ := os.ReadFile("../testdata/vectors/TEST-ONLY-key-a.pem")
 	if _, err := Parse(priv); err == nil || !strings.Contains(err.Error(), "private key") {
 		t.Errorf("private key accepted as public: %v", err)
 	}

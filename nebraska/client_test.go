@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/augen-project/augen/internal/nebraska"
-	"github.com/augen-project/augen/internal/nebraska/nebraskatest"
+	"github.com/augen-project/augen/nebraska"
+	"github.com/augen-project/augen/nebraska/nebraskatest"
 )
 
 var ctx = context.Background()
