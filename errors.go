@@ -1,5 +1,6 @@
 // Package augen is the root of the toolkit. It holds what every layer
-// shares: the family of errors that mean "an input failed a check".
+// shares: the family of errors that mean "an input failed a check", and
+// the one shape of progress reports.
 //
 // Each layer has its own sentinel errors (payload.ErrInvalid,
 // unpack.ErrImage, verify.ErrVerification, …) for callers that care which
@@ -27,3 +28,9 @@ func (r *rejection) Error() string { return r.msg }
 
 // Is makes errors.Is(r, ErrRejected) true.
 func (r *rejection) Is(target error) bool { return target == ErrRejected }
+
+// Progress is how every long operation reports how far it is: the stage
+// it is in ("compressing", "diffing", "unpacking", "uploading NAME",
+// "building NAME"), and bytes done of total (0 when not known). Calls are
+// never concurrent; library code is silent when Progress is nil.
+type Progress func(stage string, done, total int64)

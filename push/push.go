@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"io"
 	"net/http"
 	"net/url"
@@ -56,8 +57,8 @@ type Options struct {
 	DryRun bool
 	// Log receives one line per step.
 	Log func(step, msg string)
-	// Progress, if set, returns a progress callback for an upload.
-	Progress func(name string) (func(done, total int64), func())
+	// Progress, if set, is called as uploads go ("uploading NAME").
+	Progress augen.Progress
 }
 
 // Record is what a push did, for --json.
@@ -395,11 +396,7 @@ func upload(ctx context.Context, o Options, f *file) (*FileRecord, error) {
 	}
 	var prog func(int64)
 	if o.Progress != nil {
-		p, done := o.Progress("uploading " + e.Name)
-		defer done()
-		if p != nil {
-			prog = func(n int64) { p(n, e.Size) }
-		}
+		prog = func(n int64) { o.Progress("uploading "+e.Name, n, e.Size) }
 	}
 	if err := o.Store.Put(ctx, f.key, e.Size, open, prog); err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"io"
 	"os"
 	"path/filepath"
@@ -81,7 +82,7 @@ type Options struct {
 	TempDir string
 	// Progress, if set, is called with the stage ("unpacking NAME",
 	// "building NAME") and bytes done of total.
-	Progress func(stage string, done, total int64)
+	Progress augen.Progress
 	// Warn, if set, receives notes.
 	Warn func(msg string)
 }
@@ -119,12 +120,8 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 		uo := opts.Unpack
 		uo.TempDir, uo.Progress = tmp, nil
 		if opts.Progress != nil {
-			st, err := os.Stat(image)
-			if err != nil {
-				return "", "", nil, err
-			}
 			stage := "unpacking " + filepath.Base(image)
-			uo.Progress = func(in, _ int64) { opts.Progress(stage, in, st.Size()) }
+			uo.Progress = func(_ string, done, total int64) { opts.Progress(stage, done, total) }
 		}
 		return unpack.ToDir(ctx, image, tmp, name, uo, checks)
 	}
@@ -158,9 +155,9 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 			return err
 		}
 		defer k.Close()
-		var progress func(int64, int64)
+		var progress augen.Progress
 		if opts.Progress != nil {
-			progress = func(done, total int64) { opts.Progress("building "+name, done, total) }
+			progress = func(_ string, done, total int64) { opts.Progress("building "+name, done, total) }
 		}
 		if oldUSR == "" {
 			bo := generate.BuildOptions{SignatureSizes: sizes, Sign: payload.SignWith(signers), TempDir: tmp}

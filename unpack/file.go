@@ -20,9 +20,8 @@ type Checks struct {
 }
 
 // File unpacks the image file at path into usr, with its checks: the
-// signature before anything is read, the DIGESTS file after. Progress, if
-// set in opts, is called with bytes of the file read and disk bytes
-// decoded.
+// signature before anything is read, the DIGESTS file after (the file's
+// size is InputSize, for Progress).
 func File(ctx context.Context, path string, usr *os.File, opts Options, checks Checks) (*Result, []byte, error) {
 	if (checks.Signature == "") != (checks.SigningKey == "") {
 		return nil, nil, fmt.Errorf("a signature and its signing key go together")
@@ -39,6 +38,9 @@ func File(ctx context.Context, path string, usr *os.File, opts Options, checks C
 		return nil, nil, err
 	}
 	defer in.Close()
+	if st, err := in.Stat(); err == nil && opts.InputSize == 0 {
+		opts.InputSize = st.Size()
+	}
 	opts.Digests = opts.Digests || checks.Digests != ""
 	res, kernel, err := Unpack(ctx, bufio.NewReaderSize(in, 1<<20), usr, opts)
 	if err != nil {

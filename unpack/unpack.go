@@ -73,8 +73,11 @@ type Options struct {
 	FullCheck bool
 	// TempDir holds the spooled EFI system partition ("" = os.TempDir()).
 	TempDir string
-	// Progress is called with compressed bytes read and disk bytes decoded.
-	Progress func(in, out int64)
+	// Progress is called with the stage "unpacking", the input bytes read
+	// and InputSize.
+	Progress augen.Progress
+	// InputSize is the input's size, for Progress (0 if not known).
+	InputSize int64
 	// Warn receives warnings (a damaged primary partition table).
 	Warn func(string)
 	// Digests also computes the input's SHA-512 and SHA-1 (for CI's
@@ -175,7 +178,7 @@ func Unpack(ctx context.Context, in io.Reader, usr *os.File, opts Options) (*Res
 	}
 	s := &stream{r: disk, ctx: ctx, progress: func(out int64) {
 		if opts.Progress != nil {
-			opts.Progress(raw.n, out)
+			opts.Progress("unpacking", raw.n, opts.InputSize)
 		}
 	}}
 

@@ -221,7 +221,7 @@ func payloadBuild(e *env, args []string) error {
 	}
 	defer f.Abort()
 	var done func()
-	opts.Progress, done = progress(e, "building")
+	opts.Progress, done = showProgress(e, "building")
 	var res *payload.Result
 	if *old != "" {
 		res, err = buildDelta(e, f, opts, *old, *oldKernel, *kernel, &closers)

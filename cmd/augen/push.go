@@ -145,14 +145,14 @@ func pushCmd(e *env, args []string) error {
 	verified, rep, perr := verify.Bundle(e.ctx, bf, info.Size(), trust, verify.Options{Channel: *channel, TempDir: os.TempDir(), AllowUnappliedDeltas: *allowUnapplied})
 	var rec *push.Record
 	if perr == nil {
+		prog, endProgress := showProgress(e, "")
 		rec, perr = push.Push(e.ctx, push.Options{
 			Bundle: verified, Name: fs.Arg(0), Channel: *channel, Track: *track, AppID: *sf.appID,
 			Client: client, Store: st, PublicURL: *publicURL, Fetch: fetch, DryRun: *dryRun,
-			Log: logf,
-			Progress: func(name string) (func(done, total int64), func()) {
-				return progress(e, name)
-			},
+			Log:      logf,
+			Progress: prog,
 		})
+		endProgress()
 	} else {
 		rec = &push.Record{DryRun: *dryRun, Server: client.URL(), Store: st.String(), Files: []push.FileRecord{}, Warnings: []string{}}
 		if rep != nil {

@@ -94,7 +94,7 @@ func releaseCmd(e *env, args []string) error {
 	for _, k := range bundleKeys {
 		opts.BundleSigners = append(opts.BundleSigners, k)
 	}
-	opts.Progress, end = stagedProgress(e)
+	opts.Progress, end = showProgress(e, "")
 	f, err := createOutput(e, *out)
 	if err != nil {
 		return err
@@ -123,26 +123,6 @@ func releaseCmd(e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "  payloads signed by %d key(s); update_engine checks %s\n", len(payloadKeys), uris[len(uris)-1])
 	return nil
-}
-
-// stagedProgress shows release's stages one after another, each its own
-// progress line.
-func stagedProgress(e *env) (func(stage string, done, total int64), func()) {
-	var cur string
-	var p func(done, total int64)
-	end := func() {}
-	return func(stage string, done, total int64) {
-			if stage != cur {
-				end()
-				cur = stage
-				p, end = progress(e, stage)
-			}
-			if p != nil {
-				p(done, total)
-			}
-		}, func() {
-			end()
-		}
 }
 
 // deltaFrom is one --delta-from: the old release's version and CI image.

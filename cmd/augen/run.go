@@ -307,18 +307,35 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// progress returns a callback drawing a one-line progress display on a
-// terminal (percent, amount, rate, time left), or nil elsewhere: library
-// code stays silent.
-func progress(e *env, what string) (func(done, total int64), func()) {
-	p, end := progressOut(e, what)
-	if p == nil {
+// showProgress returns a Progress drawing on stderr, as --progress says:
+// one line per stage, named label when given, else by the stage; end
+// finishes the last line. Off a terminal without --progress=always it is
+// nil: library code stays silent.
+func showProgress(e *env, label string) (toolkit.Progress, func()) {
+	if p, end := progressOut(e, "probe"); p == nil {
 		return nil, end
 	}
-	return func(done, total int64) { p(done, total, -1) }, end
+	var cur string
+	var p func(done, total, out int64)
+	end := func() {}
+	return func(stage string, done, total int64) {
+			name := stage
+			if label != "" {
+				name = label
+			}
+			if p == nil || name != cur {
+				end()
+				cur = name
+				p, end = progressOut(e, name)
+			}
+			p(done, total, -1)
+		}, func() {
+			end()
+		}
 }
 
-// progressOut is progress with a second count (bytes written, for unpack).
+// progressOut draws one progress line for what, with an optional second
+// count (out, -1 for none).
 //
 // On a terminal the line is redrawn in place; off one (--progress=always,
 // e.g. a CI log) a whole line is printed every 5 seconds and at the end.

@@ -162,12 +162,7 @@ func (u *unpackFlags) options(e *env, image, tmpDir string) (opts unpack.Options
 	if (*u.signature == "") != (*u.signingKey == "") {
 		return opts, checks, end, usagef("--signature and --signing-key go together")
 	}
-	if st, err := os.Stat(image); err == nil {
-		var p func(done, total, out int64)
-		if p, end = progressOut(e, "unpacking "+filepath.Base(image)); p != nil {
-			opts.Progress = func(read, out int64) { p(read, st.Size(), out) }
-		}
-	}
+	opts.Progress, end = showProgress(e, "unpacking "+filepath.Base(image))
 	return opts, unpack.Checks{Signature: *u.signature, SigningKey: *u.signingKey, Digests: *u.digests}, end, nil
 }
 

@@ -89,10 +89,10 @@ func TestProgressModes(t *testing.T) {
 		var stderr bytes.Buffer
 		mode := c.mode
 		e := &env{ctx: context.Background(), stderr: &stderr, progress: &mode}
-		p, done := progress(e, "building")
+		p, done := showProgress(e, "building")
 		if p != nil {
-			p(100e6, 200e6)
-			p(200e6, 200e6)
+			p("compressing", 100e6, 200e6)
+			p("compressing", 200e6, 200e6)
 		}
 		done()
 		if got := stderr.String(); !strings.HasPrefix(got, c.want) || (c.want == "") != (got == "") {
@@ -102,5 +102,19 @@ func TestProgressModes(t *testing.T) {
 	code, _, errOut := runCapture("payload", "inspect", "x", "--progress", "sometimes")
 	if code != exitUsage || !strings.Contains(errOut, "want auto, always or never") {
 		t.Errorf("bad --progress: exit %d, %q", code, errOut)
+	}
+}
+
+// Without a label, each stage gets its own line.
+func TestProgressStages(t *testing.T) {
+	var stderr bytes.Buffer
+	mode := "always"
+	e := &env{ctx: context.Background(), stderr: &stderr, progress: &mode}
+	p, done := showProgress(e, "")
+	p("unpacking a.bin", 10e6, 10e6)
+	p("building full.gz", 5e6, 5e6)
+	done()
+	if got := stderr.String(); !strings.Contains(got, "unpacking a.bin: 100%") || !strings.Contains(got, "building full.gz: 100%") {
+		t.Errorf("stages: %q", got)
 	}
 }

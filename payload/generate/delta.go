@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"github.com/augen-project/augen"
 	"io"
 	"runtime"
 	"sort"
@@ -33,7 +34,7 @@ type DeltaOptions struct {
 	// Workers diff runs in parallel; 0 means GOMAXPROCS.
 	Workers int
 	// Progress, if set, is called with new-image bytes planned so far.
-	Progress func(done, total int64)
+	Progress augen.Progress
 	// Warn, if set, receives notes: an image whose files cannot be read
 	// is planned block by block.
 	Warn func(msg string)
@@ -264,7 +265,7 @@ func diffAll(ctx context.Context, opts DeltaOptions, idx anchorIndex, runs [][2]
 				if opts.Progress != nil {
 					mu.Lock()
 					done += bytes
-					opts.Progress(done, total)
+					opts.Progress("diffing", done, total)
 					mu.Unlock()
 				}
 			}

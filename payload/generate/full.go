@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"io"
 	"runtime"
 	"sync"
@@ -51,7 +52,7 @@ type FullOptions struct {
 	Blobs io.Writer
 	// Progress, if set, is called with the input bytes processed so far
 	// and the total, from one goroutine.
-	Progress func(done, total int64)
+	Progress augen.Progress
 }
 
 // Errors about the inputs.
@@ -115,7 +116,7 @@ func Full(ctx context.Context, opts FullOptions) (*payload.Manifest, error) {
 type compressor struct {
 	workers  int
 	blobs    io.Writer
-	progress func(done, total int64)
+	progress augen.Progress
 	total    int64
 	done     int64
 	offset   uint64 // data offset of the next blob
@@ -134,7 +135,7 @@ type job struct {
 	done chan struct{}
 }
 
-func newCompressor(workers int, blobs io.Writer, progress func(int64, int64), total int64) *compressor {
+func newCompressor(workers int, blobs io.Writer, progress augen.Progress, total int64) *compressor {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -254,7 +255,7 @@ func (c *compressor) emit(j *job, chunkOff uint64, ops *[]*payload.Operation) er
 	c.offset += uint64(len(j.blob))
 	c.done += int64(j.n)
 	if c.progress != nil {
-		c.progress(c.done, c.total)
+		c.progress("compressing", c.done, c.total)
 	}
 	return nil
 }
