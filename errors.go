@@ -34,3 +34,22 @@ func (r *rejection) Is(target error) bool { return target == ErrRejected }
 // "building NAME"), and bytes done of total (0 when not known). Calls are
 // never concurrent; library code is silent when Progress is nil.
 type Progress func(stage string, done, total int64)
+
+// Log receives what a library has to say besides its result, a line at a
+// time: a note, or a warning (the line then starts with "warning: "). nil
+// means silent. The CLI prints each line after "augen: ".
+type Log func(msg string)
+
+// Warn sends msg to log as a warning, if log is set.
+func (log Log) Warn(msg string) {
+	if log != nil {
+		log("warning: " + msg)
+	}
+}
+
+// Note sends msg to log as a note, if log is set.
+func (log Log) Note(msg string) {
+	if log != nil {
+		log("note: " + msg)
+	}
+}

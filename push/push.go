@@ -55,8 +55,9 @@ type Options struct {
 	Fetch *http.Client
 	// DryRun reads and changes nothing anywhere.
 	DryRun bool
-	// Log receives one line per step.
-	Log func(step, msg string)
+	// Log receives one line per step ("upload: …", "channel: …") and
+	// warnings.
+	Log augen.Log
 	// Progress, if set, is called as uploads go ("uploading NAME").
 	Progress augen.Progress
 }
@@ -136,13 +137,13 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 		o.Fetch = http.DefaultClient
 	}
 	if o.Log == nil {
-		o.Log = func(string, string) {}
+		o.Log = func(string) {}
 	}
 	rec := &Record{DryRun: o.DryRun, Server: o.Client.URL(), Store: o.Store.String(), AppID: o.AppID, Files: []FileRecord{}, Warnings: []string{}}
 	warn := func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		rec.Warnings = append(rec.Warnings, msg)
-		o.Log("warning", msg)
+		o.Log("warning: " + msg)
 	}
 
 	// 1. The bundle was verified, as augen verify does, with the channel
@@ -156,7 +157,7 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	if st.AppID != "" && !strings.EqualFold(st.AppID, o.AppID) {
 		return rec, fmt.Errorf("%w: the bundle is for app %s, the push for %s", ErrRefused, st.AppID, o.AppID)
 	}
-	o.Log("verify", fmt.Sprintf("%s %s %s: OK, %d payload(s), signed by %d trusted key(s), allowed on %s", o.Name, st.Board, st.Version, len(rep.Payloads), len(rep.BundleSigners), o.Channel))
+	o.Log("verify: " + fmt.Sprintf("%s %s %s: OK, %d payload(s), signed by %d trusted key(s), allowed on %s", o.Name, st.Board, st.Version, len(rep.Payloads), len(rep.BundleSigners), o.Channel))
 	arch := nebraska.ArchForBoard(st.Board)
 	if arch == 0 {
 		return rec, fmt.Errorf("board %q has no Nebraska arch", st.Board)
@@ -187,7 +188,7 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	if cfg, err := o.Client.Config(ctx); err == nil {
 		rec.ServerVersion, _ = cfg["nebraska_version"].(string)
 		mode, _ := cfg["auth_mode"].(string)
-		o.Log("server", fmt.Sprintf("%s: Nebraska %s, auth %s", o.Client.URL(), orNone(rec.ServerVersion), orNone(mode)))
+		o.Log("server: " + fmt.Sprintf("%s: Nebraska %s, auth %s", o.Client.URL(), orNone(rec.ServerVersion), orNone(mode)))
 	}
 	ch, err := o.Client.FindChannel(ctx, o.AppID, o.Channel, arch)
 	if err != nil {
@@ -225,10 +226,10 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 			return rec, fmt.Errorf("%w: package %s (arch %d) exists on the server (id %s) and differs from this bundle: %s; a published version is immutable, release a new version", ErrRefused, st.Version, arch, pkg.ID, strings.Join(diff, "; "))
 		}
 		rec.Package = PkgRecord{ID: pkg.ID, Action: "reused"}
-		o.Log("package", fmt.Sprintf("%s (arch %d) is registered already, identical: %s", st.Version, arch, pkg.ID))
+		o.Log("package: " + fmt.Sprintf("%s (arch %d) is registered already, identical: %s", st.Version, arch, pkg.ID))
 	case o.DryRun:
 		rec.Package = PkgRecord{Action: "would create"}
-		o.Log("package", fmt.Sprintf("would create %s (arch %d): %s, %d extra file(s)", st.Version, arch, want.URL+want.Filename, len(want.ExtraFiles)))
+		o.Log("package: " + fmt.Sprintf("would create %s (arch %d): %s, %d extra file(s)", st.Version, arch, want.URL+want.Filename, len(want.ExtraFiles)))
 	default:
 		pkg, err = o.Client.CreatePackage(ctx, o.AppID, want)
 		if err != nil {
@@ -241,7 +242,7 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 			return rec, fmt.Errorf("creating package %s: %w", st.Version, err)
 		}
 		rec.Package = PkgRecord{ID: pkg.ID, Action: "created"}
-		o.Log("package", fmt.Sprintf("created %s (arch %d): %s", st.Version, arch, pkg.ID))
+		o.Log("package: " + fmt.Sprintf("created %s (arch %d): %s", st.Version, arch, pkg.ID))
 	}
 
 	// 5. Point the channel: GET, PUT the same object with the package, GET.
@@ -258,14 +259,14 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	switch {
 	case pkg != nil && cur.PackageID != nil && *cur.PackageID == pkg.ID:
 		rec.Channel.Action = "unchanged"
-		o.Log("channel", fmt.Sprintf("%s already serves %s", o.Channel, st.Version))
+		o.Log("channel: " + fmt.Sprintf("%s already serves %s", o.Channel, st.Version))
 	default:
 		if rec.Channel.OldVersion != "" && versionLess(st.Version, rec.Channel.OldVersion) {
 			warn("%s served %s, newer than %s: clients do not downgrade; to roll back, publish a higher version", o.Channel, rec.Channel.OldVersion, st.Version)
 		}
 		if o.DryRun {
 			rec.Channel.Action = "would point"
-			o.Log("channel", fmt.Sprintf("would point %s from %s to %s", o.Channel, orNone(rec.Channel.OldVersion), st.Version))
+			o.Log("channel: " + fmt.Sprintf("would point %s from %s to %s", o.Channel, orNone(rec.Channel.OldVersion), st.Version))
 			break
 		}
 		id := pkg.ID
@@ -280,7 +281,7 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 			return rec, fmt.Errorf("%s does not serve package %s after the update (another push at the same time?)", o.Channel, id)
 		}
 		rec.Channel.Action = "pointed"
-		o.Log("channel", fmt.Sprintf("%s now serves %s (was %s)", o.Channel, st.Version, orNone(rec.Channel.OldVersion)))
+		o.Log("channel: " + fmt.Sprintf("%s now serves %s (was %s)", o.Channel, st.Version, orNone(rec.Channel.OldVersion)))
 	}
 
 	// 6. Ask as a client would.
@@ -292,7 +293,7 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	if err != nil {
 		return rec, err
 	}
-	o.Log("probe", fmt.Sprintf("a %s client on track %s is offered %s, %d bytes, sha256 %s, %d extra file(s): as pushed", st.Board, o.Track, pr.URL, pr.Size, pr.SHA256, pr.Extra))
+	o.Log("probe: " + fmt.Sprintf("a %s client on track %s is offered %s, %d bytes, sha256 %s, %d extra file(s): as pushed", st.Board, o.Track, pr.URL, pr.Size, pr.SHA256, pr.Extra))
 	return rec, nil
 }
 
@@ -361,7 +362,7 @@ func checkGroups(ctx context.Context, o Options, ch *nebraska.Channel, warn func
 			warn("group %q (track %s) has updates disabled: clients will not be offered this release, and the probe is skipped", g.Name, g.Track)
 			return false, nil
 		}
-		o.Log("channel", fmt.Sprintf("%s (%s) found; group %q routes track %s to it, updates enabled", ch.Name, ch.ID, g.Name, g.Track))
+		o.Log("channel: " + fmt.Sprintf("%s (%s) found; group %q routes track %s to it, updates enabled", ch.Name, ch.ID, g.Name, g.Track))
 		return true, nil
 	}
 	if len(tracks) > 0 {
@@ -379,12 +380,12 @@ func upload(ctx context.Context, o Options, f *file) (*FileRecord, error) {
 	fr := &FileRecord{Name: e.Name, Kind: e.Kind, URL: f.url, Size: e.Size, SHA256: e.SHA256Hex}
 	if got, _, err := store.Fetch(ctx, o.Fetch, f.url, e.Size+1); err == nil && same(got, e) {
 		fr.Action = "present"
-		o.Log("upload", fmt.Sprintf("%s: served already at %s, identical", e.Name, f.url))
+		o.Log("upload: " + fmt.Sprintf("%s: served already at %s, identical", e.Name, f.url))
 		return fr, nil
 	}
 	if o.DryRun {
 		fr.Action = "would upload"
-		o.Log("upload", fmt.Sprintf("%s: would upload %d bytes to %s as %s (served at %s)", e.Name, e.Size, o.Store, f.key, f.url))
+		o.Log("upload: " + fmt.Sprintf("%s: would upload %d bytes to %s as %s (served at %s)", e.Name, e.Size, o.Store, f.key, f.url))
 		return fr, nil
 	}
 	open := func() (io.ReadCloser, error) {
@@ -410,7 +411,7 @@ func upload(ctx context.Context, o Options, f *file) (*FileRecord, error) {
 			ErrRefused, f.url, status, got.Size, got.SHA256Hex(), e.Size, e.SHA256Hex)
 	}
 	fr.Action = "uploaded"
-	o.Log("upload", fmt.Sprintf("%s: uploaded %d bytes to %s, downloaded back from %s: size, SHA-1 and SHA-256 match", e.Name, e.Size, o.Store, f.url))
+	o.Log("upload: " + fmt.Sprintf("%s: uploaded %d bytes to %s, downloaded back from %s: size, SHA-1 and SHA-256 match", e.Name, e.Size, o.Store, f.url))
 	return fr, nil
 }
 

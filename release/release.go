@@ -83,8 +83,8 @@ type Options struct {
 	// Progress, if set, is called with the stage ("unpacking NAME",
 	// "building NAME") and bytes done of total.
 	Progress augen.Progress
-	// Warn, if set, receives notes.
-	Warn func(msg string)
+	// Log receives notes and warnings.
+	Log augen.Log
 }
 
 // Payload is one payload of the release.
@@ -107,10 +107,6 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 	if len(opts.PayloadSigners) == 0 || len(opts.BundleSigners) == 0 {
 		return nil, errors.New("release: payload and bundle signers are needed")
 	}
-	warn := opts.Warn
-	if warn == nil {
-		warn = func(string) {}
-	}
 	tmp, err := tempfile.MkdirTemp(opts.TempDir, ".augen-release-*")
 	if err != nil {
 		return nil, err
@@ -129,7 +125,7 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkVersion(ctx, usr, opts.Version, warn); err != nil {
+	if err := checkVersion(ctx, usr, opts.Version, opts.Log); err != nil {
 		return nil, err
 	}
 
@@ -177,7 +173,7 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 		defer oldK.Close()
 		do := generate.DeltaBuildOptions{SignatureSizes: sizes, Sign: payload.SignWith(signers)}
 		do.Old, do.New, do.OldKernel, do.Kernel = old.Delta, img.Delta, oldK.Delta, k.Delta
-		do.Progress, do.Warn = progress, warn
+		do.Progress, do.Log = progress, opts.Log
 		_, err = generate.BuildDelta(ctx, f, do)
 		return err
 	}
@@ -221,7 +217,7 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 // /usr declares (verify would refuse the bundle later; this says so before
 // anything is built or signed). An image whose /usr declares none is let
 // through with a note.
-func checkVersion(ctx context.Context, usr, version string, warn func(string)) error {
+func checkVersion(ctx context.Context, usr, version string, log augen.Log) error {
 	f, err := os.Open(usr)
 	if err != nil {
 		return err
@@ -234,7 +230,7 @@ func checkVersion(ctx context.Context, usr, version string, warn func(string)) e
 	got, from, err := osrelease.Version(ctx, f, st.Size())
 	switch {
 	case errors.Is(err, osrelease.ErrNoFilesystem), errors.Is(err, osrelease.ErrNoVersion):
-		warn(fmt.Sprintf("the image's /usr declares no release version (%v); it is not checked against %s", err, version))
+		log.Warn(fmt.Sprintf("the image's /usr declares no release version (%v); it is not checked against %s", err, version))
 		return nil
 	case err != nil:
 		return fmt.Errorf("reading the image's release version: %w", err)

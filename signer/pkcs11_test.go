@@ -129,7 +129,7 @@ func TestPKCS11Errors(t *testing.T) {
 func TestPKCS11PinValueRedacted(t *testing.T) {
 	tokens(t)
 	var warned []string
-	opts := &signer.Options{Warn: func(m string) { warned = append(warned, m) }}
+	opts := &signer.Options{Log: func(m string) { warned = append(warned, m) }}
 	s, err := signer.Open(context.Background(), "pkcs11:token=augen-a;object=key-1?"+mod+"&pin-value=1234", opts)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen"
 	"io"
 	"strings"
 
@@ -46,14 +47,13 @@ type Options struct {
 	// TPM, if set, is used for tpm: keys instead of the URI's device (tests
 	// pass a simulator; a program may share one connection).
 	TPM transport.TPM
-	// Warn receives warnings (a PIN in a URI, an unusual key size). nil
-	// means silence.
-	Warn func(msg string)
+	// Log receives warnings (a PIN in a URI, an unusual key size).
+	Log augen.Log
 }
 
 func (o *Options) warn(msg string) {
-	if o != nil && o.Warn != nil {
-		o.Warn(msg)
+	if o != nil {
+		o.Log.Warn(msg)
 	}
 }
 

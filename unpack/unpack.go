@@ -78,8 +78,8 @@ type Options struct {
 	Progress augen.Progress
 	// InputSize is the input's size, for Progress (0 if not known).
 	InputSize int64
-	// Warn receives warnings (a damaged primary partition table).
-	Warn func(string)
+	// Log receives warnings (a damaged primary partition table).
+	Log augen.Log
 	// Digests also computes the input's SHA-512 and SHA-1 (for CI's
 	// DIGESTS file); SHA-256 is always computed.
 	Digests bool
@@ -197,7 +197,7 @@ func Unpack(ctx context.Context, in io.Reader, usr *os.File, opts Options) (*Res
 		}
 		defer tempfile.Remove(random)
 		st, _ := random.Stat()
-		table, err = gpt.Read(random, st.Size(), opts.Warn)
+		table, err = gpt.Read(random, st.Size(), opts.Log.Warn)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %w", ErrImage, err)
 		}

@@ -157,7 +157,7 @@ func TestUnpackErrors(t *testing.T) {
 
 	// A damaged primary table: the backup is used, with a warning.
 	var warned []string
-	res, _, err := run(t, bz(t, badPrimary), unpack.Options{Warn: func(m string) { warned = append(warned, m) }})
+	res, _, err := run(t, bz(t, badPrimary), unpack.Options{Log: func(m string) { warned = append(warned, m) }})
 	if err != nil || !res.BackupGPT || len(warned) != 1 || !strings.Contains(warned[0], "using the backup") {
 		t.Fatalf("backup GPT: %v %+v %q", err, res, warned)
 	}

@@ -31,7 +31,7 @@ Example:
 func signerOptions(e *env, insecure bool) *signer.Options {
 	return &signer.Options{
 		AllowInsecureKeyFile: insecure,
-		Warn:                 func(msg string) { fmt.Fprintf(e.stderr, "%s: warning: %s\n", programName, msg) },
+		Log:                  logTo(e),
 	}
 }
 

@@ -319,7 +319,7 @@ func buildDelta(e *env, w io.Writer, opts generate.BuildOptions, old, oldKernel,
 	}
 	d := generate.DeltaBuildOptions{SignatureSizes: opts.SignatureSizes, Sign: opts.Sign}
 	d.Workers, d.Progress = opts.Workers, opts.Progress
-	d.Warn = func(msg string) { fmt.Fprintf(e.stderr, "%s: note: %s\n", programName, msg) }
+	d.Log = logTo(e)
 	var err error
 	if d.Old, err = file(old, "old image"); err != nil {
 		return nil, err

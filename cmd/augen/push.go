@@ -127,7 +127,7 @@ func pushCmd(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logf := func(step, msg string) { fmt.Fprintf(e.stderr, "%s: %s: %s\n", programName, step, msg) }
+	logf := func(step, msg string) { logTo(e)(step + ": " + msg) }
 	// Verify exactly as augen verify does, with the channel the policy
 	// must allow; push takes only the verified value.
 	bf, err := os.Open(fs.Arg(0))
@@ -149,7 +149,7 @@ func pushCmd(e *env, args []string) error {
 		rec, perr = push.Push(e.ctx, push.Options{
 			Bundle: verified, Name: fs.Arg(0), Channel: *channel, Track: *track, AppID: *sf.appID,
 			Client: client, Store: st, PublicURL: *publicURL, Fetch: fetch, DryRun: *dryRun,
-			Log:      logf,
+			Log:      logTo(e),
 			Progress: prog,
 		})
 		endProgress()

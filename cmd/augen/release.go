@@ -82,7 +82,7 @@ func releaseCmd(e *env, args []string) error {
 	end()
 	opts := release.Options{Image: fs.Arg(0), Version: *bf.version, Board: *bf.board, AppID: *bf.appID, Extras: extras,
 		Unpack: uo, Checks: checks, Augen: version, MTime: mtime, TempDir: tempDirFor(*out),
-		Warn: func(m string) { fmt.Fprintf(e.stderr, "%s: note: %s\n", programName, m) }}
+		Log: logTo(e)}
 	for _, d := range plan {
 		opts.Deltas = append(opts.Deltas, release.Delta{Version: d.version, Image: d.image})
 	}

@@ -307,6 +307,11 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
+// logTo returns a Log printing each line on stderr after "augen: ".
+func logTo(e *env) toolkit.Log {
+	return func(msg string) { fmt.Fprintf(e.stderr, "%s: %s\n", programName, msg) }
+}
+
 // showProgress returns a Progress drawing on stderr, as --progress says:
 // one line per stage, named label when given, else by the stage; end
 // finishes the last line. Off a terminal without --progress=always it is

@@ -150,7 +150,7 @@ func (u *unpackFlags) options(e *env, image, tmpDir string) (opts unpack.Options
 		return opts, checks, end, err
 	}
 	opts = unpack.Options{USRSize: size, KernelPath: *u.kernelPath, FullCheck: *u.fullCheck, TempDir: tmpDir,
-		Warn: func(m string) { fmt.Fprintf(e.stderr, "%s: warning: %s\n", programName, m) }}
+		Log: logTo(e)}
 	if u.kernel != nil && *u.kernel != "" {
 		if opts.Kernel, err = os.ReadFile(*u.kernel); err != nil {
 			return opts, checks, end, err

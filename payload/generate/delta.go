@@ -35,9 +35,9 @@ type DeltaOptions struct {
 	Workers int
 	// Progress, if set, is called with new-image bytes planned so far.
 	Progress augen.Progress
-	// Warn, if set, receives notes: an image whose files cannot be read
-	// is planned block by block.
-	Warn func(msg string)
+	// Log receives notes: an image whose files cannot be read is planned
+	// block by block.
+	Log augen.Log
 }
 
 // Tuning of the planner.
@@ -112,9 +112,7 @@ func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, e
 	claimed := make([]bool, nBlocks)
 	var jobs []fileJob
 	if oldMap, newMap, why := readFileMaps(opts); why != nil {
-		if opts.Warn != nil {
-			opts.Warn(fmt.Sprintf("planning block by block, without files: %v", why))
-		}
+		opts.Log.Note(fmt.Sprintf("planning block by block, without files: %v", why))
 	} else {
 		jobs = planFiles(oldMap, newMap, unchanged, func(b uint64) bool { _, ok := where[newSums[b]]; return ok }, claimed)
 	}

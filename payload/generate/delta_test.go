@@ -198,9 +198,9 @@ func TestDeltaNotesBlockMethod(t *testing.T) {
 	rand.NewChaCha8([32]byte{5}).Read(new)
 	var notes []string
 	opts := generate.DeltaOptions{
-		Old:  generate.File{R: bytes.NewReader(old), Size: int64(len(old))},
-		New:  generate.File{R: bytes.NewReader(new), Size: int64(len(new))},
-		Warn: func(m string) { notes = append(notes, m) },
+		Old: generate.File{R: bytes.NewReader(old), Size: int64(len(old))},
+		New: generate.File{R: bytes.NewReader(new), Size: int64(len(new))},
+		Log: func(m string) { notes = append(notes, m) },
 	}
 	if _, _, err := generate.Delta(context.Background(), opts); err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ func ExampleBuildDelta() {
 	opts := generate.DeltaBuildOptions{}
 	opts.Old = generate.File{R: bytes.NewReader(old), Size: int64(len(old))}
 	opts.New = generate.File{R: bytes.NewReader(new), Size: int64(len(new))}
-	opts.Warn = func(string) {} // "planning block by block": no filesystem here
+	opts.Log = func(string) {} // "note: planning block by block": no filesystem here
 	var out bytes.Buffer
 	if _, err := generate.BuildDelta(context.Background(), &out, opts); err != nil {
 		panic(err)
