@@ -13,6 +13,7 @@ import (
 
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/generate"
+	"github.com/augen-project/augen/signer"
 	"github.com/augen-project/augen/unpack"
 )
 
@@ -133,47 +134,13 @@ func payloadBuild(e *env, args []string) error {
 			c.Close()
 		}
 	}()
-	var err error
-	if *fromImage != "" {
-		// Unpack into temporary files beside the output; they go when the
-		// command ends.
-		tmp, err := tempfile.MkdirTemp(opts.TempDir, ".augen-unpack-*")
-		if err != nil {
-			return err
-		}
-		defer tempfile.RemoveAll(tmp)
-		uf.kernel = kernel
-		if *image, *kernel, err = unpackTo(e, uf, *fromImage, tmp, "new"); err != nil {
-			return err
-		}
-		if *oldFromImage != "" {
-			saved := *uf.kernel
-			*uf.kernel = *oldKernel
-			ok := ""
-			if *old, ok, err = unpackTo(e, uf, *oldFromImage, tmp, "old"); err != nil {
-				return err
-			}
-			*uf.kernel = saved
-			*oldKernel = ok
-		}
+	in, cleanup, err := resolveInputs(e, uf, buildInputs{image: *image, kernel: *kernel, old: *old, oldKernel: *oldKernel},
+		*fromImage, *oldFromImage, opts.TempDir)
+	if err != nil {
+		return err
 	}
-	// A USR image may come bzip2-compressed (CI publishes
-	// flatcar_production_update.bin.bz2): decoded beside the output first.
-	for _, in := range []struct {
-		p    *string
-		what string
-	}{{image, "image"}, {old, "old image"}} {
-		p := in.p
-		if *p == "" {
-			continue
-		}
-		plain, done, err := plainUSRImage(e, *p, in.what, opts.TempDir)
-		if err != nil {
-			return err
-		}
-		defer done()
-		*p = plain
-	}
+	defer cleanup()
+	image, kernel, old, oldKernel = &in.image, &in.kernel, &in.old, &in.oldKernel
 	if opts.Image, err = openInput(*image, "image", &closers); err != nil {
 		return err
 	}
@@ -235,14 +202,20 @@ func payloadBuild(e *env, args []string) error {
 	if err := f.Commit(); err != nil {
 		return err
 	}
-	r := buildResult{Output: *out, Official: *official, SignedHash: fmt.Sprintf("%x", res.Digest), Keys: []keyInfo{}}
+	return reportBuild(e, *out, *official, *asJSON, res, signers)
+}
+
+// reportBuild prints what was written: the values an update service
+// publishes and who signed it (--json: the same as JSON).
+func reportBuild(e *env, out string, official, asJSON bool, res *payload.Result, signers []signer.Signer) error {
+	r := buildResult{Output: out, Official: official, SignedHash: fmt.Sprintf("%x", res.Digest), Keys: []keyInfo{}}
 	h := res.Hashes
 	r.Omaha = payload.OmahaSummary{Size: h.Size, SHA256Base64: h.OmahaSHA256(), SHA1Base64: h.OmahaSHA1(), SHA256Hex: h.HexSHA256()}
 	versions := payload.SignatureVersions(len(signers))
 	for i, k := range signers {
 		r.Keys = append(r.Keys, keyInfo{URI: k.URI(), Fingerprint: k.Fingerprint(), Version: versions[i], CheckedByClient: versions[i] == payload.CurrentSignatureVersion})
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(e.stdout, r)
 	}
 	fmt.Fprintf(e.stdout, "wrote %s\n  size         %d\n  sha256 (b64) %s\n  sha1 (b64)   %s\n", r.Output, h.Size, r.Omaha.SHA256Base64, r.Omaha.SHA1Base64)
@@ -257,6 +230,60 @@ func payloadBuild(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "  signature v%d %s (%s)%s\n", k.Version, k.URI, k.Fingerprint[:16], note)
 	}
 	return nil
+}
+
+// buildInputs are the files a build reads.
+type buildInputs struct{ image, kernel, old, oldKernel string }
+
+// resolveInputs turns the inputs as given into plain files: --from-image
+// and --old-from-image unpacked, bzip2 USR images decoded, into temporary
+// files in dir that cleanup removes. --kernel and --old-kernel, when
+// given, replace the images' kernels.
+func resolveInputs(e *env, uf *unpackFlags, in buildInputs, fromImage, oldFromImage, dir string) (out buildInputs, cleanup func(), err error) {
+	var undo []func()
+	cleanup = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			cleanup()
+		}
+	}()
+	if fromImage != "" {
+		// Unpacked beside the output; gone when the command ends.
+		tmp, err := tempfile.MkdirTemp(dir, ".augen-unpack-*")
+		if err != nil {
+			return in, cleanup, err
+		}
+		undo = append(undo, func() { tempfile.RemoveAll(tmp) })
+		if in.image, in.kernel, err = unpackTo(e, uf.withKernel(in.kernel), fromImage, tmp, "new"); err != nil {
+			return in, cleanup, err
+		}
+		if oldFromImage != "" {
+			if in.old, in.oldKernel, err = unpackTo(e, uf.withKernel(in.oldKernel), oldFromImage, tmp, "old"); err != nil {
+				return in, cleanup, err
+			}
+		}
+	}
+	// A USR image may come bzip2-compressed (CI publishes
+	// flatcar_production_update.bin.bz2): decoded beside the output first.
+	for _, p := range []struct {
+		path *string
+		what string
+	}{{&in.image, "image"}, {&in.old, "old image"}} {
+		if *p.path == "" {
+			continue
+		}
+		plain, done, err := plainUSRImage(e, *p.path, p.what, dir)
+		if err != nil {
+			return in, cleanup, err
+		}
+		undo = append(undo, done)
+		*p.path = plain
+	}
+	return in, cleanup, nil
 }
 
 // maxUSRImage bounds a decompressed --image/--old (a variable for tests).

@@ -141,6 +141,13 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// withKernel is u with --kernel set to path ("" for the image's own).
+func (u *unpackFlags) withKernel(path string) *unpackFlags {
+	c := *u
+	c.kernel = &path
+	return &c
+}
+
 // options turns the flags into unpack's options and checks; end finishes
 // the progress line.
 func (u *unpackFlags) options(e *env, image, tmpDir string) (opts unpack.Options, checks unpack.Checks, end func(), err error) {
