@@ -141,16 +141,12 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 			return err
 		}
 		defer f.Close()
-		img, err := generate.OpenInput(usr)
+		in, closeAll, err := generate.OpenInputs(usr, kernel, oldUSR, oldKernel)
 		if err != nil {
 			return err
 		}
-		defer img.Close()
-		k, err := generate.OpenInput(kernel)
-		if err != nil {
-			return err
-		}
-		defer k.Close()
+		defer closeAll()
+		img, k := in[0], in[1]
 		var progress augen.Progress
 		if opts.Progress != nil {
 			progress = func(_ string, done, total int64) { opts.Progress("building "+name, done, total) }
@@ -161,16 +157,7 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 			_, err = generate.BuildFull(ctx, f, bo)
 			return err
 		}
-		old, err := generate.OpenInput(oldUSR)
-		if err != nil {
-			return err
-		}
-		defer old.Close()
-		oldK, err := generate.OpenInput(oldKernel)
-		if err != nil {
-			return err
-		}
-		defer oldK.Close()
+		old, oldK := in[2], in[3]
 		do := generate.DeltaBuildOptions{SignatureSizes: sizes, Sign: payload.SignWith(signers)}
 		do.Old, do.New, do.OldKernel, do.Kernel = old.Delta, img.Delta, oldK.Delta, k.Delta
 		do.Progress, do.Log = progress, opts.Log

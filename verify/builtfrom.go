@@ -40,16 +40,12 @@ func BuiltFrom(ctx context.Context, rep *Report, path string, opts unpack.Option
 		return err
 	}
 	bo := generate.BuildOptions{SignatureSizes: full.SignatureSizes, TempDir: tmp}
-	img, err := generate.OpenInput(usr)
+	in, closeAll, err := generate.OpenInputs(usr, kernel)
 	if err != nil {
 		return err
 	}
-	defer img.Close()
-	k, err := generate.OpenInput(kernel)
-	if err != nil {
-		return err
-	}
-	defer k.Close()
+	defer closeAll()
+	img, k := in[0], in[1]
 	bo.Image, bo.Kernel = img.Input, k.Input
 	res, err := generate.BuildFull(ctx, io.Discard, bo)
 	if err != nil {

@@ -93,3 +93,26 @@ func OpenInput(path string) (*Opened, error) {
 	}
 	return &Opened{File: f, Input: Input{R: f, Size: st.Size()}, Delta: File{R: f, Size: st.Size()}}, nil
 }
+
+// OpenInputs opens each path with OpenInput (nil for ""); closeAll closes
+// them all. On error nothing stays open.
+func OpenInputs(paths ...string) (files []*Opened, closeAll func(), err error) {
+	closeAll = func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+	for _, p := range paths {
+		var f *Opened
+		if p != "" {
+			if f, err = OpenInput(p); err != nil {
+				closeAll()
+				return nil, func() {}, err
+			}
+		}
+		files = append(files, f)
+	}
+	return files, closeAll, nil
+}
