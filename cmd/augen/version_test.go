@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -116,5 +117,33 @@ func TestProgressStages(t *testing.T) {
 	done()
 	if got := stderr.String(); !strings.Contains(got, "unpacking a.bin: 100%") || !strings.Contains(got, "building full.gz: 100%") {
 		t.Errorf("stages: %q", got)
+	}
+}
+
+// Errors name each layer once: a truncated payload, a payload given as a
+// bundle, a file of zeros given as a payload (no "payload: payload:").
+func TestNoDoubledPrefixes(t *testing.T) {
+	dir := t.TempDir()
+	full, err := os.ReadFile(root + "vectors/full-signed.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(dir+"/trunc.bin", full[:5000], 0o644)
+	os.WriteFile(dir+"/zeros.tar", make([]byte, 4096), 0o644)
+	for _, args := range [][]string{
+		{"payload", "inspect", dir + "/trunc.bin"},
+		{"payload", "verify", dir + "/trunc.bin", "--pubkey", root + "vectors/TEST-ONLY-key-a.pub.pem"},
+		{"bundle", "inspect", dir + "/zeros.tar"},
+		{"verify", "--policy", dir + "/zeros.tar", dir + "/zeros.tar"},
+	} {
+		code, _, errOut := runCapture(args...)
+		if code == 0 || errOut == "" {
+			t.Errorf("%v: exit %d", args, code)
+		}
+		for _, layer := range []string{"payload", "bundle", "verify", "apply", "unpack"} {
+			if strings.Contains(errOut, layer+": "+layer+": ") {
+				t.Errorf("%v: doubled prefix: %s", args, errOut)
+			}
+		}
 	}
 }
