@@ -2,6 +2,7 @@ package generate
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -85,14 +86,26 @@ func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, e
 	}
 	nBlocks := uint64(opts.New.Size / payload.BlockSize)
 
-	oldSums, oldInfo, err := blockSums(opts.Old)
-	if err != nil {
-		return nil, nil, err
-	}
+	// Both images are hashed at once: two sequential reads.
+	var oldSums [][16]byte
+	var oldInfo *payload.InstallInfo
+	var oldErr error
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		oldSums, oldInfo, oldErr = blockSums(opts.Old)
+	}()
 	newSums, newInfo, err := blockSums(opts.New)
-	if err != nil {
+	<-hashed
+	if err = cmp.Or(oldErr, err); err != nil {
 		return nil, nil, err
 	}
+	// The old image's anchors are indexed while the files are planned.
+	index := make(chan indexResult, 1)
+	go func() {
+		idx, err := buildIndex(opts.Old.R, opts.Old.Size)
+		index <- indexResult{idx, err}
+	}()
 	// Where each old block's content can be found, preferring blocks the
 	// update leaves alone: reading those never conflicts with a write.
 	unchanged := make([]bool, nBlocks)
@@ -150,16 +163,16 @@ func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, e
 		i = j
 	}
 
-	idx, err := buildIndex(opts.Old.R, opts.Old.Size)
-	if err != nil {
-		return nil, nil, err
+	ir := <-index
+	if ir.err != nil {
+		return nil, nil, ir.err
 	}
-	diffed, err := diffAll(ctx, opts, idx, changed, jobs, workers)
+	diffed, err := diffAll(ctx, opts, ir.idx, changed, jobs, workers)
 	if err != nil {
 		return nil, nil, err
 	}
 	ops = append(ops, diffed...)
-	if ops, err = mergeFull(ops, opts.New.R); err != nil {
+	if ops, err = mergeFull(ops, opts.New.R, workers); err != nil {
 		return nil, nil, err
 	}
 	ordered, err := order(ops, nBlocks, func(o *op) error { return o.makeFull(opts.New.R) },
@@ -193,6 +206,12 @@ func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, e
 		return nil, nil, fmt.Errorf("%w: delta data exceeds 4 GiB", ErrInput)
 	}
 	return m, blobs.Bytes(), nil
+}
+
+// indexResult is buildIndex's result, handed over by a goroutine.
+type indexResult struct {
+	idx anchorIndex
+	err error
 }
 
 func extents(start, n uint64) []*payload.Extent {
@@ -382,7 +401,7 @@ func mergeRegions(r [][2]int64) [][2]int64 {
 // one bzip2 stream, and each operation costs a manifest entry and a hash.
 // Full operations read nothing, so grouping them adds no ordering
 // constraint that could form a cycle.
-func mergeFull(ops []*op, newImg io.ReaderAt) ([]*op, error) {
+func mergeFull(ops []*op, newImg io.ReaderAt, workers int) ([]*op, error) {
 	var full, out []*op
 	for _, o := range ops {
 		if len(o.src) == 0 && o.typ != payload.OpMove {
@@ -392,33 +411,64 @@ func mergeFull(ops []*op, newImg io.ReaderAt) ([]*op, error) {
 		}
 	}
 	sort.SliceStable(full, func(i, j int) bool { return full[i].firstDst() < full[j].firstDst() })
+	var groups [][]*op
 	for i := 0; i < len(full); {
-		j, blocks, size := i, uint64(0), 0
+		j, blocks := i, uint64(0)
 		for j < len(full) && (j == i || blocks+full[j].dstBlocks() <= runBlocks) {
 			blocks += full[j].dstBlocks()
-			size += len(full[j].data)
 			j++
 		}
-		if j-i == 1 {
-			out = append(out, full[i])
-			i = j
-			continue
-		}
-		m := &op{}
-		for _, o := range full[i:j] {
-			m.dst = append(m.dst, o.dst...)
-		}
-		if err := m.makeFull(newImg); err != nil {
-			return nil, err
-		}
-		if len(m.data) < size {
-			out = append(out, m)
-		} else {
-			out = append(out, full[i:j]...)
-		}
+		groups = append(groups, full[i:j])
 		i = j
 	}
+	// Each group is compressed as one on its own goroutine; the result
+	// keeps group order, so the plan does not depend on the core count.
+	merged := make([][]*op, len(groups))
+	errs := make([]error, len(groups))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, workers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for g := range next {
+				merged[g], errs[g] = mergeGroup(groups[g], newImg)
+			}
+		}()
+	}
+	for g := range groups {
+		next <- g
+	}
+	close(next)
+	wg.Wait()
+	for g := range groups {
+		if errs[g] != nil {
+			return nil, errs[g]
+		}
+		out = append(out, merged[g]...)
+	}
 	return out, nil
+}
+
+// mergeGroup is one operation writing all of group's blocks, when that is
+// smaller than the group; else the group.
+func mergeGroup(group []*op, newImg io.ReaderAt) ([]*op, error) {
+	if len(group) == 1 {
+		return group, nil
+	}
+	m := &op{}
+	size := 0
+	for _, o := range group {
+		m.dst = append(m.dst, o.dst...)
+		size += len(o.data)
+	}
+	if err := m.makeFull(newImg); err != nil {
+		return nil, err
+	}
+	if len(m.data) < size {
+		return []*op{m}, nil
+	}
+	return group, nil
 }
 
 // setFull makes o write data with REPLACE_BZ, or REPLACE when bzip2 does

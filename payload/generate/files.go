@@ -23,6 +23,11 @@ const (
 	// pieceMargin is the old data around a piece's proportional place in
 	// the old file, for content that moved within the file.
 	pieceMargin = 256
+	// Compressed data (btrfs zstd extents, each 128 KiB of file content
+	// compressed on its own) only resembles the old extent at about the
+	// same place: smaller pieces against a small window there.
+	compressedPiece  = 128
+	compressedMargin = 64
 )
 
 // fileJob is a changed file of the new image with an old version.
@@ -153,10 +158,13 @@ func diffFile(opts DeltaOptions, job fileJob) ([]*op, error) {
 	for _, r := range job.src {
 		nOld += r.Count
 	}
-	maxSrc := uint64(maxSrcBytes / payload.BlockSize)
+	piece, margin, maxSrc := pieceBlocks, uint64(pieceMargin), uint64(maxSrcBytes/payload.BlockSize)
+	if job.compressed {
+		piece, margin, maxSrc = compressedPiece, compressedMargin, 2*compressedMargin+compressedPiece
+	}
 	var ops []*op
-	for lo := 0; lo < len(job.dst); lo += pieceBlocks {
-		hi := min(len(job.dst), lo+pieceBlocks)
+	for lo := 0; lo < len(job.dst); lo += piece {
+		hi := min(len(job.dst), lo+piece)
 		o := &op{dst: blockExtents(job.dst[lo:hi])}
 		data, err := readExtents(opts.New.R, o.dst)
 		if err != nil {
@@ -168,8 +176,8 @@ func diffFile(opts DeltaOptions, job fileJob) ([]*op, error) {
 		if nOld > maxSrc {
 			a := job.idx[lo] * nOld / job.nNew
 			b := (job.idx[hi-1] + 1) * nOld / job.nNew
-			from = a - min(a, pieceMargin)
-			to = min(nOld, b+pieceMargin)
+			from = a - min(a, margin)
+			to = min(nOld, b+margin)
 			if to-from > maxSrc {
 				mid := (a + b) / 2
 				from = mid - min(mid, maxSrc/2)

@@ -2,8 +2,10 @@ package generate
 
 import (
 	"container/heap"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
 )
 
 // order arranges ops so that applying them in place, on a target that
@@ -112,7 +114,7 @@ func orderOnce(ops []*op, nBlocks uint64, makeFull func(*op) error, merge func([
 		// with more than one operation is merged, or else its cheapest
 		// operation made full.
 		comps := sccs(succ, done)
-		merged := map[*op]*op{}
+		var offered [][]*op
 		for _, comp := range comps {
 			if len(comp) < 2 || slices.ContainsFunc(comp, func(i int) bool { return ops[i].noMerge }) {
 				continue
@@ -121,18 +123,39 @@ func orderOnce(ops []*op, nBlocks uint64, makeFull func(*op) error, merge func([
 			for k, i := range comp {
 				members[k] = ops[i]
 			}
-			m, err := merge(members)
-			if err != nil {
-				return nil, nil, err
-			}
-			if m == nil {
-				for _, o := range members {
-					o.noMerge = true
+			offered = append(offered, members)
+		}
+		// The components are independent: merged on several goroutines,
+		// the results taken in component order.
+		results := make([]*op, len(offered))
+		errs := make([]error, len(offered))
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for c := range next {
+					results[c], errs[c] = merge(offered[c])
 				}
-				continue
+			}()
+		}
+		for c := range offered {
+			next <- c
+		}
+		close(next)
+		wg.Wait()
+		merged := map[*op]*op{}
+		for c, members := range offered {
+			if errs[c] != nil {
+				return nil, nil, errs[c]
 			}
 			for _, o := range members {
-				merged[o] = m
+				if results[c] == nil {
+					o.noMerge = true
+				} else {
+					merged[o] = results[c]
+				}
 			}
 		}
 		if len(merged) > 0 {
