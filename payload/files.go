@@ -67,6 +67,22 @@ func SummarizeFiles(m *Manifest, r io.ReaderAt, size int64) (*FileSummary, error
 		bsdiff, full, move bool
 		bytes              float64
 	}
+	// Operations come from the payload: their extents are walked block by
+	// block, so the total is bounded first (a valid plan writes each block
+	// at most once; overflow-safe).
+	var written uint64
+	for _, op := range m.PartitionOperations {
+		for _, e := range op.DstExtents {
+			n := e.GetNumBlocks()
+			if n > uint64(len(fm.Owner)) || written > uint64(len(fm.Owner)) {
+				return nil, fmt.Errorf("%w: its operations write more blocks than the %d-block image holds", ErrInvalid, len(fm.Owner))
+			}
+			written += n
+		}
+	}
+	if written > uint64(len(fm.Owner)) {
+		return nil, fmt.Errorf("%w: its operations write %d blocks, more than the %d-block image holds", ErrInvalid, written, len(fm.Owner))
+	}
 	files := make([]acc, len(fm.Files))
 	var otherBytes float64
 	var otherBlocks uint64
