@@ -86,6 +86,20 @@ func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, e
 	}
 	nBlocks := uint64(opts.New.Size / payload.BlockSize)
 
+	// The kernel is diffed while the partition is planned.
+	type kernelResult struct {
+		proc  *payload.Procedure
+		blobs bytes.Buffer
+		err   error
+	}
+	kernel := make(chan *kernelResult, 1)
+	if opts.Kernel.R != nil {
+		go func() {
+			k := &kernelResult{}
+			k.proc, k.err = kernelProcedure(opts.OldKernel, opts.Kernel, &k.blobs)
+			kernel <- k
+		}()
+	}
 	// Both images are hashed at once: two sequential reads.
 	var oldSums [][16]byte
 	var oldInfo *payload.InstallInfo
@@ -191,12 +205,20 @@ func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, e
 		m.PartitionOperations = append(m.PartitionOperations, o.manifestOp(&blobs))
 	}
 	if opts.Kernel.R != nil {
-		p, err := kernelProcedure(opts.OldKernel, opts.Kernel, &blobs)
-		if err != nil {
-			return nil, nil, err
+		k := <-kernel
+		if k.err != nil {
+			return nil, nil, k.err
 		}
-		m.Procedures = append(m.Procedures, p)
-		for _, kop := range p.Operations {
+		// Its blob, made with offsets from 0, follows the partition's.
+		base := uint32(blobs.Len())
+		for _, kop := range k.proc.Operations {
+			if kop.DataOffset != nil {
+				kop.DataOffset = proto.Uint32(base + kop.GetDataOffset())
+			}
+		}
+		blobs.Write(k.blobs.Bytes())
+		m.Procedures = append(m.Procedures, k.proc)
+		for _, kop := range k.proc.Operations {
 			if kop.GetDataLength() > 0 {
 				m.NoopOperations = append(m.NoopOperations, noopFor(kop))
 			}
