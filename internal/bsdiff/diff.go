@@ -5,21 +5,19 @@ import (
 	"encoding/binary"
 
 	"github.com/augen-project/augen/internal/pbzip2"
+	"github.com/augen-project/augen/internal/sais"
 )
 
 // Diff returns a BSDIFF40 patch that turns old into new: Colin Percival's
 // algorithm (suffix-array matches of new against old, extended forwards and
 // backwards into approximate matches whose bytewise differences compress
 // well), with each block compressed by bzip2 at level 9. The output is
-// deterministic. Memory is about 9×len(old) + 3×len(new): callers split
-// large regions.
+// deterministic. Memory is about 13×len(old) + 3×len(new) (the suffix
+// array and its sort's buffers): callers split large regions.
 func Diff(old, new []byte) ([]byte, error) {
-	var sa []int32
-	if len(old) > 0 {
-		var err error
-		if sa, err = suffixArray(old); err != nil {
-			return nil, err
-		}
+	idx, err := newIndex(old)
+	if err != nil {
+		return nil, err
 	}
 	var ctrl bytes.Buffer
 	db := make([]byte, 0, len(new))
@@ -29,7 +27,7 @@ func Diff(old, new []byte) ([]byte, error) {
 		oldScore := 0
 		scan += length
 		for scsc := scan; scan < len(new); scan++ {
-			length, pos = search(sa, old, new[scan:])
+			length, pos = idx.search(new[scan:])
 			for ; scsc < scan+length; scsc++ {
 				if scsc+lastOffset < len(old) && old[scsc+lastOffset] == new[scsc] {
 					oldScore++
@@ -117,27 +115,78 @@ func Diff(old, new []byte) ([]byte, error) {
 	return out, nil
 }
 
-// search finds the longest prefix of new that occurs in old, by binary
-// search over old's suffix array.
-func search(sa []int32, old, new []byte) (length, pos int) {
-	if len(sa) == 0 {
-		return 0, 0
+// index finds matches in old: its suffix array, and where the suffixes
+// starting with each pair of bytes begin in it.
+type index struct {
+	old []byte
+	sa  []int32
+	// bucket[k] is the first place in sa of the suffixes whose first two
+	// bytes, read as a big-endian number, are at least k (a one-byte
+	// suffix counts as that byte followed by 0, before which it sorts).
+	// It narrows each binary search by 16 steps, which on incompressible
+	// data, where almost every position is searched, is most of them.
+	bucket []int32
+}
+
+// bucketMin is the old size from which the bucket table (256 KiB) pays.
+const bucketMin = 1 << 16
+
+func newIndex(old []byte) (*index, error) {
+	sa, err := sais.New(old)
+	if err != nil {
+		return nil, err
 	}
-	st, en := 0, len(sa)-1
-	for en-st >= 2 {
-		x := st + (en-st)/2
-		suf := old[sa[x]:]
-		if bytes.Compare(suf[:min(len(suf), len(new))], new[:min(len(suf), len(new))]) < 0 {
-			st = x
-		} else {
-			en = x
+	x := &index{old: old, sa: sa}
+	if len(old) >= bucketMin {
+		x.bucket = make([]int32, 1<<16+1)
+		for p := range old {
+			x.bucket[pairAt(old, p)+1]++
+		}
+		for k := 1; k < len(x.bucket); k++ {
+			x.bucket[k] += x.bucket[k-1]
 		}
 	}
-	x, y := matchLen(old[sa[st]:], new), matchLen(old[sa[en]:], new)
-	if x > y {
-		return x, int(sa[st])
+	return x, nil
+}
+
+func pairAt(b []byte, p int) int {
+	if p+1 < len(b) {
+		return int(b[p])<<8 | int(b[p+1])
 	}
-	return y, int(sa[en])
+	return int(b[p]) << 8
+}
+
+// search finds the longest prefix of new that occurs in old, by binary
+// search over old's suffix array (within the suffixes that share new's
+// first two bytes, when there are any).
+func (x *index) search(new []byte) (length, pos int) {
+	st, en := 0, len(x.sa)-1
+	if en < 0 {
+		return 0, 0
+	}
+	if x.bucket != nil && len(new) >= 2 {
+		k := pairAt(new, 0)
+		if lo, hi := int(x.bucket[k]), int(x.bucket[k+1]); lo < hi {
+			st, en = lo, hi-1
+		}
+	}
+	// The suffixes are compared in full (a proper prefix of new sorts
+	// before it); bsdiff's own truncated comparison counts one as equal
+	// and can then miss the longest match.
+	old, sa := x.old, x.sa
+	for en-st >= 2 {
+		m := st + (en-st)/2
+		if bytes.Compare(old[sa[m]:], new) < 0 {
+			st = m
+		} else {
+			en = m
+		}
+	}
+	a, b := matchLen(old[sa[st]:], new), matchLen(old[sa[en]:], new)
+	if a > b {
+		return a, int(sa[st])
+	}
+	return b, int(sa[en])
 }
 
 func matchLen(a, b []byte) int {

@@ -80,19 +80,6 @@ func TestDiffAcceptedByDebianBspatch(t *testing.T) {
 	}
 }
 
-func TestSuffixArray(t *testing.T) {
-	data := []byte("banana_bandana")
-	sa, err := suffixArray(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i < len(sa); i++ {
-		if bytes.Compare(data[sa[i-1]:], data[sa[i]:]) >= 0 {
-			t.Fatalf("not sorted at %d", i)
-		}
-	}
-}
-
 func FuzzDiff(f *testing.F) {
 	f.Add([]byte("hello world"), []byte("hello brave new world"))
 	f.Fuzz(func(t *testing.T, old, new []byte) {
@@ -105,4 +92,46 @@ func FuzzDiff(f *testing.F) {
 			t.Fatalf("round trip failed: %v", err)
 		}
 	})
+}
+
+// search finds the longest match, with and without the two-byte buckets,
+// on repetitive data where many suffixes share long prefixes.
+func TestSearchLongest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, n := range []int{10, 5000, bucketMin + 3000} {
+		old := make([]byte, n)
+		for i := range old {
+			old[i] = byte(rng.IntN(3))
+		}
+		x, err := newIndex(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (x.bucket != nil) != (n >= bucketMin) {
+			t.Fatalf("n=%d: buckets %v", n, x.bucket != nil)
+		}
+		for range 300 {
+			q := make([]byte, 1+rng.IntN(40))
+			if rng.IntN(2) == 0 {
+				p := rng.IntN(n)
+				copy(q, old[p:])
+			}
+			for i := range q {
+				if rng.IntN(20) == 0 {
+					q[i] = byte(rng.IntN(4))
+				}
+			}
+			length, pos := x.search(q)
+			if !bytes.Equal(old[pos:pos+length], q[:length]) {
+				t.Fatalf("n=%d: match at %d of %d bytes is not one", n, pos, length)
+			}
+			best := 0
+			for p := range old {
+				best = max(best, matchLen(old[p:], q))
+			}
+			if length != best {
+				t.Fatalf("n=%d %v: match of %d bytes, longest is %d", n, q, length, best)
+			}
+		}
+	}
 }

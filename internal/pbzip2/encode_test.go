@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -319,34 +318,4 @@ func FuzzEncode(f *testing.F) {
 			}
 		}
 	})
-}
-
-// sais against a plain comparison sort, on short texts over small
-// alphabets (many repeats, so reduced problems recurse).
-func TestSAIS(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	var r rotSorter
-	r.cnt = make([]int32, 256)
-	r.bkt = make([]int32, 256)
-	r.pos = make([]int32, 64)
-	for range 5000 {
-		n := 1 + rng.IntN(40)
-		s := make([]byte, n)
-		alpha := 1 + rng.IntN(4)
-		for i := range s {
-			s[i] = byte('a' + rng.IntN(alpha))
-		}
-		sa := make([]int32, n)
-		sais(s, sa, 256, &r, nil, 0)
-		want := make([]int32, n)
-		for i := range want {
-			want[i] = int32(i)
-		}
-		sort.Slice(want, func(a, b int) bool { return bytes.Compare(s[want[a]:], s[want[b]:]) < 0 })
-		for i := range sa {
-			if sa[i] != want[i] {
-				t.Fatalf("%q: %v, want %v", s, sa, want)
-			}
-		}
-	}
 }

@@ -45,7 +45,7 @@ type DeltaOptions struct {
 const (
 	runBlocks   = 256     // a changed run is diffed in pieces of at most 1 MiB
 	srcMargin   = 1 << 16 // old data around a matched region, for shifted content
-	maxSrcBytes = 8 << 20 // a BSDIFF source is at most this (memory ~9×)
+	maxSrcBytes = 8 << 20 // a BSDIFF source is at most this (memory ~13×)
 	maxSources  = 4       // matched old regions per changed run
 )
 

@@ -18,7 +18,7 @@ import (
 // Tuning of file diffs.
 const (
 	// pieceBlocks bounds the new data of one file operation (8 MiB):
-	// bsdiff's memory is about 9× its source plus 3× its target.
+	// bsdiff's memory is about 13× its source plus 3× its target.
 	pieceBlocks = 2048
 	// pieceMargin is the old data around a piece's proportional place in
 	// the old file, for content that moved within the file.
