@@ -232,6 +232,52 @@ func TestFileDeltaNewFile(t *testing.T) {
 	}
 }
 
+// A rewritten compressed file (btrfs zstd extents) at a new place: its
+// unchanged extents are MOVEs from their old blocks; blocks that look like
+// compressed data are REPLACEs bzip2 is never offered, packed into one
+// operation; its other blocks (text, a compressed extent's zero tail) are
+// compressed.
+func TestFileDeltaCompressedFile(t *testing.T) {
+	oldA := binary(1, 8)
+	text := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog\n"), 100)[:payload.BlockSize]
+	tail := append(binary(3, 1)[:payload.BlockSize/2], make([]byte, payload.BlockSize/2)...)
+	newA := bytes.Join([][]byte{oldA[:2*payload.BlockSize], binary(2, 3), text, tail, binary(4, 1)}, nil)
+	oldL := layout{n: 64, files: []fsmap.File{{Path: "a", Compressed: true, Blocks: []fsmap.Run{rn(0, 8)}}}, data: [][]byte{oldA}}
+	newL := layout{n: 64, files: []fsmap.File{{Path: "a", Compressed: true, Blocks: []fsmap.Run{rn(20, 8)}}}, data: [][]byte{newA}}
+	old, om := oldL.image(t)
+	new, nm := newL.image(t)
+	ops := planWithMaps(t, old, new, om, nm)
+	if op := fileOp(ops, 20); op.GetType() != payload.OpMove || fileOp(ops, 21) != op || !sameRuns(runs(op.SrcExtents), []fsmap.Run{rn(0, 2)}) {
+		t.Errorf("unchanged extents written by %v", op)
+	}
+	raw := fileOp(ops, 22)
+	if raw.GetType() != payload.OpReplace || fileOp(ops, 27) != raw || !sameRuns(runs(raw.DstExtents), []fsmap.Run{rn(22, 3), rn(27, 1)}) {
+		t.Errorf("compressed-looking blocks written by %v", raw)
+	}
+	if op := fileOp(ops, 25); op.GetType() != payload.OpReplaceBz || fileOp(ops, 26) != op {
+		t.Errorf("text and zero tail written by %v", op)
+	}
+}
+
+func TestLooksRandom(t *testing.T) {
+	text := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog\n"), 100)[:payload.BlockSize]
+	half := append(binary(3, 1)[:payload.BlockSize/2], make([]byte, payload.BlockSize/2)...)
+	for _, c := range []struct {
+		name  string
+		block []byte
+		want  bool
+	}{
+		{"random", binary(9, 1), true},
+		{"text", text, false},
+		{"zeros", make([]byte, payload.BlockSize), false},
+		{"half random, half zeros", half, false},
+	} {
+		if got := looksRandom(c.block); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
 func TestRenameKey(t *testing.T) {
 	for _, c := range [][2]string{
 		{"lib/modules/6.1.0-56-flatcar/kernel/foo.ko", "lib/modules/6.1.0-57-flatcar/kernel/foo.ko"},
