@@ -284,9 +284,8 @@ func diffAll(ctx context.Context, opts DeltaOptions, idx anchorIndex, runs [][2]
 			return int64(len(files[i].dst)) * payload.BlockSize, errs[i]
 		}
 		r := runs[i-len(files)]
-		o, err := diffRun(opts, idx, r)
-		out[i], errs[i] = []*op{o}, err
-		return int64(r[1]-r[0]) * payload.BlockSize, err
+		out[i], errs[i] = diffRun(opts, idx, r)
+		return int64(r[1]-r[0]) * payload.BlockSize, errs[i]
 	}
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -334,19 +333,21 @@ func diffAll(ctx context.Context, opts DeltaOptions, idx anchorIndex, runs [][2]
 	return ops, nil
 }
 
-func diffRun(opts DeltaOptions, idx anchorIndex, run [2]uint64) (*op, error) {
+// diffRun plans a changed run: a BSDIFF from the old regions its anchors
+// point to, when that is smaller than writing it in full (replaceRaw).
+func diffRun(opts DeltaOptions, idx anchorIndex, run [2]uint64) ([]*op, error) {
 	start, n := run[0], run[1]-run[0]
 	data := make([]byte, n*payload.BlockSize)
 	if _, err := opts.New.R.ReadAt(data, int64(start*payload.BlockSize)); err != nil && err != io.EOF {
 		return nil, err
 	}
-	o := &op{dst: extents(start, n)}
-	if err := o.setFull(data); err != nil {
+	full, err := replaceRaw(extents(start, n), data)
+	if err != nil {
 		return nil, err
 	}
 	src := sourceRegions(idx, data, int64(start*payload.BlockSize), opts.Old.Size)
 	if len(src) == 0 {
-		return o, nil
+		return full, nil
 	}
 	var srcData []byte
 	for _, r := range src {
@@ -360,15 +361,19 @@ func diffRun(opts DeltaOptions, idx anchorIndex, run [2]uint64) (*op, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(patch) < len(o.data) {
-		o.typ, o.data = payload.OpBsdiff, patch
-		o.src = nil
-		for _, r := range src {
-			o.src = append(o.src, extents(uint64(r[0])/payload.BlockSize, uint64(r[1]-r[0])/payload.BlockSize)...)
-		}
-		o.srcLen, o.dstLen = uint64(len(srcData)), uint64(len(data))
+	size := 0
+	for _, o := range full {
+		size += len(o.data)
 	}
-	return o, nil
+	if len(patch) >= size {
+		return full, nil
+	}
+	o := &op{typ: payload.OpBsdiff, dst: extents(start, n), data: patch, fullSize: size}
+	for _, r := range src {
+		o.src = append(o.src, extents(uint64(r[0])/payload.BlockSize, uint64(r[1]-r[0])/payload.BlockSize)...)
+	}
+	o.srcLen, o.dstLen = uint64(len(srcData)), uint64(len(data))
+	return []*op{o}, nil
 }
 
 // sourceRegions picks the old byte ranges (block-aligned, disjoint, in
