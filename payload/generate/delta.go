@@ -117,7 +117,8 @@ func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, e
 	if err = cmp.Or(oldErr, err); err != nil {
 		return nil, nil, err
 	}
-	// The old image's anchors are indexed while the files are planned.
+	// The old image's anchors are indexed while the files are planned
+	// and diffed (diffAll waits for them only for the changed runs).
 	index := make(chan indexResult, 1)
 	go func() {
 		idx, err := buildIndex(opts.Old.R, opts.Old.Size)
@@ -180,11 +181,12 @@ func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, e
 		i = j
 	}
 
-	ir := <-index
-	if ir.err != nil {
-		return nil, nil, ir.err
-	}
-	diffed, err := diffAll(ctx, opts, ir.idx, changed, jobs, workers)
+	// Files are diffed first; the runs left wait for the index.
+	waitIndex := sync.OnceValues(func() (anchorIndex, error) {
+		ir := <-index
+		return ir.idx, ir.err
+	})
+	diffed, err := diffAll(ctx, opts, waitIndex, changed, jobs, workers)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -274,7 +276,7 @@ func blockSums(f File) ([][16]byte, *payload.InstallInfo, error) {
 // diffAll plans the changed files (diffFile) and the changed runs left
 // (diffRun) on several goroutines. The result is in job order, so the same
 // inputs give the same plan.
-func diffAll(ctx context.Context, opts DeltaOptions, idx anchorIndex, runs [][2]uint64, files []fileJob, workers int) ([]*op, error) {
+func diffAll(ctx context.Context, opts DeltaOptions, index func() (anchorIndex, error), runs [][2]uint64, files []fileJob, workers int) ([]*op, error) {
 	n := len(files) + len(runs)
 	out := make([][]*op, n)
 	errs := make([]error, n)
@@ -284,6 +286,11 @@ func diffAll(ctx context.Context, opts DeltaOptions, idx anchorIndex, runs [][2]
 			return int64(len(files[i].dst)) * payload.BlockSize, errs[i]
 		}
 		r := runs[i-len(files)]
+		idx, err := index()
+		if err != nil {
+			errs[i] = err
+			return 0, err
+		}
 		out[i], errs[i] = diffRun(opts, idx, r)
 		return int64(r[1]-r[0]) * payload.BlockSize, errs[i]
 	}
