@@ -186,7 +186,6 @@ func diffFile(opts DeltaOptions, job fileJob) ([]*op, error) {
 		if err != nil {
 			return nil, err
 		}
-		ops = append(ops, o)
 		// The old file, or its part at the same relative place.
 		from, to := uint64(0), nOld
 		if nOld > maxSrc {
@@ -205,33 +204,30 @@ func diffFile(opts DeltaOptions, job fileJob) ([]*op, error) {
 		if err != nil {
 			return nil, err
 		}
-		if job.compressed && !similar(srcData, data) {
-			// Compressed bytes that share nothing: bsdiff would search
-			// every position of them for nothing, and bzip2 would not
-			// shrink them.
-			split, err := replaceRaw(o.dst, data)
+		// Compressed bytes that share nothing with the old ones are not
+		// diffed (bsdiff would search every position of them for
+		// nothing); like a patch that is not smaller, they are written
+		// in full.
+		var patch []byte
+		if !job.compressed || similar(srcData, data) {
+			if patch, err = bsdiff.Diff(srcData, data); err != nil {
+				return nil, err
+			}
+		}
+		if job.compressed && (patch == nil || len(patch) >= len(data)) {
+			full, err := replaceRaw(o.dst, data)
 			if err != nil {
 				return nil, err
 			}
-			ops = append(ops[:len(ops)-1], split...)
+			ops = append(ops, full...)
 			continue
-		}
-		patch, err := bsdiff.Diff(srcData, data)
-		if err != nil {
-			return nil, err
 		}
 		o.typ, o.data, o.src, o.fullSize = payload.OpBsdiff, patch, src, -1
 		o.srcLen, o.dstLen = uint64(len(srcData)), uint64(len(data))
 		// bzip2 seldom packs a file's blocks 16:1, so a patch that small
 		// is kept without compressing the blocks to compare (most of
 		// them are: a release changes a few bytes of most files).
-		if job.compressed && len(patch) >= len(data) {
-			split, err := replaceRaw(o.dst, data)
-			if err != nil {
-				return nil, err
-			}
-			ops = append(ops[:len(ops)-1], split...)
-		} else if !job.compressed && len(patch) > len(data)/16 {
+		if !job.compressed && len(patch) > len(data)/16 {
 			full := &op{dst: o.dst}
 			if err := full.setFull(data); err != nil {
 				return nil, err
@@ -242,6 +238,7 @@ func diffFile(opts DeltaOptions, job fileJob) ([]*op, error) {
 				o.fullSize = full.fullSize
 			}
 		}
+		ops = append(ops, o)
 	}
 	return ops, nil
 }
@@ -259,16 +256,19 @@ func replaceRaw(dst []*payload.Extent, data []byte) ([]*op, error) {
 			blocks = append(blocks, b)
 		}
 	}
+	random := make([]bool, len(blocks))
+	for i := range blocks {
+		random[i] = looksRandom(data[i*payload.BlockSize : (i+1)*payload.BlockSize])
+	}
 	var ops []*op
 	for lo := 0; lo < len(blocks); {
-		random := looksRandom(data[lo*payload.BlockSize : (lo+1)*payload.BlockSize])
 		hi := lo + 1
-		for hi < len(blocks) && looksRandom(data[hi*payload.BlockSize:(hi+1)*payload.BlockSize]) == random {
+		for hi < len(blocks) && random[hi] == random[lo] {
 			hi++
 		}
 		o := &op{dst: blockExtents(blocks[lo:hi])}
 		part := data[lo*payload.BlockSize : hi*payload.BlockSize]
-		if random {
+		if random[lo] {
 			o.typ, o.data, o.fullSize, o.raw = payload.OpReplace, part, len(part), true
 		} else if err := o.setFull(part); err != nil {
 			return nil, err
