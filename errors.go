@@ -53,3 +53,29 @@ func (log Log) Note(msg string) {
 		log("note: " + msg)
 	}
 }
+
+// StricterError marks a refusal of an input that the real client would
+// accept: augen's verdict stands in for update_engine's, and where augen is
+// stricter (a limit on work, an accident of the client's code that augen
+// will not model) the refusal names the rule, which doc/payload-format.md
+// lists. Differential tests against the client's own code count these
+// refusals by Rule instead of treating them as disagreements.
+type StricterError struct {
+	// Rule is the rule's name as doc/payload-format.md §3.4 lists it.
+	Rule string
+}
+
+func (e *StricterError) Error() string { return "stricter than the client (" + e.Rule + ")" }
+
+// Stricter returns the StricterError for rule.
+func Stricter(rule string) error { return &StricterError{Rule: rule} }
+
+// StricterRule returns the rule of the StricterError in err's chain, or ""
+// when err is not such a refusal.
+func StricterRule(err error) string {
+	var s *StricterError
+	if errors.As(err, &s) {
+		return s.Rule
+	}
+	return ""
+}

@@ -15,6 +15,21 @@ const (
 
 var errTruncated = errors.New("data ends inside the block")
 
+// Errors for streams libbzip2 decodes but this decoder refuses: no
+// encoder since bzip2 0.9.5 writes randomised blocks, and libbzip2 builds
+// its tables from an over-subscribed code without complaint, decoding
+// whatever its limit/base arrays then say. Callers that stand in for the
+// client report these as stricter than libbzip2 (ErrStricterThanLibbzip2).
+var (
+	errRandomised     = fmt.Errorf("%w: randomised blocks are not supported", ErrStricterThanLibbzip2)
+	errOversubscribed = fmt.Errorf("%w: over-subscribed Huffman code", ErrStricterThanLibbzip2)
+)
+
+// ErrStricterThanLibbzip2 is matched by the errors for input that
+// libbzip2 would decode (or would not yet have rejected) but this decoder
+// refuses.
+var ErrStricterThanLibbzip2 = errors.New("refused, though libbzip2 accepts it")
+
 // bitReader reads MSB-first bits from data, starting at a bit offset.
 // Reads past the end yield zeros and set over.
 type bitReader struct {
@@ -62,6 +77,9 @@ func (b *bitReader) bits(k uint) uint32 {
 	return v
 }
 
+// past reports whether bits past the end of data were consumed.
+func (b *bitReader) past() bool { return b.over && b.bitPos() > uint64(len(b.data))*8 }
+
 // bitPos is the absolute position (in bits) of the next unread bit.
 func (b *bitReader) bitPos() uint64 { return uint64(b.pos)*8 - uint64(b.n) }
 
@@ -94,7 +112,7 @@ func (h *huffman) build(lengths []uint8) error {
 				continue
 			}
 			if code >= 1<<l {
-				return errors.New("over-subscribed Huffman code")
+				return errOversubscribed
 			}
 			if l <= lookupBits {
 				first := code << (lookupBits - l)
@@ -139,10 +157,22 @@ type decoder struct {
 	// so a block is stopped as it grows past what the caller can take,
 	// not after.
 	maxOut int
+	// level is the stream's block size (1..9; 0 means 9): it bounds the
+	// block's length and origin pointer as libbzip2 bounds them.
+	level int
+	// lazyCRC makes decodeBlock return a block whose CRC does not match,
+	// with the mismatch in block.crcErr.
+	lazyCRC bool
+	// errBit is where the last decodeBlock stopped reading.
+	errBit uint64
 }
 
 // errTooLarge is returned when a block's output passes maxOut.
-var errTooLarge = errors.New("block decodes to more than the bytes it may fill")
+var errTooLarge = ErrTooLarge
+
+// ErrTooLarge is matched by the errors for data that decodes to more than
+// the caller allowed.
+var ErrTooLarge = errors.New("block decodes to more than the bytes it may fill")
 
 // block is one decoded block.
 type block struct {
@@ -150,20 +180,47 @@ type block struct {
 	crc    uint32 // stored
 	endBit uint64 // where the next magic must start
 	n      int    // BWT length
+	// pendingRun: the block ends in four equal bytes and no count.
+	pendingRun bool
+	// crcErr is the CRC mismatch, kept (not returned) when lazyCRC is
+	// set: libbzip2 checks a block's CRC only once all its output has
+	// been read.
+	crcErr error
 }
 
 // decodeBlock decodes the block whose 48-bit magic starts at bit of data,
-// checks its CRC and returns its output and end.
+// checks its CRC and returns its output and end. An error found where the
+// bits read run past the end of data is errTruncated: more data might have
+// made the block valid. d.errBit is then where the decoder stopped.
 func (d *decoder) decodeBlock(data []byte, bit uint64, out []byte) (*block, error) {
 	br := newBitReader(data, bit)
+	b, err := d.decodeBlockBits(br, out)
+	d.errBit = br.bitPos()
+	// An error whose bits reach past the data (a Huffman code is looked up
+	// with up to 20 bits ahead) may be only the zeros read past its end.
+	if err != nil && err != errTooLarge && br.bitPos()+24 > uint64(len(data))*8 {
+		err = errTruncated
+	}
+	return b, err
+}
+
+func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
+	level := d.level
+	if level == 0 {
+		level = 9
+	}
 	if m := uint64(br.bits(24))<<24 | uint64(br.bits(24)); m != blockMagic {
 		return nil, errors.New("no block magic")
 	}
 	b := &block{crc: br.bits(32)}
 	if br.bits(1) != 0 {
-		return nil, errors.New("randomised blocks are not supported")
+		return nil, errRandomised
 	}
 	origPtr := int(br.bits(24))
+	if origPtr >= 10+100000*level { // libbzip2 checks this as it reads it
+		return nil, fmt.Errorf("origin pointer %d beyond any level-%d block", origPtr, level)
+	}
+	maxN := 100000 * level
 	var seqToUnseq [256]byte
 	inUse := 0
 	used16 := br.bits(16)
@@ -209,7 +266,7 @@ func (d *decoder) decodeBlock(data []byte, bit uint64, out []byte) (*block, erro
 		if i < 18002 { // libbzip2 ignores selectors past BZ_MAX_SELECTORS
 			d.sel = append(d.sel, v)
 		}
-		if br.over {
+		if br.past() {
 			return nil, errTruncated
 		}
 	}
@@ -252,8 +309,8 @@ func (d *decoder) decodeBlock(data []byte, bit uint64, out []byte) (*block, erro
 		if run == 0 {
 			return nil
 		}
-		if len(tt)+run > maxBlock {
-			return errors.New("block longer than 900k")
+		if len(tt)+run > maxN {
+			return fmt.Errorf("block longer than level %d allows", level)
 		}
 		c := seqToUnseq[mtf[0]]
 		counts[c] += run
@@ -275,7 +332,7 @@ func (d *decoder) decodeBlock(data []byte, bit uint64, out []byte) (*block, erro
 		if err != nil {
 			return nil, err
 		}
-		if br.over {
+		if br.past() {
 			return nil, errTruncated
 		}
 		if sym <= 1 { // RUNA, RUNB
@@ -307,8 +364,8 @@ func (d *decoder) decodeBlock(data []byte, bit uint64, out []byte) (*block, erro
 		mtf[0] = v
 		c := seqToUnseq[v]
 		counts[c]++
-		if len(tt) >= maxBlock {
-			return nil, errors.New("block longer than 900k")
+		if len(tt) >= maxN {
+			return nil, fmt.Errorf("block longer than level %d allows", level)
 		}
 		tt = append(tt, uint32(c))
 	}
@@ -358,10 +415,18 @@ func (d *decoder) decodeBlock(data []byte, bit uint64, out []byte) (*block, erro
 		}
 		out = append(out, c)
 	}
-	if crc := crc32(out); crc != b.crc {
-		return nil, fmt.Errorf("block CRC mismatch (stored %08x, computed %08x)", b.crc, crc)
-	}
+	// Four equal bytes at the very end want a count byte the block does
+	// not have: libbzip2 reads on past the block and fails with
+	// BZ_DATA_ERROR once it gets there (after emitting a run whose length
+	// is the block's first byte).
+	b.pendingRun = same == 4
 	b.out = out
+	if crc := crc32(out); crc != b.crc {
+		b.crcErr = fmt.Errorf("block CRC mismatch (stored %08x, computed %08x)", b.crc, crc)
+		if !d.lazyCRC {
+			return nil, b.crcErr
+		}
+	}
 	return b, nil
 }
 

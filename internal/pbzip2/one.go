@@ -9,12 +9,19 @@ import (
 var decoders = sync.Pool{New: func() any { return &decoder{} }}
 
 // DecodeOne decodes blob, which must be exactly one bzip2 stream and
-// nothing else (update_engine aborts when input remains after the end of
-// the stream), producing at most max bytes. It runs on the calling
+// nothing else, producing at most max bytes: a REPLACE_BZ blob as
+// update_engine's BzipExtentWriter hands it to libbzip2 (all at once, then
+// draining the output until none comes). It fails wherever libbzip2 fails
+// there: a bad magic, block or stream CRC, a block that ends in four equal
+// bytes with no count, input left after the end of the stream (the client
+// aborts on it). It also refuses what libbzip2 takes but no encoder
+// writes, with errors matching ErrStricterThanLibbzip2: a stream cut short
+// (the client writes the complete blocks' output and ignores the rest),
+// randomised blocks, over-subscribed Huffman codes. It runs on the calling
 // goroutine: a payload's blobs are small, and callers decode many at once.
 func DecodeOne(blob []byte, max int) ([]byte, error) {
-	if len(blob) < 4 || string(blob[:3]) != "BZh" || blob[3] < '1' || blob[3] > '9' {
-		return nil, fmt.Errorf("%w: not a bzip2 stream (no BZh header)", ErrCorrupt)
+	if err := checkHeader(blob); err != nil {
+		return nil, err
 	}
 	level := int(blob[3] - '0')
 	bit := uint64(32)
@@ -22,6 +29,8 @@ func DecodeOne(blob []byte, max int) ([]byte, error) {
 	var combined uint32
 	d := decoders.Get().(*decoder)
 	defer decoders.Put(d)
+	d.level = level
+	defer func() { d.level = 0 }()
 	var blk []byte
 	for n := 1; ; n++ {
 		switch at48(blob, bit) {
@@ -31,15 +40,15 @@ func DecodeOne(blob []byte, max int) ([]byte, error) {
 			d.maxOut = 0
 			if err != nil {
 				if err == errTruncated {
-					return nil, fmt.Errorf("%w: truncated inside block %d", ErrCorrupt, n)
+					return nil, fmt.Errorf("%w: truncated inside block %d (%w: the client writes what the complete blocks hold)", ErrCorrupt, n, ErrStricterThanLibbzip2)
 				}
-				return nil, fmt.Errorf("%w: block %d at %s: %v", ErrCorrupt, n, where(bit), err)
+				return nil, fmt.Errorf("%w: block %d at %s: %w", ErrCorrupt, n, where(bit), err)
 			}
-			if b.n > level*100000 {
-				return nil, fmt.Errorf("%w: block %d holds more than level %d allows", ErrCorrupt, n, level)
+			if b.pendingRun {
+				return nil, fmt.Errorf("%w: block %d ends in four equal bytes without their count (libbzip2: BZ_DATA_ERROR)", ErrCorrupt, n)
 			}
 			if len(out)+len(b.out) > max {
-				return nil, fmt.Errorf("%w: data decompresses to more than the %d bytes it may fill", ErrCorrupt, max)
+				return nil, fmt.Errorf("%w: data decompresses to more than the %d bytes it may fill (%w)", ErrCorrupt, max, ErrTooLarge)
 			}
 			out = append(out, b.out...)
 			blk = b.out[:0]
@@ -47,7 +56,7 @@ func DecodeOne(blob []byte, max int) ([]byte, error) {
 			bit = b.endBit
 		case endMagic:
 			if (bit+80+7)/8 > uint64(len(blob)) {
-				return nil, fmt.Errorf("%w: truncated in the end of stream marker", ErrCorrupt)
+				return nil, fmt.Errorf("%w: truncated in the end of stream marker (%w: the client writes the blocks' output)", ErrCorrupt, ErrStricterThanLibbzip2)
 			}
 			crc := uint32(at48(blob, bit+48) >> 16)
 			if crc != combined {
@@ -62,10 +71,37 @@ func DecodeOne(blob []byte, max int) ([]byte, error) {
 			}
 			return out, nil
 		default:
-			if bit/8 >= uint64(len(blob)) {
-				return nil, fmt.Errorf("%w: truncated after block %d", ErrCorrupt, n-1)
+			if prefixOfMagic(blob, bit) {
+				return nil, fmt.Errorf("%w: truncated after block %d (%w: the client writes the blocks' output)", ErrCorrupt, n-1, ErrStricterThanLibbzip2)
 			}
 			return nil, fmt.Errorf("%w: expected a block or the end of the stream at %s", ErrCorrupt, where(bit))
 		}
 	}
+}
+
+// checkHeader checks a stream's "BZh1".."BZh9". A blob that is a proper
+// prefix of one is what libbzip2 calls "more input needed", not an error.
+func checkHeader(blob []byte) error {
+	const magic = "BZh"
+	for i := 0; i < 4; i++ {
+		if i >= len(blob) {
+			return fmt.Errorf("%w: the data ends inside the bzip2 header (%w: the client writes nothing)", ErrCorrupt, ErrStricterThanLibbzip2)
+		}
+		if i < 3 && blob[i] != magic[i] || i == 3 && (blob[3] < '1' || blob[3] > '9') {
+			return fmt.Errorf("%w: not a bzip2 stream (no BZh header)", ErrCorrupt)
+		}
+	}
+	return nil
+}
+
+// prefixOfMagic reports whether the bits of blob from bit to its end are
+// the start of a block or end-of-stream magic: the data stops where
+// libbzip2 would wait for more.
+func prefixOfMagic(blob []byte, bit uint64) bool {
+	have := uint64(len(blob))*8 - min(bit, uint64(len(blob))*8)
+	if have >= 48 {
+		return false
+	}
+	v := at48(blob, bit) >> (48 - have)
+	return v == blockMagic>>(48-have) || v == endMagic>>(48-have)
 }

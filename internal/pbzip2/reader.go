@@ -324,6 +324,9 @@ func (z *Reader) next() error {
 			if j.err != nil {
 				return z.corrupt("block %d (stream %d) at %s: %v", z.blocks, z.streams, where(j.cand.bit), j.err)
 			}
+			if j.res.pendingRun {
+				return z.corrupt("block %d (stream %d) at %s ends in four equal bytes without their count (libbzip2: BZ_DATA_ERROR)", z.blocks, z.streams, where(j.cand.bit))
+			}
 			if j.res.n > z.level*100000 {
 				return z.corrupt("block %d at %s holds %d bytes, more than level %d allows", z.blocks, where(j.cand.bit), j.res.n, z.level)
 			}
