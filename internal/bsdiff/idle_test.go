@@ -32,8 +32,8 @@ func TestIdleTriplesBounded(t *testing.T) {
 	if p.Len() > 4096 {
 		t.Fatalf("patch is %d bytes", p.Len())
 	}
-	_, triples, err := apply(make([]byte, 4096), p.Bytes(), 4096)
-	if err == nil || !strings.Contains(err.Error(), "more triples than bytes") {
+	_, triples, err := apply(memOld(make([]byte, 4096)), p.Bytes(), 4096)
+	if err == nil || !strings.Contains(err.Error(), "stricter than the client") {
 		t.Fatalf("got %v", err)
 	}
 	if triples > 3 {
