@@ -95,6 +95,14 @@ func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
+// stricterf is invalidf for a rule the client does not have (a limit, a
+// field it ignores, an accident of its code augen will not model): the
+// error also carries augen.Stricter(rule), and doc/payload-format.md §3.4
+// lists the rule.
+func stricterf(rule, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %w", ErrInvalid, fmt.Sprintf(format, args...), augen.Stricter(rule))
+}
+
 // OpName is the name of an operation type as the client's logs spell it.
 func OpName(t OperationType) string { return t.String() }
 

@@ -148,7 +148,7 @@ func (pr *Reader) readHeader() error {
 	pr.buf = nil
 	m := &Manifest{}
 	if err := strictUnmarshal(mb, m); err != nil {
-		return invalidf("manifest (bytes %d..%d): %v", HeaderSize, HeaderSize+ms, err)
+		return fmt.Errorf("%w: manifest (bytes %d..%d): %w", ErrInvalid, HeaderSize, HeaderSize+ms, err)
 	}
 	pr.manifest = m
 	return pr.checkManifest()

@@ -190,7 +190,6 @@ func TestManifestRules(t *testing.T) {
 		{"gap in data", func(m *payload.Manifest) { m.PartitionOperations[0].DataOffset = proto.Uint32(1) }, "data_offset 1"},
 		{"block size", func(m *payload.Manifest) { m.BlockSize = proto.Uint32(512) }, "block_size 512"},
 		{"no new info", func(m *payload.Manifest) { m.NewPartitionInfo = nil }, "new_partition_info is missing"},
-		{"odd size", func(m *payload.Manifest) { m.NewPartitionInfo.Size = proto.Uint64(100) }, "not a multiple of 4096"},
 		{"kernel without new_info", func(m *payload.Manifest) { m.Procedures[0].NewInfo = nil }, "has no new_info"},
 		{"move with data", func(m *payload.Manifest) { m.PartitionOperations[0].Type = payload.OpMove.Enum() }, "MOVE must not carry data"},
 		{"signature offset", func(m *payload.Manifest) {

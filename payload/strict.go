@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 
+	"github.com/augen-project/augen"
+
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -19,18 +21,21 @@ func strictUnmarshal(b []byte, m proto.Message) error {
 	if err := (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(b, m); err != nil {
 		return err
 	}
-	if err := checkKnown(m.ProtoReflect(), string(m.ProtoReflect().Descriptor().Name())); err != nil {
-		return err
-	}
 	if err := proto.CheckInitialized(m); err != nil {
 		return err
+	}
+	// The client's C++ parser keeps unknown fields (and unknown enum
+	// values, as unknown fields) and takes any valid encoding: refusing
+	// them is augen's rule.
+	if err := checkKnown(m.ProtoReflect(), string(m.ProtoReflect().Descriptor().Name())); err != nil {
+		return fmt.Errorf("%w: %w", err, augen.Stricter("canonical-encoding"))
 	}
 	re, err := marshal.Marshal(m)
 	if err != nil {
 		return err
 	}
 	if !bytes.Equal(re, b) {
-		return fmt.Errorf("not canonically encoded (fields out of order, repeated or padded)")
+		return fmt.Errorf("not canonically encoded (fields out of order, repeated or padded): %w", augen.Stricter("canonical-encoding"))
 	}
 	return nil
 }

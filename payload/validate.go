@@ -1,6 +1,7 @@
 package payload
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 )
@@ -15,7 +16,7 @@ const tempBlockStart = uint64(1) << 60
 func (pr *Reader) checkManifest() error {
 	m := pr.manifest
 	if bs := m.GetBlockSize(); bs != BlockSize {
-		return invalidf("manifest: block_size %d, the client supports only %d", bs, BlockSize)
+		return stricterf("block-size", "manifest: block_size %d; augen supports only %d, the size every generator writes", bs, BlockSize)
 	}
 	npi := m.GetNewPartitionInfo()
 	if npi == nil {
@@ -23,9 +24,6 @@ func (pr *Reader) checkManifest() error {
 	}
 	if err := checkInfo(npi, "new_partition_info"); err != nil {
 		return err
-	}
-	if npi.GetSize()%BlockSize != 0 {
-		return invalidf("manifest: new_partition_info.size %d is not a multiple of %d", npi.GetSize(), BlockSize)
 	}
 	if opi := m.GetOldPartitionInfo(); opi != nil {
 		if err := checkInfo(opi, "old_partition_info"); err != nil {
@@ -56,7 +54,7 @@ func (pr *Reader) checkManifest() error {
 		}
 	}
 	if len(pr.ops) > MaxOperations {
-		return invalidf("manifest: %d operations, more than %d", len(pr.ops), MaxOperations)
+		return stricterf("limits", "manifest: %d operations, more than %d", len(pr.ops), MaxOperations)
 	}
 	var off uint64
 	for i, ref := range pr.ops {
@@ -87,22 +85,22 @@ func (pr *Reader) checkManifest() error {
 				m.GetSignaturesOffset(), off)
 		}
 		if s := m.GetSignaturesSize(); s == 0 || s > MaxSignaturesSize {
-			return invalidf("manifest: signatures_size %d is outside 1..%d", s, MaxSignaturesSize)
+			return stricterf("limits", "manifest: signatures_size %d is outside 1..%d", s, MaxSignaturesSize)
 		}
 	}
 	end := off + m.GetSignaturesSize()
 	for i, op := range m.NoopOperations {
 		where := fmt.Sprintf("noop_operations[%d]", i)
 		if op.GetType() != OpReplace {
-			return invalidf("manifest: %s has type %s; noop operations are REPLACE", where, op.GetType())
+			return stricterf("noop-operations", "manifest: %s has type %s; noop operations are REPLACE", where, op.GetType())
 		}
 		if op.GetDataLength() > 0 && uint64(op.GetDataOffset())+uint64(op.GetDataLength()) > end {
-			return invalidf("manifest: %s points at data %d..%d, past the end of the payload's data (%d)",
+			return stricterf("noop-operations", "manifest: %s points at data %d..%d, past the end of the payload's data (%d)",
 				where, op.GetDataOffset(), uint64(op.GetDataOffset())+uint64(op.GetDataLength()), end)
 		}
 		for _, e := range op.DstExtents {
 			if e.GetStartBlock() != SparseHole {
-				return invalidf("manifest: %s writes to block %d; noop operations may only name sparse holes", where, e.GetStartBlock())
+				return stricterf("noop-operations", "manifest: %s writes to block %d; noop operations may only name sparse holes", where, e.GetStartBlock())
 			}
 		}
 	}
@@ -122,11 +120,18 @@ func checkInfo(info *InstallInfo, where string) error {
 func checkOp(op *Operation, where string, maxBlob int64, partition bool) error {
 	n := op.GetDataLength()
 	if int64(n) > maxBlob {
-		return invalidf("manifest: %s: data_length %d exceeds the limit of %d bytes", where, n, maxBlob)
+		return stricterf("limits", "manifest: %s: data_length %d exceeds the limit of %d bytes", where, n, maxBlob)
+	}
+	if n == 0 && len(op.GetDataSha256Hash()) > 0 {
+		// The client checks a hash whenever one is present: over the
+		// operation's 0 bytes of data, here.
+		if sum := sha256.Sum256(nil); !bytes.Equal(op.GetDataSha256Hash(), sum[:]) {
+			return invalidf("manifest: %s has no data but a data_sha256_hash %x; the client hashes its 0 bytes of data and fails", where, op.GetDataSha256Hash())
+		}
 	}
 	if n > 0 {
 		if op.DataOffset == nil {
-			return invalidf("manifest: %s has data but no data_offset", where)
+			return stricterf("data-offset", "manifest: %s has data but no data_offset", where)
 		}
 		if len(op.GetDataSha256Hash()) != sha256.Size {
 			return invalidf("manifest: %s has %d bytes of data but no %d-byte data_sha256_hash (the client requires it)",
@@ -136,17 +141,17 @@ func checkOp(op *Operation, where string, maxBlob int64, partition bool) error {
 	switch op.GetType() {
 	case OpReplace, OpReplaceBz:
 		if n == 0 {
-			return invalidf("manifest: %s: %s without data", where, op.GetType())
+			return stricterf("replace-without-data", "manifest: %s: %s without data (the client writes nothing)", where, op.GetType())
 		}
 		if len(op.SrcExtents) > 0 || (op.SrcLength != nil) {
-			return invalidf("manifest: %s: %s must not have source extents", where, op.GetType())
+			return stricterf("replace-source", "manifest: %s: %s must not have source extents (the client ignores them)", where, op.GetType())
 		}
 	case OpMove:
 		if n > 0 {
 			return invalidf("manifest: %s: MOVE must not carry data (data_length %d)", where, n)
 		}
 		if blocksOf(op.SrcExtents) != blocksOf(op.DstExtents) {
-			return invalidf("manifest: %s: MOVE reads %d blocks but writes %d", where, blocksOf(op.SrcExtents), blocksOf(op.DstExtents))
+			return stricterf("move-block-count", "manifest: %s: MOVE reads %d blocks but writes %d", where, blocksOf(op.SrcExtents), blocksOf(op.DstExtents))
 		}
 	case OpBsdiff:
 		if n == 0 {
@@ -162,7 +167,7 @@ func checkOp(op *Operation, where string, maxBlob int64, partition bool) error {
 		return invalidf("manifest: %s: unknown operation type %d", where, op.GetType())
 	}
 	if len(op.DstExtents) == 0 {
-		return invalidf("manifest: %s has no destination extents", where)
+		return stricterf("extent-fields", "manifest: %s has no destination extents", where)
 	}
 	for _, list := range [][]*Extent{op.SrcExtents, op.DstExtents} {
 		for _, e := range list {
@@ -171,9 +176,11 @@ func checkOp(op *Operation, where string, maxBlob int64, partition bool) error {
 			}
 		}
 	}
-	for _, e := range op.SrcExtents {
-		if e.GetStartBlock() == SparseHole {
-			return invalidf("manifest: %s reads from a sparse hole, which the client's applier cannot do", where)
+	if op.GetType() == OpMove {
+		for _, e := range op.SrcExtents {
+			if e.GetStartBlock() == SparseHole {
+				return invalidf("manifest: %s: MOVE reads from a sparse hole, which the client's read fails on", where)
+			}
 		}
 	}
 	if op.GetType() == OpMove {
@@ -188,17 +195,17 @@ func checkOp(op *Operation, where string, maxBlob int64, partition bool) error {
 
 func checkExtent(e *Extent, where string) error {
 	if e.StartBlock == nil || e.GetNumBlocks() == 0 {
-		return invalidf("manifest: %s has an extent without start_block or with no blocks", where)
+		return stricterf("extent-fields", "manifest: %s has an extent without start_block or with no blocks", where)
 	}
 	s := e.GetStartBlock()
 	if s == SparseHole {
 		if e.GetNumBlocks() > tempBlockStart {
-			return invalidf("manifest: %s has a sparse hole of %d blocks", where, e.GetNumBlocks())
+			return stricterf("scratch-blocks", "manifest: %s has a sparse hole of %d blocks", where, e.GetNumBlocks())
 		}
 		return nil
 	}
 	if s >= tempBlockStart || e.GetNumBlocks() >= tempBlockStart || s+e.GetNumBlocks() > tempBlockStart {
-		return invalidf("manifest: %s has an extent at block %d (+%d) beyond any partition (a generator's scratch block leaked?)", where, s, e.GetNumBlocks())
+		return stricterf("scratch-blocks", "manifest: %s has an extent at block %d (+%d) beyond any partition (a generator's scratch block leaked?)", where, s, e.GetNumBlocks())
 	}
 	return nil
 }
