@@ -2,11 +2,23 @@
 // update_engine's semantics, so that a payload can be proven to rebuild what
 // it claims before any machine downloads it.
 //
+// It is a model of the client, not an applier of augen's own: each rule
+// names the code of flatcar/update_engine (delta_performer.cc,
+// extent_writer.cc, bzip_extent_writer.cc, payload_processor.cc) or of the
+// ChromiumOS bspatch it mirrors, and a differential test runs the client's
+// own code on the same inputs (payload/apply/reference_test.go). Where the
+// client's behaviour is an accident (a wrapping offset, a read of stale
+// memory) or augen bounds the work, the input is refused with an error
+// carrying augen.Stricter(rule); doc/payload-format.md §3.4 lists the rules.
+//
 // The client first copies the running partition into the target (so a
 // delta's untouched blocks are already right) and then runs the operations
 // in manifest order: partition operations, then each procedure's. Data is
 // consumed for every operation; procedure data is applied to the kernel or
-// PCR policy file.
+// PCR policy file. A full update starts from whatever the running system
+// holds, so a full payload must write every block (and every byte of a
+// file) before an operation reads it and by the time it ends: otherwise
+// what it installs depends on the machine, and augen refuses it.
 package apply
 
 import (
@@ -38,6 +50,12 @@ func failf(op *payload.Op, format string, args ...any) error {
 	return failure{fmt.Errorf("%w: %s (%s): %s", ErrApply, op.Where(), op.GetType(), fmt.Sprintf(format, args...))}
 }
 
+// stricterf is failf for a refusal the client would not make: rule names
+// it in doc/payload-format.md §3.4.
+func stricterf(op *payload.Op, rule, format string, args ...any) error {
+	return failure{fmt.Errorf("%w: %s (%s): %s: %w", ErrApply, op.Where(), op.GetType(), fmt.Sprintf(format, args...), augen.Stricter(rule))}
+}
+
 // Target is a partition or file the operations read and write.
 type Target interface {
 	io.ReaderAt
@@ -53,7 +71,10 @@ type Targets struct {
 	// Limit is the partition's size in bytes: no operation may read or
 	// write past it (rounded up to a whole block).
 	Limit uint64
-	// Procedures maps a procedure type to its file target.
+	// Procedures maps a procedure type to its file target. A file target
+	// starts as the procedure's old_info.size bytes (a copy of the old
+	// file) or empty (a full procedure); reads past its current end fail,
+	// as the client's reads of the file do.
 	Procedures map[payload.ProcedureType]Target
 	// Counters, if set, is told how much work the payload caused, so that
 	// tests can prove a crafted payload was stopped early.
@@ -83,28 +104,24 @@ const (
 	// carry its first 1 GiB). A simulated apply hashes the whole
 	// partition, so this also bounds the work a payload can ask for.
 	MaxPartitionSize = 4 << 30
+	// WorkFactor bounds the bytes all operations together may read and
+	// write: WorkFactor times the partition and files they rebuild, plus
+	// WorkSlack. A full payload writes each block once (1x); a delta reads
+	// each old file about once and writes each new block once (about 2x,
+	// 2.6x with cycles merged); so 8x leaves room for any honest plan,
+	// while a small payload of operations that each move the whole
+	// partition again (hundreds of thousands fit in a few MB of manifest)
+	// is refused before it runs for days.
+	WorkFactor = 8
+	WorkSlack  = 64 << 20
 	// aheadBytes is the largest output decoded ahead of its turn on
 	// another core; larger operations are decoded when they are applied,
 	// so at most 2×GOMAXPROCS small outputs are held at once.
 	aheadBytes = 4 << 20
+	// wrapBlock is the first block whose byte offset no longer fits the
+	// int64 the client's code computes it in (start_block * 4096).
+	wrapBlock = 1 << 51
 )
-
-// at returns the target offset of byte skip of a (non-hole) extent, after
-// checking that count bytes from there stay within limit. Extents may be
-// larger than the data they receive (delta_generator gives a short last
-// chunk 256 blocks): only the bytes accessed must fit. Block numbers are
-// compared before multiplying, so one near 2^60 cannot wrap around.
-func at(e *payload.Extent, skip, count, limit uint64, op *payload.Op, verb string) (uint64, error) {
-	s := e.GetStartBlock()
-	if s > limit/payload.BlockSize {
-		return 0, failf(op, "%s block %d, past the end of the target (%d bytes)", verb, s, limit)
-	}
-	off := s*payload.BlockSize + skip
-	if off+count > limit {
-		return 0, failf(op, "%s bytes %d..%d, past the end of the target (%d bytes)", verb, off, off+count, limit)
-	}
-	return off, nil
-}
 
 // Apply runs every remaining operation of pr on t. It returns once Next
 // has returned io.EOF, so the whole file has been checked, or with ctx's
@@ -115,10 +132,16 @@ func at(e *payload.Extent, skip, count, limit uint64, op *payload.Op, verb strin
 // cores, a bounded number of operations in advance. Every destination is
 // checked against its target before its data is decompressed, and the
 // decoder is never allowed to produce more than the destination holds.
+// Before any operation runs, the work all of them declare is checked
+// against WorkFactor.
 func Apply(ctx context.Context, pr *payload.Reader, t *Targets) error {
 	m := pr.Manifest()
 	if t.Limit > MaxPartitionSize {
 		return fmt.Errorf("%w: the partition is %d bytes, over augen's limit of %d", ErrApply, t.Limit, uint64(MaxPartitionSize))
+	}
+	st, err := newState(m, t)
+	if err != nil {
+		return err
 	}
 	counters := t.Counters
 	if counters == nil {
@@ -158,7 +181,7 @@ func Apply(ctx context.Context, pr *payload.Reader, t *Targets) error {
 			}
 			op.Data = append([]byte(nil), op.Data...)
 			if op.GetType() == payload.OpReplaceBz {
-				p.room, p.err = room(op, limitFor(t, op))
+				p.room, p.bound, p.err = room(op, limitFor(t, op))
 			}
 			if op.GetType() == payload.OpReplaceBz && p.err == nil && p.room <= aheadBytes {
 				select {
@@ -176,18 +199,22 @@ func Apply(ctx context.Context, pr *payload.Reader, t *Targets) error {
 			}
 		}
 	}()
-	err := applyInOrder(ctx, m, t, items, counters)
+	err = st.applyInOrder(ctx, items, counters)
 	close(stop)
 	for range items { // let the reader goroutine finish
 	}
 	wg.Wait()
-	return err
+	if err != nil {
+		return err
+	}
+	return st.finish()
 }
 
 type pending struct {
 	op      *payload.Op
 	err     error
 	room    uint64 // bytes the destination can take (REPLACE_BZ)
+	bound   string // the rule that cut room short, if any
 	decoded []byte
 	done    chan struct{}
 }
@@ -204,24 +231,34 @@ func limitFor(t *Targets, op *payload.Op) uint64 {
 // limit (sparse holes swallow data, so they count), after checking that
 // every extent that would receive data starts inside the target. The sum
 // saturates instead of overflowing and is capped at MaxOpBytes: it bounds
-// how much the decoder may produce before anything is decoded.
-func room(op *payload.Op, limit uint64) (uint64, error) {
-	var n uint64
+// how much the decoder may produce before anything is decoded. bound
+// names augen's rule when the extents hold more than the room (they run
+// past the target's limit, or past MaxOpBytes): data that overflows the
+// room is then refused under that rule, not as the client would.
+func room(op *payload.Op, limit uint64) (n uint64, bound string, err error) {
 	for _, e := range op.DstExtents {
 		size := satMul(e.GetNumBlocks(), payload.BlockSize)
 		if e.GetStartBlock() != payload.SparseHole {
 			s := e.GetStartBlock()
 			if s >= limit/payload.BlockSize {
-				return 0, failf(op, "writes block %d, past the end of the target (%d bytes)", s, limit)
+				return 0, "", beyond(op, limit, "writes block %d", s)
 			}
-			size = min(size, limit-s*payload.BlockSize)
+			if size > limit-s*payload.BlockSize {
+				size, bound = limit-s*payload.BlockSize, "beyond-target"
+			}
 		}
 		n = satAdd(n, size)
 		if n >= MaxOpBytes {
-			return MaxOpBytes, nil
+			return MaxOpBytes, "limits", nil
 		}
 	}
-	return n, nil
+	return n, bound, nil
+}
+
+// beyond refuses an access past augen's bound on a target: the partition's
+// new size (the client's block device goes on) or MaxFileSize.
+func beyond(op *payload.Op, limit uint64, format string, args ...any) error {
+	return stricterf(op, "beyond-target", "%s, past the end of the target (%d bytes)", fmt.Sprintf(format, args...), limit)
 }
 
 func satMul(a, b uint64) uint64 {
@@ -238,7 +275,45 @@ func satAdd(a, b uint64) uint64 {
 	return a + b
 }
 
-func applyInOrder(ctx context.Context, m *payload.Manifest, t *Targets, items <-chan *pending, c *Counters) error {
+// extentBytes is the byte size of the extents, saturating at MaxUint64.
+func extentBytes(list []*payload.Extent) uint64 {
+	var n uint64
+	for _, e := range list {
+		n = satAdd(n, satMul(e.GetNumBlocks(), payload.BlockSize))
+	}
+	return n
+}
+
+// opWork is the bytes op reads and writes, as declared by its manifest
+// entry: extents count up to the target's limit (an access past it is
+// refused when the operation runs), sparse holes in full. It saturates.
+func opWork(op *payload.Operation, limit uint64) uint64 {
+	clipped := func(list []*payload.Extent) uint64 {
+		var n uint64
+		for _, e := range list {
+			size := satMul(e.GetNumBlocks(), payload.BlockSize)
+			if s := e.GetStartBlock(); s != payload.SparseHole {
+				if s >= limit/payload.BlockSize {
+					continue
+				}
+				size = min(size, limit-s*payload.BlockSize)
+			}
+			n = satAdd(n, size)
+		}
+		return n
+	}
+	switch op.GetType() {
+	case payload.OpMove:
+		return satAdd(clipped(op.SrcExtents), clipped(op.DstExtents))
+	case payload.OpBsdiff:
+		return satAdd(satAdd(op.GetSrcLength(), op.GetDstLength()), uint64(op.GetDataLength()))
+	default:
+		return satAdd(min(clipped(op.DstExtents), MaxOpBytes), uint64(op.GetDataLength()))
+	}
+}
+
+func (st *state) applyInOrder(ctx context.Context, items <-chan *pending, c *Counters) error {
+	m := st.m
 	for p := range items {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -251,18 +326,17 @@ func applyInOrder(ctx context.Context, m *payload.Manifest, t *Targets, items <-
 			return p.err
 		}
 		op := p.op
-		var dst Target
-		limit := limitFor(t, op)
+		var g *target
 		if op.Procedure < 0 {
-			dst = t.Partition
+			g = st.part
 		} else {
 			proc := m.Procedures[op.Procedure]
 			if proc.Type == nil {
 				continue // the client skips untyped procedures; data was consumed
 			}
-			dst = t.Procedures[proc.GetType()]
+			g = st.files[proc.GetType()]
 		}
-		if dst == nil {
+		if g == nil {
 			continue
 		}
 		c.Operations.Add(1)
@@ -272,199 +346,265 @@ func applyInOrder(ctx context.Context, m *payload.Manifest, t *Targets, items <-
 				if errors.As(p.err, &fe) {
 					return p.err
 				}
-				return failf(op, "%v", p.err)
+				return bzErr(op, p.err, p.bound)
 			}
 			data := p.decoded
 			if data == nil {
 				var err error
 				if data, err = pbzip2.DecodeOne(op.Data, int(p.room)); err != nil {
-					return failf(op, "%v", err)
+					return bzErr(op, err, p.bound)
 				}
 				c.Decompressed.Add(int64(len(data)))
 			}
-			w := &extentWriter{t: dst, extents: op.DstExtents, limit: limit, op: op}
-			if err := w.writeAll(data, true); err != nil {
+			if err := g.writeExtents(op, op.DstExtents, data, true); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := applyOp(dst, limit, op); err != nil {
+		if err := g.applyOp(op); err != nil {
 			return err
 		}
 	}
 	return errors.New("apply: the payload reader stopped without an end")
 }
 
-func applyOp(dst Target, limit uint64, op *payload.Op) error {
-	w := &extentWriter{t: dst, extents: op.DstExtents, limit: limit, op: op}
+// bzErr is the error for a REPLACE_BZ blob the decoder refused.
+func bzErr(op *payload.Op, err error, bound string) error {
+	switch {
+	case errors.Is(err, pbzip2.ErrStricterThanLibbzip2):
+		return stricterf(op, "bzip2-replace", "%v", err)
+	case bound == "limits":
+		return stricterf(op, "limits", "%v (augen decodes at most %d bytes per operation)", err, MaxOpBytes)
+	case bound != "" && errors.Is(err, pbzip2.ErrTooLarge):
+		return stricterf(op, bound, "%v (its extents run past the end of the target)", err)
+	}
+	return failf(op, "%v", err)
+}
+
+// applyOp runs a REPLACE, MOVE or BSDIFF (delta_performer.cc
+// PerformOperation).
+func (g *target) applyOp(op *payload.Op) error {
 	switch op.GetType() {
 	case payload.OpReplace:
-		return w.writeAll(op.Data, true)
+		// PerformReplaceOperation: ZeroPadExtentWriter over a
+		// DirectExtentWriter.
+		return g.writeExtents(op, op.DstExtents, op.Data, true)
 	case payload.OpMove:
+		// PerformMoveOperation: every source extent read whole (PReadAll
+		// of num_blocks * 4096: a short read fails), then written.
 		n := extentBytes(op.SrcExtents)
 		if n > MaxOpBytes {
-			return failf(op, "reads %d bytes, more than the %d a MOVE may hold in memory", n, MaxOpBytes)
+			return stricterf(op, "limits", "reads %d bytes, more than the %d a MOVE may hold in memory", n, uint64(MaxOpBytes))
 		}
-		if err := fits(op, n, limit); err != nil {
+		if r, _, err := room(op, g.limit); err != nil {
 			return err
+		} else if r < n {
+			return beyond(op, g.limit, "writes %d bytes", n)
 		}
-		src, err := readExtents(dst, op.SrcExtents, n, limit, op)
-		if err != nil {
-			return err
+		buf := make([]byte, 0, n)
+		for _, e := range op.SrcExtents {
+			size := e.GetNumBlocks() * payload.BlockSize
+			b := buf[len(buf) : len(buf)+int(size)]
+			if err := g.read(op, b, e.GetStartBlock()*payload.BlockSize, "reads"); err != nil {
+				return err
+			}
+			buf = buf[:len(buf)+int(size)]
 		}
-		return w.writeAll(src, false)
+		return g.writeExtents(op, op.DstExtents, buf, false)
 	case payload.OpBsdiff:
-		srcLen := extentBytes(op.SrcExtents)
-		if op.SrcLength != nil {
-			srcLen = op.GetSrcLength()
-		}
-		dstLen := extentBytes(op.DstExtents)
-		if op.DstLength != nil {
-			dstLen = op.GetDstLength()
-		}
-		if srcLen > MaxOpBytes || dstLen > MaxOpBytes {
-			return failf(op, "source %d or destination %d bytes exceed %d", srcLen, dstLen, MaxOpBytes)
-		}
-		if err := fits(op, dstLen, limit); err != nil {
-			return err
-		}
-		src, err := readExtents(dst, op.SrcExtents, srcLen, limit, op)
-		if err != nil {
-			return err
-		}
-		out, err := bsdiff.Patch(src, op.Data, int64(dstLen))
-		if err != nil {
-			return failf(op, "%v", err)
-		}
-		if uint64(len(out)) != dstLen {
-			return failf(op, "patch produces %d bytes, dst_length is %d", len(out), dstLen)
-		}
-		if err := w.writeAll(out, false); err != nil {
-			return err
-		}
-		// The client zeroes the rest of the last destination block.
-		return w.zeroTail()
+		return g.bsdiff(op)
 	}
 	return failf(op, "unknown operation type")
 }
 
-// extentBytes is the byte size of the extents, saturating at MaxUint64.
-func extentBytes(list []*payload.Extent) uint64 {
-	var n uint64
-	for _, e := range list {
-		n = satAdd(n, satMul(e.GetNumBlocks(), payload.BlockSize))
+// positions is the client's ExtentsToBsdiffPositionsString: each extent
+// gets min(what is left of length, its size) bytes, and the total must be
+// length. bspatch refuses an extent of 0 bytes ("error parsing extents")
+// and an empty list ("error allocating extent array"), so every extent
+// must get at least one byte.
+func positions(op *payload.Op, list []*payload.Extent, length uint64, what string) ([]seg, error) {
+	if len(list) == 0 {
+		return nil, failf(op, "no %s extents: bspatch refuses an empty extent list", what)
 	}
-	return n
+	segs := make([]seg, 0, len(list))
+	var done uint64
+	for i, e := range list {
+		n := min(length-done, satMul(e.GetNumBlocks(), payload.BlockSize))
+		if n == 0 {
+			return nil, failf(op, "%s extent %d gets 0 of the %d bytes (%s_length %d): the client passes bspatch \"OFF:0\", which it refuses", what, i, length, what, length)
+		}
+		s := e.GetStartBlock()
+		if s != payload.SparseHole && s >= wrapBlock {
+			return nil, stricterf(op, "bsdiff-wrapping-offset", "%s extent %d at block %d: its byte offset wraps in the client's int64", what, i, s)
+		}
+		segs = append(segs, seg{block: s, n: n})
+		done += n
+	}
+	if done != length {
+		return nil, failf(op, "%s_length %d exceeds its extents (%d bytes)", what, length, done)
+	}
+	return segs, nil
 }
 
-// fits checks, before anything is read or patched, that op's destination
-// can take n bytes inside the target.
-func fits(op *payload.Op, n, limit uint64) error {
-	r, err := room(op, limit)
+// seg is one extent as bspatch gets it: a start block (or a hole) and the
+// bytes of it used.
+type seg struct {
+	block uint64
+	n     uint64
+}
+
+// bsdiff is PerformBsdiffOperation: bspatch run on the target itself with
+// position strings from src_length and dst_length (absent means 0), then
+// the end of the *last destination extent* zeroed when dst_length is not
+// a whole number of blocks.
+func (g *target) bsdiff(op *payload.Op) error {
+	srcLen, dstLen := op.GetSrcLength(), op.GetDstLength()
+	if srcLen > MaxOpBytes || dstLen > MaxOpBytes {
+		return stricterf(op, "limits", "source %d or destination %d bytes exceed %d", srcLen, dstLen, uint64(MaxOpBytes))
+	}
+	src, err := positions(op, op.SrcExtents, srcLen, "src")
 	if err != nil {
 		return err
 	}
-	if r < n {
-		return failf(op, "writes %d bytes, but its destination holds %d inside the target (%d bytes)", n, r, limit)
+	dst, err := positions(op, op.DstExtents, dstLen, "dst")
+	if err != nil {
+		return err
+	}
+	// Every destination byte is checked against the target first.
+	for _, s := range dst {
+		if s.block != payload.SparseHole && s.block*payload.BlockSize+s.n > g.limit {
+			return beyond(op, g.limit, "writes block %d", s.block)
+		}
+	}
+	tail := dstLen % payload.BlockSize
+	var zeroAt uint64
+	if tail != 0 {
+		last := op.DstExtents[len(op.DstExtents)-1]
+		if last.GetStartBlock() == payload.SparseHole {
+			return stricterf(op, "bsdiff-hole-tail", "its last destination extent is a sparse hole and dst_length %d is not a whole number of blocks: the client zeroes bytes at an offset that wraps around", dstLen)
+		}
+		end := (last.GetStartBlock() + last.GetNumBlocks()) * payload.BlockSize
+		if end > g.limit {
+			return beyond(op, g.limit, "zeroes the end of block %d", last.GetStartBlock()+last.GetNumBlocks()-1)
+		}
+		zeroAt = end - (payload.BlockSize - tail)
+	}
+	out, err := bsdiff.PatchOld(&oldView{g: g, op: op, segs: src, size: srcLen}, op.Data, int64(dstLen))
+	if err != nil {
+		var fe failure
+		if errors.As(err, &fe) {
+			return err
+		}
+		if augen.StricterRule(err) != "" {
+			return failure{fmt.Errorf("%w: %s (%s): %w", ErrApply, op.Where(), op.GetType(), err)}
+		}
+		return failf(op, "%v", err)
+	}
+	// bspatch writes the new data (which may be shorter than dst_length)
+	// through the destination extents.
+	var rs ranges
+	rest := out
+	for _, s := range dst {
+		if len(rest) == 0 {
+			break
+		}
+		n := min(uint64(len(rest)), s.n)
+		if s.block != payload.SparseHole {
+			off := s.block * payload.BlockSize
+			if _, err := g.t.WriteAt(rest[:n], int64(off)); err != nil {
+				return err
+			}
+			rs.add(off, n)
+		}
+		rest = rest[n:]
+	}
+	if tail != 0 {
+		n := payload.BlockSize - tail
+		if _, err := g.t.WriteAt(make([]byte, n), int64(zeroAt)); err != nil {
+			return err
+		}
+		rs.add(zeroAt, n)
+	}
+	g.wrote(rs)
+	return nil
+}
+
+// oldView is a BSDIFF's source as bspatch reads it: the source segments
+// concatenated; sparse holes read as zeros.
+type oldView struct {
+	g    *target
+	op   *payload.Op
+	segs []seg
+	size uint64
+}
+
+func (v *oldView) Size() int64 { return int64(v.size) }
+
+func (v *oldView) ReadAt(p []byte, off int64) error {
+	pos := uint64(0)
+	o := uint64(off)
+	for _, s := range v.segs {
+		if len(p) == 0 {
+			return nil
+		}
+		if o >= pos+s.n {
+			pos += s.n
+			continue
+		}
+		skip := o - pos
+		n := min(uint64(len(p)), s.n-skip)
+		if s.block == payload.SparseHole {
+			clear(p[:n])
+		} else if err := v.g.read(v.op, p[:n], s.block*payload.BlockSize+skip, "reads"); err != nil {
+			return err
+		}
+		p = p[n:]
+		o += n
+		pos += s.n
 	}
 	return nil
 }
 
-// readExtents reads the first n bytes of the concatenated extents, after
-// checking that all of them lie inside the target (so nothing is allocated
-// for a read that cannot happen). Bytes past the end of a file target read
-// as zeros, as they would from the block device behind it.
-func readExtents(t Target, list []*payload.Extent, n, limit uint64, op *payload.Op) ([]byte, error) {
-	off := uint64(0)
-	for _, e := range list {
-		if off >= n {
-			break
-		}
-		size := min(satMul(e.GetNumBlocks(), payload.BlockSize), n-off)
-		if _, err := at(e, 0, size, limit, op, "reads"); err != nil {
-			return nil, err
-		}
-		off += size
+// writeExtents writes data across extents in order, skipping sparse holes,
+// as update_engine's DirectExtentWriter does; with pad, the last block
+// written is filled with zeros (ZeroPadExtentWriter). Data that does not
+// fit the extents fails, as in the client; its earlier part is written
+// first there too.
+func (g *target) writeExtents(op *payload.Op, extents []*payload.Extent, data []byte, pad bool) error {
+	if pad && len(data)%payload.BlockSize != 0 {
+		data = append(data, make([]byte, payload.BlockSize-len(data)%payload.BlockSize)...)
 	}
-	if off < n {
-		return nil, failf(op, "reads %d bytes from extents of %d", n, off)
-	}
-	buf := make([]byte, n)
-	off = 0
-	for _, e := range list {
-		if off >= n {
-			break
-		}
-		size := min(satMul(e.GetNumBlocks(), payload.BlockSize), n-off)
-		start, err := at(e, 0, size, limit, op, "reads")
-		if err != nil {
-			return nil, err
-		}
-		got, err := t.ReadAt(buf[off:off+size], int64(start))
-		if err != nil && err != io.EOF {
-			return nil, err
-		}
-		clear(buf[off+uint64(got) : off+size])
-		off += size
-	}
-	return buf, nil
-}
-
-// extentWriter writes data across destination extents in order, skipping
-// sparse holes, as update_engine's DirectExtentWriter does.
-type extentWriter struct {
-	t       Target
-	extents []*payload.Extent
-	limit   uint64
-	op      *payload.Op
-	idx     int    // current extent
-	pos     uint64 // bytes written into the current extent
-	end     uint64 // absolute target offset after the last byte written (0 for a hole)
-}
-
-func (w *extentWriter) writeAll(data []byte, pad bool) error {
 	total := len(data)
-	for len(data) > 0 {
-		if w.idx >= len(w.extents) {
-			return failf(w.op, "its %d bytes of data exceed its destination extents (%d bytes)", total, extentBytes(w.extents))
+	// Check every extent the data reaches before writing any.
+	rest := uint64(len(data))
+	for _, e := range extents {
+		if rest == 0 {
+			break
 		}
-		e := w.extents[w.idx]
-		room := satMul(e.GetNumBlocks(), payload.BlockSize) - w.pos
-		n := min(uint64(len(data)), room)
+		n := min(rest, satMul(e.GetNumBlocks(), payload.BlockSize))
+		if s := e.GetStartBlock(); s != payload.SparseHole && (s >= g.limit/payload.BlockSize || s*payload.BlockSize+n > g.limit) {
+			return beyond(op, g.limit, "writes block %d", s)
+		}
+		rest -= n
+	}
+	if rest > 0 {
+		return failf(op, "its %d bytes of data exceed its destination extents (%d bytes)", total, extentBytes(extents))
+	}
+	var rs ranges
+	for _, e := range extents {
+		if len(data) == 0 {
+			break
+		}
+		n := min(uint64(len(data)), e.GetNumBlocks()*payload.BlockSize)
 		if e.GetStartBlock() != payload.SparseHole {
-			off, err := at(e, w.pos, n, w.limit, w.op, "writes")
-			if err != nil {
+			off := e.GetStartBlock() * payload.BlockSize
+			if _, err := g.t.WriteAt(data[:n], int64(off)); err != nil {
 				return err
 			}
-			if _, err := w.t.WriteAt(data[:n], int64(off)); err != nil {
-				return err
-			}
-			w.end = off + n
-		} else {
-			w.end = 0
+			rs.add(off, n)
 		}
 		data = data[n:]
-		w.pos += n
-		if w.pos == satMul(e.GetNumBlocks(), payload.BlockSize) {
-			w.idx++
-			w.pos = 0
-		}
 	}
-	if pad {
-		return w.zeroTail()
-	}
+	g.wrote(rs)
 	return nil
-}
-
-// zeroTail fills the rest of the block the last byte was written into.
-func (w *extentWriter) zeroTail() error {
-	if w.end == 0 || w.end%payload.BlockSize == 0 {
-		return nil
-	}
-	n := payload.BlockSize - w.end%payload.BlockSize
-	if w.end+n > w.limit {
-		return failf(w.op, "pads past the end of the partition")
-	}
-	_, err := w.t.WriteAt(make([]byte, n), int64(w.end))
-	return err
 }

@@ -60,6 +60,10 @@ type Rebuilt struct {
 func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, error) {
 	m := pr.Manifest()
 	npi := m.GetNewPartitionInfo()
+	if npi.GetSize()%payload.BlockSize != 0 {
+		return nil, fmt.Errorf("%w: new_partition_info.size %d is not a multiple of %d (the client hashes that prefix; augen requires whole blocks): %w",
+			ErrApply, npi.GetSize(), payload.BlockSize, augen.Stricter("partition-size"))
+	}
 	if n := max(npi.GetSize(), m.GetOldPartitionInfo().GetSize()); n > MaxPartitionSize {
 		return nil, fmt.Errorf("%w: the payload describes a partition of %d bytes, over augen's limit of %d", ErrApply, n, uint64(MaxPartitionSize))
 	}
