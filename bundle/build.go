@@ -93,7 +93,7 @@ func describe(pf PayloadFile, keys []crypto.PublicKey) (*PayloadEntry, []string,
 			signers = append(signers, s.KeyFingerprint)
 		}
 	}
-	e := &PayloadEntry{Name: pf.Name, Kind: pf.Kind, FromVersion: pf.FromVersion, Size: sum.Omaha.Size,
+	e := &PayloadEntry{Name: pf.Name, Kind: pf.Kind, FromVersion: pf.FromVersion, Size: sum.Omaha.Size, Installer: InstallerFor(pf.Kind),
 		SHA1Base64: sum.Omaha.SHA1Base64, SHA256Base64: sum.Omaha.SHA256Base64, SHA256Hex: sum.Omaha.SHA256Hex}
 	if pf.Kind != KindExtra {
 		e.NewPartition = &Digests{Size: int64(sum.NewPartition.Size), SHA256: sum.NewPartition.SHA256}

@@ -66,6 +66,25 @@ type PayloadEntry struct {
 	SHA256Hex    string   `json:"sha256_hex"`
 	NewPartition *Digests `json:"new_partition,omitempty"`
 	Kernel       *Digests `json:"kernel,omitempty"`
+	// Installer names whose rules the payload is verified by: machines
+	// apply full and delta payloads with update_engine and install extras
+	// (systemd-sysext images) with ue-rs. Bundles from before the field
+	// leave it out; it is then the kind's.
+	Installer string `json:"installer,omitempty"`
+}
+
+// Installers.
+const (
+	InstallerUpdateEngine = "update_engine"
+	InstallerUeRs         = "ue-rs"
+)
+
+// InstallerFor is the program that installs payloads of a kind.
+func InstallerFor(kind string) string {
+	if kind == KindExtra {
+		return InstallerUeRs
+	}
+	return InstallerUpdateEngine
 }
 
 // Digests are a file's size and SHA-256 (hex).
@@ -159,6 +178,9 @@ func (s *Statement) Check() error {
 		}
 		if p.Size <= 0 {
 			return badStatement("payload %s: size %d", p.Name, p.Size)
+		}
+		if p.Installer != "" && p.Installer != InstallerFor(p.Kind) {
+			return badStatement("payload %s: a %s payload is installed by %s, not %q", p.Name, p.Kind, InstallerFor(p.Kind), p.Installer)
 		}
 		switch p.Kind {
 		case KindFull:

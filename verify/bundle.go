@@ -335,12 +335,18 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 		if err == nil && !opts.AllowUnappliedDeltas {
 			rep.fail(name, "delta", "not applied: no old release %s was given to apply it to, and unapplied deltas are not allowed", entry.FromVersion)
 		}
+	} else if bundle.InstallerFor(entry.Kind) == bundle.InstallerUeRs {
+		// Extras are installed by ue-rs, whose rules are not update_engine's.
+		var img apply.Rebuilt
+		img, err = apply.SimulateExtra(ctx, prd, apply.ExtraOptions{TempDir: opts.TempDir})
+		if err == nil {
+			rebuilt = []apply.Rebuilt{img}
+		}
+		pr.Applied = err == nil
 	} else {
 		src := apply.Sources{Partition: old.Partition, Kernel: old.Kernel, TempDir: opts.TempDir}
-		if entry.Kind != bundle.KindExtra {
-			src.InspectPartition = func(r io.ReaderAt, size int64) {
-				checkVersion(ctx, rep, &pr, name, st.Predicate.Version, r, size)
-			}
+		src.InspectPartition = func(r io.ReaderAt, size int64) {
+			checkVersion(ctx, rep, &pr, name, st.Predicate.Version, r, size)
 		}
 		rebuilt, err = apply.Simulate(ctx, prd, src)
 		pr.Applied = err == nil

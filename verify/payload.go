@@ -30,6 +30,10 @@ type PayloadOptions struct {
 	// WantPartition and WantKernel, if set, name files the rebuilt
 	// partition and kernel must equal.
 	WantPartition, WantKernel string
+	// Extra verifies an extra payload (a systemd-sysext image) by the
+	// rules of ue-rs, which installs extras (apply.SimulateExtra); the
+	// rebuilt image is then named "image", and WantPartition compares it.
+	Extra bool
 }
 
 // PayloadResult is what Payload found.
@@ -66,14 +70,25 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 	if err != nil {
 		return nil, err
 	}
-	rebuilt, err := apply.Simulate(ctx, pr2, opts.Sources)
+	var rebuilt []apply.Rebuilt
+	if opts.Extra {
+		var img apply.Rebuilt
+		img, err = apply.SimulateExtra(ctx, pr2, apply.ExtraOptions{TempDir: opts.Sources.TempDir, Unsigned: opts.UnsafeAllowUnsigned})
+		rebuilt = []apply.Rebuilt{img}
+	} else {
+		rebuilt, err = apply.Simulate(ctx, pr2, opts.Sources)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if hex.EncodeToString(pr2.SignedHash()) != s.SignedHash {
 		return nil, fmt.Errorf("%w: the payload changed while it was verified", ErrVerification)
 	}
-	for _, want := range []struct{ path, target string }{{opts.WantPartition, "partition"}, {opts.WantKernel, "KERNEL"}} {
+	part := "partition"
+	if opts.Extra {
+		part = "image"
+	}
+	for _, want := range []struct{ path, target string }{{opts.WantPartition, part}, {opts.WantKernel, "KERNEL"}} {
 		if want.path == "" {
 			continue
 		}

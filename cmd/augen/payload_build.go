@@ -20,6 +20,7 @@ import (
 const payloadBuildUsage = `Usage: augen payload build --image USR.bin [--kernel VMLINUZ] [--pcr-policy ZIP] [--key URI]... -o OUT
        augen payload build --old OLD.bin --image USR.bin [--old-kernel K0 --kernel K1] [--key URI]... -o DELTA
        augen payload build --from-image IMAGE.bin.bz2 [--old-from-image OLD_IMAGE.bin.bz2] [--key URI]... -o OUT
+       augen payload build --extra --image SYSEXT.raw [--key URI]... -o oem-NAME.gz
 
 Builds a full update payload (CrAU v1) the way update_engine's delta_generator
 does: the image in 1 MiB chunks, each bzip2-compressed when that is smaller,
@@ -33,6 +34,13 @@ With --from-image, the USR image and the kernel come straight from a
 production image, unpacked and checked as "augen unpack" does (GPT CRCs, the
 dm-verity root hash against the kernel's); --kernel then overrides the
 image's kernel. --old-from-image does the same for a delta's old side.
+
+With --extra, builds an extra payload (oem-*.gz, flatcar-*.gz: a
+systemd-sysext image). Machines install extras with ue-rs, not
+update_engine: it writes each operation's data at its one extent, neither
+padded nor cut, and checks the file's SHA-256. So the image may have any
+size, the payload carries no kernel, and it is installed by ue-rs's rules
+as it is written (a payload that would install wrongly is not finished).
 
 With --old, builds a delta from OLD (same size as the image) instead.
 When both images hold an ext2/3/4 or btrfs filesystem, it works file by
@@ -97,6 +105,7 @@ func payloadBuild(e *env, args []string) error {
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
 	official := fs.Bool("official", false, "an official release: hardware keys (pkcs11:, tpm:) only, never unsigned")
 	out := fs.StringP("output", "o", "", "write the payload to `path`")
+	extra := fs.Bool("extra", false, "build an extra payload (oem-*.gz, flatcar-*.gz: a systemd-sysext image) as ue-rs installs it: any image size, no kernel, checked by ue-rs's rules before it is written")
 	workers := fs.Int("workers", 0, "compress on `n` goroutines (default: all cores)")
 	asJSON := fs.Bool("json", false, "print a JSON summary to stdout")
 	if err := parse(fs, args); err != nil {
@@ -117,6 +126,9 @@ func payloadBuild(e *env, args []string) error {
 	if err := checkOfficial(*official, keys, *insecure); err != nil {
 		return err
 	}
+	if *extra && (*old != "" || *oldFromImage != "" || *fromImage != "" || *kernel != "" || *pcr != "") {
+		return usagef("--extra takes only --image (a sysext image): ue-rs installs extras whole, with no kernel")
+	}
 	if *old == "" && *oldFromImage == "" && *oldKernel != "" {
 		return usagef("--old-kernel goes with --old")
 	}
@@ -128,6 +140,7 @@ func payloadBuild(e *env, args []string) error {
 	}
 	opts := generate.BuildOptions{TempDir: tempDirFor(*out)}
 	opts.Workers = *workers
+	opts.Extra = *extra
 	var closers []io.Closer
 	defer func() {
 		for _, c := range closers {
@@ -154,7 +167,7 @@ func payloadBuild(e *env, args []string) error {
 			return err
 		}
 	}
-	if opts.Image.Size%payload.BlockSize != 0 || opts.Image.Size == 0 {
+	if opts.Image.Size == 0 || opts.Image.Size%payload.BlockSize != 0 && !*extra {
 		return withHint(fmt.Errorf("image %s is %d bytes, not a non-zero multiple of %d", *image, opts.Image.Size, payload.BlockSize),
 			"the image is the first 1 GiB of USR-A (augen unpack, or disk_util extract)")
 	}

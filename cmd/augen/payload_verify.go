@@ -22,6 +22,16 @@ Checks a payload as update_engine would, and more:
     the partition and the kernel with the hashes the manifest promises;
   - with --image / --kernel, the rebuilt files also equal those files.
 
+Every rule is update_engine's, read in its source and checked against its
+own code (payload/apply, doc/payload-format.md §3); where augen is stricter
+than the client, the error says so and names the rule (§3.4).
+
+With --extra, the payload is an extra (oem-*.gz, flatcar-*.gz: a
+systemd-sysext image), which machines install with ue-rs, not
+update_engine: it is checked by ue-rs's rules (one extent per operation,
+REPLACE and REPLACE_BZ only, data neither padded nor cut) and --image
+compares the image ue-rs would write.
+
 Exit status 3 means the payload failed verification.
 
 Example:
@@ -53,6 +63,7 @@ func payloadVerify(e *env, args []string) (err error) {
 	kernel := fs.String("kernel", "", "check the rebuilt kernel equals this `file`")
 	unsigned := fs.Bool("unsafe-allow-unsigned", false, "check an unsigned payload (no signature check at all)")
 	allSigs := fs.Bool("all-signatures", false, "require every signature, not only the one update_engine checks, to verify with a --pubkey key")
+	extra := fs.Bool("extra", false, "an extra payload (systemd-sysext image): check it by ue-rs's rules, which install extras")
 	asJSON := fs.Bool("json", false, "print JSON to stdout")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -69,6 +80,9 @@ func payloadVerify(e *env, args []string) (err error) {
 				writeJSON(e.stdout, verifyResult{Valid: false, Error: oneLine(err.Error())})
 			}
 		}()
+	}
+	if *extra && (*old != "" || *oldKernel != "" || *kernel != "") {
+		return usagef("--extra takes no --old, --old-kernel or --kernel: ue-rs installs extras whole, with no kernel")
 	}
 	if len(pubPaths) == 0 && !*unsigned {
 		return withHint(usagef("--pubkey is required: a payload is verified against the key clients trust"),
@@ -90,6 +104,7 @@ func payloadVerify(e *env, args []string) (err error) {
 		AllSignatures:       *allSigs,
 		WantPartition:       *image,
 		WantKernel:          *kernel,
+		Extra:               *extra,
 	})
 	if err != nil {
 		return err

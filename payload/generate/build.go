@@ -3,6 +3,9 @@ package generate
 import (
 	"bytes"
 	"context"
+	"fmt"
+
+	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/tempfile"
 	"io"
 	"os"
@@ -47,7 +50,35 @@ func BuildFull(ctx context.Context, w io.Writer, opts BuildOptions) (*payload.Re
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	return payload.Assemble(w, m, spool, opts.Sign)
+	if !opts.Extra {
+		return payload.Assemble(w, m, spool, opts.Sign)
+	}
+	return assembleChecked(ctx, w, m, spool, opts)
+}
+
+// assembleChecked writes an extra payload while installing it as ue-rs
+// would (apply.SimulateExtra) from the same bytes: a payload ue-rs would
+// install wrongly is never finished.
+func assembleChecked(ctx context.Context, w io.Writer, m *payload.Manifest, blobs io.Reader, opts BuildOptions) (*payload.Result, error) {
+	pr, pw := io.Pipe()
+	checked := make(chan error, 1)
+	go func() {
+		r, err := payload.NewReader(pr, &payload.ReaderOptions{Prepared: opts.Sign == nil && len(opts.SignatureSizes) > 0})
+		if err == nil {
+			_, err = apply.SimulateExtra(ctx, r, apply.ExtraOptions{TempDir: opts.TempDir, Unsigned: len(opts.SignatureSizes) == 0})
+		}
+		if err != nil {
+			err = fmt.Errorf("generate: the extra payload as ue-rs would install it: %w", err)
+		}
+		pr.CloseWithError(err)
+		checked <- err
+	}()
+	res, err := payload.Assemble(io.MultiWriter(w, pw), m, blobs, opts.Sign)
+	pw.CloseWithError(err)
+	if cerr := <-checked; cerr != nil {
+		return nil, cerr
+	}
+	return res, err
 }
 
 // DeltaBuildOptions complete DeltaOptions for writing a finished payload.

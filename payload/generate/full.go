@@ -53,6 +53,12 @@ type FullOptions struct {
 	// Progress, if set, is called with the input bytes processed so far
 	// and the total, from one goroutine.
 	Progress augen.Progress
+	// Extra builds an extra payload (oem-*.gz, flatcar-*.gz: a
+	// systemd-sysext image) for ue-rs, which machines install extras
+	// with: the image may have any size (new_partition_info is its exact
+	// size and hash, the last operation's data is not padded), and no
+	// kernel or PCR policy goes with it.
+	Extra bool
 }
 
 // Errors about the inputs.
@@ -64,7 +70,10 @@ func Full(ctx context.Context, opts FullOptions) (*payload.Manifest, error) {
 	if opts.Image.R == nil {
 		return nil, fmt.Errorf("%w: no image", ErrInput)
 	}
-	if opts.Image.Size <= 0 || opts.Image.Size%payload.BlockSize != 0 {
+	if opts.Extra && (opts.Kernel.R != nil || opts.PCRPolicy.R != nil) {
+		return nil, fmt.Errorf("%w: an extra payload carries no kernel or PCR policy (ue-rs ignores procedures)", ErrInput)
+	}
+	if opts.Image.Size <= 0 || opts.Image.Size%payload.BlockSize != 0 && !opts.Extra {
 		return nil, fmt.Errorf("%w: the image is %d bytes; it must be a non-zero multiple of %d (a USR image is 1 GiB)",
 			ErrInput, opts.Image.Size, payload.BlockSize)
 	}
