@@ -9,13 +9,15 @@
 # e2fsprogs, faketime), btrfs-progs (the btrfs reader's test images), and the stores push uploads to in its tests: nginx
 # (WebDAV PUT over TLS) and versitygw (an S3 gateway, built with go install),
 # and staticcheck (the linter scripts/test.sh runs); GNU time for
-# scripts/bench-full.sh.
+# scripts/bench-full.sh; the runtime libraries of the real client's builds
+# that scripts/test-reference.sh runs (../shared/tools/update-engine).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends bsdiff protobuf-compiler python3 openssl bzip2 ca-certificates git \
     softhsm2 opensc swtpm libssl-dev gcc libc6-dev \
-    gdisk dosfstools mtools cryptsetup-bin e2fsprogs faketime btrfs-progs nginx-light time >/dev/null
+    gdisk dosfstools mtools cryptsetup-bin e2fsprogs faketime btrfs-progs nginx-light time \
+    libgflags2.2 libglib2.0-0 libgoogle-glog0v6 libprotobuf32 libsodium23 libssl3 libunwind8 libext2fs2 libbz2-1.0 >/dev/null
 cd "$(dirname "$0")/.."
 ver=$(go list -m -f '{{.Version}}' google.golang.org/protobuf)
 go install "google.golang.org/protobuf/cmd/protoc-gen-go@${ver}"

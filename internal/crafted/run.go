@@ -117,28 +117,12 @@ func (c *Case) Client(ctx context.Context, bin string, b []byte, dir string) Res
 	if err != nil {
 		return Result{Verdict: "error", Why: err.Error()}
 	}
-	pf := filepath.Join(dir, "payload")
-	if err := os.WriteFile(pf, b, 0o600); err != nil {
-		return Result{Verdict: "error", Why: err.Error()}
-	}
-	prefs, err := os.MkdirTemp(dir, "prefs")
-	if err != nil {
-		return Result{Verdict: "error", Why: err.Error()}
-	}
-	args := []string{"-in_file", pf, "-old_image", part, "-prefs_dir", prefs}
-	if kernel != "" {
-		args = append(args, "-old_kernel", kernel)
-	}
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "delta_generator-apply"), args...)
-	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			return Result{Verdict: "error", Why: err.Error()}
+	if err := runClient(ctx, bin, b, part, kernel, dir); err != nil {
+		var ce *ClientError
+		if errors.As(err, &ce) {
+			return Result{Verdict: Reject, Why: ce.Log}
 		}
-		return Result{Verdict: Reject, Why: tail(out)}
+		return Result{Verdict: "error", Why: err.Error()}
 	}
 	pb, err := os.ReadFile(part)
 	if err != nil {
@@ -160,6 +144,96 @@ func (c *Case) Client(ctx context.Context, bin string, b []byte, dir string) Res
 		r.Verdict, r.Why = Reject, "applied, but the result is not what the manifest's new hashes say"
 	}
 	return r
+}
+
+// ClientError is the client's refusal of a payload: it ended with a
+// non-zero status (134 for a failed CHECK); Log is the end of its log.
+type ClientError struct {
+	Status int
+	Log    string
+}
+
+func (e *ClientError) Error() string {
+	return fmt.Sprintf("the client refused the payload (status %d): %s", e.Status, e.Log)
+}
+
+// runClient applies payload b in place to the files part and kernel
+// ("" for none) with the client's own code: delta_generator-apply from
+// bin, with bin's bspatch first on PATH and a fresh prefs directory.
+func runClient(ctx context.Context, bin string, b []byte, part, kernel, dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	pf := filepath.Join(dir, "payload")
+	if err := os.WriteFile(pf, b, 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(pf)
+	prefs, err := os.MkdirTemp(dir, "prefs")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(prefs)
+	args := []string{"-in_file", pf, "-old_image", part, "-prefs_dir", prefs}
+	if kernel != "" {
+		args = append(args, "-old_kernel", kernel)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "delta_generator-apply"), args...)
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return &ClientError{Status: ee.ExitCode(), Log: tail(out)}
+		}
+		return err
+	}
+	return nil
+}
+
+// ClientApply applies payload b with the client's own code (see Client)
+// to a copy of the running partition oldPart (extended to size bytes) and
+// of the running kernel oldKernel (nil: no kernel target), and returns
+// what the client left in both: the partition's first size bytes, the
+// kernel file as the client truncated it.
+func ClientApply(ctx context.Context, bin string, b, oldPart, oldKernel []byte, size int64, dir string) (part, kernel []byte, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	pp := filepath.Join(dir, "partition")
+	if err := os.WriteFile(pp, oldPart, 0o600); err != nil {
+		return nil, nil, err
+	}
+	defer os.Remove(pp)
+	if size > int64(len(oldPart)) {
+		if err := os.Truncate(pp, size); err != nil {
+			return nil, nil, err
+		}
+	}
+	kp := ""
+	if oldKernel != nil {
+		kp = filepath.Join(dir, "kernel")
+		if err := os.WriteFile(kp, oldKernel, 0o600); err != nil {
+			return nil, nil, err
+		}
+		defer os.Remove(kp)
+	}
+	if err := runClient(ctx, bin, b, pp, kp, dir); err != nil {
+		return nil, nil, err
+	}
+	if part, err = os.ReadFile(pp); err != nil {
+		return nil, nil, err
+	}
+	if int64(len(part)) < size {
+		return nil, nil, fmt.Errorf("the client left a %d-byte partition, shorter than %d", len(part), size)
+	}
+	if kp != "" {
+		if kernel, err = os.ReadFile(kp); err != nil {
+			return nil, nil, err
+		}
+	}
+	return part[:size], kernel, nil
 }
 
 // matches reports whether r's hashes are the manifest's.

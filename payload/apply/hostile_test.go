@@ -245,3 +245,26 @@ func TestIdleTriplesThroughApply(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Class 10: a small payload of data-less MOVEs that each move the whole
+// partition (200,000 of them: a 3 MB manifest) would keep the applier
+// busy for hours; the work all operations declare is checked before any
+// runs.
+func TestWorkBoundedBeforeApplying(t *testing.T) {
+	m := oneOp(256, payload.OpReplace, ext(0, 256))
+	move := &payload.Operation{Type: payload.OpMove.Enum(), SrcExtents: []*payload.Extent{ext(0, 256)}, DstExtents: []*payload.Extent{ext(0, 256)}}
+	blobs := [][]byte{make([]byte, 256*payload.BlockSize)}
+	for range 200000 {
+		m.PartitionOperations = append(m.PartitionOperations, move)
+		blobs = append(blobs, nil)
+	}
+	b := craft(t, m, blobs)
+	var c apply.Counters
+	err := simulate(t, b, context.Background(), &c)
+	if augen.StricterRule(err) != "work-bound" {
+		t.Fatalf("got %v", err)
+	}
+	if n := c.Operations.Load(); n != 0 {
+		t.Fatalf("%d operations ran", n)
+	}
+}

@@ -95,7 +95,7 @@ func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, 
 			continue
 		}
 		if _, dup := procFiles[p.GetType()]; dup {
-			return nil, fmt.Errorf("%w: two %s procedures", ErrApply, p.GetType())
+			return nil, fmt.Errorf("%w: two %s procedures: %w", ErrApply, p.GetType(), augen.Stricter("duplicate-procedure"))
 		}
 		f, err := tempfile.Create(src.TempDir, "augen-"+p.GetType().String()+"-*")
 		if err != nil {
