@@ -58,7 +58,7 @@ log=$(mktemp)
 for target in "payload FuzzReader" "payload FuzzDecodeSignatures" "internal/pbzip2 FuzzDecodeOne" "internal/pbzip2 FuzzEncode" "internal/bsdiff FuzzPatch" \
     "internal/bsdiff FuzzDiff" "internal/gpt FuzzParsePrimary" "internal/fat FuzzFAT" "internal/pbzip2 FuzzReader" \
     "bundle FuzzReadTar" "bundle FuzzParseStatement" "verify FuzzBundle" "internal/omaha FuzzParse" \
-    "internal/ext4 FuzzReadFile" "internal/btrfs FuzzReadFile" "internal/btrfs FuzzWalk" "internal/fsmap FuzzRead" "payload/apply FuzzApply" "internal/strictjson FuzzDecode"; do
+    "internal/ext4 FuzzReadFile" "internal/btrfs FuzzReadFile" "internal/btrfs FuzzWalk" "internal/fsmap FuzzRead" "payload/apply FuzzApply" "internal/strictjson FuzzDecode" "internal/pbzip2 FuzzBZRead"; do
   set -- $target
   # Minimization is bounded by executions, not time: a long minimization
   # that straddles -fuzztime's deadline makes the Go fuzzer report a spurious
