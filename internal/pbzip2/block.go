@@ -389,7 +389,10 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 	}
 	// Walk it, undoing the initial run-length encoding (4 equal bytes and
 	// a count of more); runs are filled in bulk.
-	out = out[:0]
+	// Bytes go to o[k] with the capacity checked by hand: this loop is
+	// most of a decoder's time.
+	o := out[:cap(out)]
+	k := 0
 	p := tt[origPtr] >> 8
 	last, same := -1, 0
 	for i := 0; i < n; i++ {
@@ -398,12 +401,15 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 		c := byte(e)
 		if same == 4 {
 			if c > 0 {
-				start := len(out)
-				if d.maxOut > 0 && start+int(c) > d.maxOut {
+				if d.maxOut > 0 && k+int(c) > d.maxOut {
 					return nil, errTooLarge
 				}
-				out = slices.Grow(out, int(c))[:start+int(c)]
-				fill(out[start:], byte(last))
+				if k+int(c) > len(o) {
+					o = slices.Grow(o[:k], int(c)+n-i)
+					o = o[:cap(o)]
+				}
+				fill(o[k:k+int(c)], byte(last))
+				k += int(c)
 			}
 			same, last = 0, -1
 			continue
@@ -413,8 +419,14 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 		} else {
 			last, same = int(c), 1
 		}
-		out = append(out, c)
+		if k == len(o) {
+			o = slices.Grow(o[:k], n-i)
+			o = o[:cap(o)]
+		}
+		o[k] = c
+		k++
 	}
+	out = o[:k]
 	// Four equal bytes at the very end want a count byte the block does
 	// not have: libbzip2 reads on past the block and fails with
 	// BZ_DATA_ERROR once it gets there (after emitting a run whose length

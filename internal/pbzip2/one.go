@@ -31,12 +31,12 @@ func DecodeOne(blob []byte, max int) ([]byte, error) {
 	defer decoders.Put(d)
 	d.level = level
 	defer func() { d.level = 0 }()
-	var blk []byte
 	for n := 1; ; n++ {
 		switch at48(blob, bit) {
 		case blockMagic:
 			d.maxOut = max - len(out) + 1 // +1: never 0, which means no bound
-			b, err := d.decodeBlock(blob, bit, blk)
+			// The block is decoded straight into out's free capacity.
+			b, err := d.decodeBlock(blob, bit, out[len(out):])
 			d.maxOut = 0
 			if err != nil {
 				if err == errTruncated {
@@ -50,8 +50,11 @@ func DecodeOne(blob []byte, max int) ([]byte, error) {
 			if len(out)+len(b.out) > max {
 				return nil, fmt.Errorf("%w: data decompresses to more than the %d bytes it may fill (%w)", ErrCorrupt, max, ErrTooLarge)
 			}
-			out = append(out, b.out...)
-			blk = b.out[:0]
+			if len(b.out) > 0 && cap(out) > len(out) && &out[:len(out)+1][len(out)] == &b.out[0] {
+				out = out[:len(out)+len(b.out)] // decoded in place
+			} else {
+				out = append(out, b.out...)
+			}
 			combined = (combined<<1 | combined>>31) ^ b.crc
 			bit = b.endBit
 		case endMagic:
