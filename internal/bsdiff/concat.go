@@ -2,8 +2,9 @@ package bsdiff
 
 import (
 	"bytes"
-	"compress/bzip2"
-	"io"
+	"math"
+
+	"github.com/augen-project/augen/internal/pbzip2"
 )
 
 // Part is one piece of a patch made by Concat: Patch (BSDIFF40) applied to
@@ -89,12 +90,10 @@ func streams(patch []byte, newSize int64) (ctrl, diff, extra []byte, err error) 
 	}
 	body := patch[32:]
 	read := func(b []byte, limit int64) ([]byte, error) {
-		out, err := io.ReadAll(io.LimitReader(bzip2.NewReader(bytes.NewReader(b)), limit+1))
+		// The project's decoder, bounded by what the output allows.
+		out, err := pbzip2.DecodeOne(b, int(min(limit, math.MaxInt32)))
 		if err != nil {
 			return nil, corrupt("%v", err)
-		}
-		if int64(len(out)) > limit {
-			return nil, corrupt("a block holds more than the patch's output allows")
 		}
 		return out, nil
 	}
