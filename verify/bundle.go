@@ -16,6 +16,7 @@ import (
 	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/ctxio"
 	"github.com/augen-project/augen/internal/osrelease"
+	"github.com/augen-project/augen/internal/verity"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 )
@@ -71,6 +72,13 @@ type PayloadReport struct {
 	// filesystem augen reads.
 	OSVersion   string `json:"os_version,omitempty"`
 	VersionNote string `json:"version_note,omitempty"`
+	// KernelArch is the rebuilt kernel's architecture, which must be the
+	// statement's board's; VerityRootHash the rebuilt /usr's dm-verity
+	// root hash, which the kernel must carry. KernelNote says why neither
+	// was checked (a kernel that is no x86 or arm64 image).
+	KernelArch     string `json:"kernel_arch,omitempty"`
+	VerityRootHash string `json:"verity_root_hash,omitempty"`
+	KernelNote     string `json:"kernel_note,omitempty"`
 }
 
 // Failure is one failed check: the member it concerns ("bundle" for the
@@ -345,8 +353,14 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 		pr.Applied = err == nil
 	} else {
 		src := apply.Sources{Partition: old.Partition, Kernel: old.Kernel, TempDir: opts.TempDir}
+		var part io.ReaderAt
+		var partSize int64
 		src.InspectPartition = func(r io.ReaderAt, size int64) {
 			checkVersion(ctx, rep, &pr, name, st.Predicate.Version, r, size)
+			part, partSize = r, size
+		}
+		src.InspectKernel = func(r io.ReaderAt, size int64) {
+			checkKernel(rep, &pr, name, st.Predicate.Board, part, partSize, r, size)
 		}
 		rebuilt, err = apply.Simulate(ctx, prd, src)
 		pr.Applied = err == nil
@@ -402,8 +416,60 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 			rep.fail(name, "statement", "kernel differs from the payload's manifest")
 		}
 	}
+	if entry.Kind == bundle.KindFull {
+		ok := false
+		for _, p := range sum.Procedures {
+			if p.Type == "KERNEL" && p.NewInfo != nil && p.NewInfo.Size > 0 {
+				ok = true
+			}
+		}
+		if !ok {
+			rep.fail(name, "kernel", "the full payload carries no kernel: a machine would boot the new /usr with its old kernel, whose dm-verity root hash is another /usr's")
+		}
+	}
 	if (entry.Kind == bundle.KindDelta) != (sum.Kind == "delta") {
 		rep.fail(name, "statement", "kind %s, but the payload is a %s payload", entry.Kind, sum.Kind)
+	}
+}
+
+// boardArch is the kernel architecture of each board.
+var boardArch = map[string]string{"amd64-usr": "amd64", "arm64-usr": "arm64"}
+
+// checkKernel ties the rebuilt kernel to its release: its architecture
+// (an x86 bzImage or an arm64 Image) must be the statement's board's, and
+// the dm-verity root hash it carries must be the one of the rebuilt /usr
+// (its verity superblock and hash tree lie inside the USR image), or every
+// machine would boot the new slot into a verity failure. A kernel that is
+// neither kind of image (test payloads) is noted in the report, not failed.
+func checkKernel(rep *Report, pr *PayloadReport, name, board string, part io.ReaderAt, partSize int64, kernel io.ReaderAt, kernelSize int64) {
+	head := make([]byte, min(kernelSize, 4096))
+	if _, err := kernel.ReadAt(head, 0); err != nil {
+		rep.fail(name, "kernel", "reading the rebuilt kernel: %v", err)
+		return
+	}
+	_, arch, err := verity.KernelRootHash(head)
+	if arch == "" {
+		pr.KernelNote = "kernel not checked against the board and /usr: it is neither an x86 bzImage nor an arm64 Image"
+		return
+	}
+	pr.KernelArch = arch
+	if want := boardArch[board]; want != arch {
+		rep.fail(name, "board", "the statement's board is %s, but the kernel is an %s kernel: it would reach machines it cannot boot", board, arch)
+	}
+	if err != nil {
+		rep.fail(name, "kernel", "%v", err)
+		return
+	}
+	if part == nil {
+		rep.fail(name, "kernel", "the rebuilt /usr was not available to check the kernel's root hash against")
+		return
+	}
+	res, err := verity.Check(part, partSize, head)
+	if res != nil {
+		pr.VerityRootHash = res.RootHash
+	}
+	if err != nil {
+		rep.fail(name, "kernel", "the kernel does not match its /usr: %v", err)
 	}
 }
 

@@ -249,6 +249,7 @@ func TestBundleVersionMismatch(t *testing.T) {
 	var pay bytes.Buffer
 	fo := generate.BuildOptions{SignatureSizes: []int{256}, Sign: payload.SignWith([]crypto.Signer{f.keyA})}
 	fo.Image = generate.Input{R: bytes.NewReader(usr), Size: int64(len(usr))}
+	fo.Kernel = generate.Input{R: bytes.NewReader(f.kernelN), Size: int64(len(f.kernelN))}
 	if _, err := generate.BuildFull(context.Background(), &pay, fo); err != nil {
 		t.Fatal(err)
 	}

@@ -95,6 +95,12 @@ func verifyCmd(e *env, args []string) (err error) {
 			if p.OSVersion != "" {
 				fmt.Fprintf(e.stdout, "  %-34s installs release %s (its /usr says so)\n", "", p.OSVersion)
 			}
+			if p.VerityRootHash != "" {
+				fmt.Fprintf(e.stdout, "  %-34s boots it: an %s kernel carrying its /usr's dm-verity root hash %s\n", "", p.KernelArch, p.VerityRootHash[:16])
+			}
+			if p.KernelNote != "" {
+				fmt.Fprintf(e.stdout, "  %-34s %s\n", "", p.KernelNote)
+			}
 			if p.VersionNote != "" {
 				fmt.Fprintf(e.stdout, "  %-34s %s\n", "", p.VersionNote)
 			}

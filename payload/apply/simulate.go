@@ -37,6 +37,10 @@ type Sources struct {
 	// SHA-256 matched new_partition_info (verification reads the release
 	// version inside it).
 	InspectPartition func(r io.ReaderAt, size int64)
+	// InspectKernel, if set, is shown the rebuilt kernel once its SHA-256
+	// matched its new_info (after InspectPartition; the partition's reader
+	// is still valid then, so the two can be checked against each other).
+	InspectKernel func(r io.ReaderAt, size int64)
 	// Counters, if set, counts the work done (see Targets.Counters).
 	Counters *Counters
 }
@@ -145,6 +149,9 @@ func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, 
 		out = append(out, r)
 		if !bytes.Equal(r.SHA256[:], ni.GetHash()) {
 			return out, fmt.Errorf("%w: the rebuilt %s's SHA-256 is %x, its new_info says %x", ErrMismatch, p.GetType(), r.SHA256, ni.GetHash())
+		}
+		if p.GetType() == payload.ProcKernel && src.InspectKernel != nil {
+			src.InspectKernel(io.NewSectionReader(f, 0, int64(ni.GetSize())), int64(ni.GetSize()))
 		}
 	}
 	return out, nil

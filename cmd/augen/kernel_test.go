@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+)
+
+// verify ties a full payload's kernel to its /usr and its board, on
+// bundles made by bundle create (which does not check them): the sample's
+// own kernel passes; released for arm64-usr, a kernel whose dm-verity root
+// hash is another /usr's, or no kernel at all are refused, with the reason
+// printed.
+func TestVerifyKernelMatchesUsrAndBoard(t *testing.T) {
+	tmp, vec := fixtures(t)
+	img := root + "image/flatcar_test_image.bin.bz2"
+	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
+	augen(t, "unpack", img, "--usr-size", "4MiB", "-o", tmp+"/u")
+	k, err := os.ReadFile(tmp + "/u/vmlinuz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := append([]byte{}, k...)
+	copy(other[64:], strings.Repeat("0", 64)) // another /usr's root hash
+	if err := os.WriteFile(tmp+"/other-vmlinuz", other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", tmp+"/policy.json")
+	root, _ := os.ReadFile(root + "image/verity-root-hash")
+	for _, tc := range []struct {
+		name, board string
+		kernel      []string
+		want        string // "" for OK
+	}{
+		{"own kernel", "amd64-usr", []string{"--kernel", tmp + "/u/vmlinuz"}, ""},
+		{"wrong board", "arm64-usr", []string{"--kernel", tmp + "/u/vmlinuz"}, "board: the statement's board is arm64-usr, but the kernel is an amd64 kernel"},
+		{"another /usr's kernel", "amd64-usr", []string{"--kernel", tmp + "/other-vmlinuz"}, "kernel: the kernel does not match its /usr"},
+		{"no kernel", "amd64-usr", nil, "kernel: the full payload carries no kernel"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := t.TempDir()
+			augen(t, append([]string{"payload", "build", "--image", tmp + "/u/usr.bin", "--key", "file:" + tmp + "/key-a.pem", "-o", d + "/flatcar_production_update.gz"}, tc.kernel...)...)
+			augen(t, "bundle", "create", "--version", "4459.2.1", "--board", tc.board, "--payload", d+"/flatcar_production_update.gz",
+				"--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "--key", "file:"+tmp+"/key-b.pem", "-o", d+"/release.tar")
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"verify", "--policy", tmp + "/policy.json", d + "/release.tar", "--json"}, nil, &stdout, &stderr)
+			if tc.want == "" {
+				if code != 0 || !strings.Contains(stdout.String(), `"verity_root_hash": "`+strings.TrimSpace(string(root))+`"`) || !strings.Contains(stdout.String(), `"kernel_arch": "amd64"`) {
+					t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+				}
+				return
+			}
+			code = run(context.Background(), []string{"verify", "--policy", tmp + "/policy.json", d + "/release.tar"}, nil, &stdout, &stderr)
+			if code != exitVerify || !strings.Contains(stdout.String()+stderr.String(), tc.want) {
+				t.Fatalf("exit %d, want the reason %q:\n%s%s", code, tc.want, stdout.String(), stderr.String())
+			}
+		})
+	}
+}
