@@ -105,8 +105,6 @@ func Cases() []*Case {
 	badCRC := func(b []byte) []byte {
 		return pbzip2.CraftStream(9, [][]byte{b}, func(int, uint32) uint32 { return 0x12345678 }, nil)
 	}
-	two := func(a, b []byte) [][3]int64 { return [][3]int64{{0, int64(len(a)), 0}, {0, int64(len(b)), 0}} }
-	_ = two
 	add(bsd1("bsdiff-bad-block-crc-read-to-its-end", Reject, RawPatch(bs, oneTriple(bs), BZ(nil), badCRC(blk(3)))))
 	add(bsd1("bsdiff-bad-block-crc-read-in-part", Accept, RawPatch(bs, oneTriple(bs), BZ(nil), badCRC(append(append([]byte{}, blk(3)...), 1, 2, 3)))))
 	badStream := func(b []byte) []byte {

@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"math/rand/v2"
 
 	"google.golang.org/protobuf/proto"
@@ -245,5 +244,3 @@ func withKernel(c *Case, oldKernel []byte, fullKernel bool, newSize uint64, ops 
 	c.OldKernel = oldKernel
 	return c
 }
-
-func name(format string, args ...any) string { return fmt.Sprintf(format, args...) }
