@@ -113,7 +113,12 @@ func verifyCmd(e *env, args []string) (err error) {
 		for _, fl := range rep.Failures {
 			fmt.Fprintf(e.stderr, "%s: failed: %s\n", programName, fl.String())
 		}
-		return fmt.Errorf("%w: %d check(s) failed", verify.ErrVerification, max(1, len(rep.Failures)))
+		if len(rep.Failures) == 0 {
+			// Not a check of the bundle (--image could not be read or
+			// unpacked): the error says why, and its exit status is its own.
+			return verr
+		}
+		return fmt.Errorf("%w: %d check(s) failed", verify.ErrVerification, len(rep.Failures))
 	}
 	return verr
 }

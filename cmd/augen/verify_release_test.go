@@ -59,3 +59,30 @@ func TestVerifyKernelMatchesUsrAndBoard(t *testing.T) {
 		})
 	}
 }
+
+// verify --image says why it failed, with the exit status of the cause: a
+// missing image is exit 1, a bad OpenPGP signature or a forgotten
+// --usr-size exit 3, each with its reason (it used to print only "1
+// check(s) failed").
+func TestVerifyImageFailuresSayWhy(t *testing.T) {
+	tmp, vec := fixtures(t)
+	img := root + "image/flatcar_test_image.bin.bz2"
+	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
+	augen(t, "release", img, "--usr-size", "4MiB", "--version", "4459.2.1", "--key", "file:"+tmp+"/key-a.pem", "--bundle-key", "file:"+tmp+"/key-b.pem", "-o", tmp+"/r.tar")
+	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", tmp+"/p.json")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--image", tmp + "/missing.bin.bz2", "--usr-size", "4MiB"}, exitFailure, "no such file"},
+		{[]string{"--image", img}, exitVerify, "give --usr-size 6MiB or less"},
+		{[]string{"--image", img, "--usr-size", "4MiB", "--signature", root + "image/other-key.sig", "--signing-key", root + "image/TEST-ONLY-buildbot.asc"}, exitVerify, "does not verify"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"verify", "--policy", tmp + "/p.json", tmp + "/r.tar"}, tc.args...), nil, &stdout, &stderr)
+		if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, want %d and %q:\n%s", tc.args, code, tc.code, tc.want, stderr.String())
+		}
+	}
+}
