@@ -61,6 +61,9 @@ type Options struct {
 	// or .bin.bz2).
 	Image string
 	// Version, Board and AppID (default Flatcar's) go into the statement.
+	// An empty Board is the image's: the one its kernel's architecture
+	// names (an x86 bzImage: amd64-usr; an arm64 Image: arm64-usr); a Board
+	// the kernel contradicts is refused before anything is built.
 	Version, Board, AppID string
 	Deltas                []Delta
 	// Extras are payloads shipped as they are (oem-*.gz, flatcar-*.gz).
@@ -92,6 +95,31 @@ type Payload struct {
 	Name string `json:"name"`
 	Kind string `json:"kind"`
 	Size int64  `json:"size"`
+}
+
+// ErrBoard means the board asked for is not the image's.
+var ErrBoard = augen.Rejection("release: wrong board")
+
+// archBoard is the board of each kernel architecture.
+var archBoard = map[string]string{"amd64": "amd64-usr", "arm64": "arm64-usr"}
+
+// boardOf returns the board of the unpacked image, checking it against
+// the one asked for ("" takes the image's).
+func boardOf(res *unpack.Result, asked string) (string, error) {
+	arch := ""
+	if res.Verity != nil {
+		arch = res.Verity.KernelArch
+	}
+	have, known := archBoard[arch]
+	switch {
+	case asked == "" && !known:
+		return "", fmt.Errorf("%w: the image's kernel is neither an x86 bzImage nor an arm64 Image: give --board", ErrBoard)
+	case asked == "":
+		return have, nil
+	case known && asked != have:
+		return "", fmt.Errorf("%w: --board %s, but the image's kernel is an %s kernel (board %s): its machines could not boot it", ErrBoard, asked, arch, have)
+	}
+	return asked, nil
 }
 
 // Result is what Build wrote.
@@ -126,6 +154,9 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 		return nil, err
 	}
 	if err := checkVersion(ctx, usr, opts.Version, opts.Log); err != nil {
+		return nil, err
+	}
+	if opts.Board, err = boardOf(res, opts.Board); err != nil {
 		return nil, err
 	}
 

@@ -12,7 +12,7 @@ import (
 	"github.com/augen-project/augen/release"
 )
 
-const releaseUsage = `Usage: augen release IMAGE.bin.bz2 --version V|--version-file version.txt [--board amd64-usr] --key URI... [--bundle-key URI...]
+const releaseUsage = `Usage: augen release IMAGE.bin.bz2 --version V|--version-file version.txt [--board B] --key URI... [--bundle-key URI...]
                      [--delta-from OLD_VERSION=OLD_IMAGE.bin.bz2]... [--extra oem-NAME.gz]... -o release.tar
 
 The signing side in one command: unpack the CI image (with its checks:
@@ -31,7 +31,7 @@ Example:
 func releaseCmd(e *env, args []string) error {
 	fs := newFlags(e, "release", releaseUsage)
 	bf := bundleFlags{version: fs.String("version", "", "the release `version` (MAJOR.MINOR.PATCH)"),
-		board:       fs.String("board", "amd64-usr", "the `board` (amd64-usr or arm64-usr)"),
+		board:       fs.String("board", "", "the `board` (amd64-usr or arm64-usr); default: the image's, from its kernel's architecture, which a --board must not contradict"),
 		appID:       fs.String("app-id", bundle.FlatcarAppID, "the Omaha app `id`"),
 		versionFile: fs.String("version-file", "", "read the version from a seed-style version.txt `file` (FLATCAR_BUILD/BRANCH/PATCH)")}
 	var keys, deltas, extras []string
@@ -135,7 +135,7 @@ var releaseVersion = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
 // takes it; the older IMAGE=VERSION is accepted with a note) and --extra
 // file.
 func checkReleaseArgs(e *env, image, board, usrSize string, deltas, extras []string) ([]deltaFrom, error) {
-	if _, ok := bundle.Boards[board]; !ok {
+	if _, ok := bundle.Boards[board]; !ok && board != "" {
 		return nil, withHint(usagef("--board %q: unknown board", board), "amd64-usr or arm64-usr")
 	}
 	if _, err := parseSize(usrSize); err != nil {

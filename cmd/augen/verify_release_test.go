@@ -86,3 +86,24 @@ func TestVerifyImageFailuresSayWhy(t *testing.T) {
 		}
 	}
 }
+
+// release takes the board from the image (its kernel's architecture) and
+// refuses a --board the image contradicts, before anything is written:
+// the amd64 sample released as arm64-usr is refused.
+func TestReleaseBoardFromImage(t *testing.T) {
+	tmp, _ := fixtures(t)
+	img := root + "image/flatcar_test_image.bin.bz2"
+	args := []string{"release", img, "--usr-size", "4MiB", "--version", "4459.2.1", "--key", "file:" + tmp + "/key-a.pem", "--bundle-key", "file:" + tmp + "/key-b.pem"}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), append(args, "--board", "arm64-usr", "-o", tmp+"/arm.tar"), nil, &stdout, &stderr)
+	if code != exitVerify || !strings.Contains(stderr.String(), "--board arm64-usr, but the image's kernel is an amd64 kernel") {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	if _, err := os.Stat(tmp + "/arm.tar"); err == nil {
+		t.Fatal("the refused release was written")
+	}
+	stderr.Reset()
+	if code := run(context.Background(), append(args, "-o", tmp+"/r.tar"), nil, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "amd64-usr 4459.2.1") {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+}
