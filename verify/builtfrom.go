@@ -17,7 +17,13 @@ import (
 // signed-region hash, which covers every byte but the signatures. A
 // mismatch is recorded in rep (check "built from") and wraps
 // ErrVerification.
-func BuiltFrom(ctx context.Context, rep *Report, path string, opts unpack.Options, checks unpack.Checks) error {
+func BuiltFrom(ctx context.Context, rep *Report, path string, opts unpack.Options, checks unpack.Checks) (err error) {
+	rep.BuiltFrom = &BuiltFromReport{Image: path}
+	defer func() {
+		if err != nil {
+			rep.BuiltFrom.Error = err.Error()
+		}
+	}()
 	var full *PayloadReport
 	for i := range rep.Payloads {
 		if rep.Payloads[i].Kind == bundle.KindFull {
@@ -51,10 +57,13 @@ func BuiltFrom(ctx context.Context, rep *Report, path string, opts unpack.Option
 	if err != nil {
 		return err
 	}
-	if got := fmt.Sprintf("%x", res.Digest); got != full.SignedHash {
+	got := fmt.Sprintf("%x", res.Digest)
+	rep.BuiltFrom.SignedHash = got
+	if got != full.SignedHash {
 		rep.fail(full.Name, "built from", "%s: the rebuilt payload's signed hash is %s, the bundle's %s", path, got, full.SignedHash)
 		rep.Valid = false
 		return fmt.Errorf("%w: %s was not built from %s", ErrVerification, full.Name, path)
 	}
+	rep.BuiltFrom.Match = true
 	return nil
 }

@@ -43,14 +43,25 @@ type Options struct {
 
 // Report is what Bundle found; Failures lists every failed check.
 type Report struct {
-	Valid            bool              `json:"valid"`
-	Version          string            `json:"version,omitempty"`
-	Board            string            `json:"board,omitempty"`
-	BundleSigners    []string          `json:"bundle_signers"`
-	UntrustedSigners []string          `json:"untrusted_signers,omitempty"`
-	Payloads         []PayloadReport   `json:"payloads"`
-	Failures         []Failure         `json:"failures"`
-	Statement        *bundle.Statement `json:"-"`
+	Valid            bool            `json:"valid"`
+	Version          string          `json:"version,omitempty"`
+	Board            string          `json:"board,omitempty"`
+	BundleSigners    []string        `json:"bundle_signers"`
+	UntrustedSigners []string        `json:"untrusted_signers,omitempty"`
+	Payloads         []PayloadReport `json:"payloads"`
+	Failures         []Failure       `json:"failures"`
+	// BuiltFrom is the result of the --image check, when it ran.
+	BuiltFrom *BuiltFromReport  `json:"built_from,omitempty"`
+	Statement *bundle.Statement `json:"-"`
+}
+
+// BuiltFromReport is what BuiltFrom found: the CI image, the signed hash
+// of the full payload rebuilt from it, and whether it is the bundle's.
+type BuiltFromReport struct {
+	Image      string `json:"image"`
+	SignedHash string `json:"signed_hash,omitempty"`
+	Match      bool   `json:"match"`
+	Error      string `json:"error,omitempty"`
 }
 
 // PayloadReport describes one checked payload.

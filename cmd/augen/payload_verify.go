@@ -44,13 +44,7 @@ type verifyResult struct {
 	Valid   bool             `json:"valid"`
 	Error   string           `json:"error,omitempty"`
 	Summary *payload.Summary `json:"summary"`
-	Rebuilt []rebuiltJSON    `json:"rebuilt"`
-}
-
-type rebuiltJSON struct {
-	Target string `json:"target"`
-	Size   uint64 `json:"size"`
-	SHA256 string `json:"sha256"`
+	Rebuilt []apply.Rebuilt  `json:"rebuilt"`
 }
 
 func payloadVerify(e *env, args []string) (err error) {
@@ -111,9 +105,7 @@ func payloadVerify(e *env, args []string) (err error) {
 	}
 	s, rebuilt := vr.Summary, vr.Rebuilt
 	res := verifyResult{Valid: true, Summary: s}
-	for _, r := range rebuilt {
-		res.Rebuilt = append(res.Rebuilt, rebuiltJSON{Target: r.Name, Size: r.Size, SHA256: fmt.Sprintf("%x", r.SHA256)})
-	}
+	res.Rebuilt = rebuilt
 	if *asJSON {
 		return writeJSON(e.stdout, res)
 	}
@@ -128,7 +120,7 @@ func payloadVerify(e *env, args []string) (err error) {
 	}
 	fmt.Fprintln(e.stdout, ")")
 	for _, r := range res.Rebuilt {
-		fmt.Fprintf(e.stdout, "  rebuilt %-10s %d bytes, sha256 %s\n", r.Target, r.Size, r.SHA256)
+		fmt.Fprintf(e.stdout, "  rebuilt %-10s %d bytes, sha256 %x\n", r.Name, r.Size, r.SHA256)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/augen-project/augen"
@@ -47,9 +49,19 @@ type Sources struct {
 
 // Rebuilt is what one target holds after the simulated update.
 type Rebuilt struct {
-	Name   string // "partition", "KERNEL", "PCR_POLICY"
+	Name   string // "partition", "KERNEL", "PCR_POLICY"; "image" for an extra
 	Size   uint64
 	SHA256 [sha256.Size]byte
+}
+
+// MarshalJSON is the one shape every command prints a rebuilt target in:
+// {"target", "size", "sha256" (hex)}.
+func (r Rebuilt) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Target string `json:"target"`
+		Size   uint64 `json:"size"`
+		SHA256 string `json:"sha256"`
+	}{r.Name, r.Size, hex.EncodeToString(r.SHA256[:])})
 }
 
 // Simulate applies a payload the way the client does (target filled with a
