@@ -35,7 +35,8 @@ func payloadInspect(e *env, args []string) (err error) {
 	fs := newFlags(e, "payload inspect", payloadInspectUsage)
 	var pubPaths []string
 	fs.StringArrayVar(&pubPaths, "pubkey", nil, "a public key `PEM` to match signatures against (repeatable)")
-	image := fs.String("image", "", "the new USR `IMAGE`, to show what happens to each file")
+	image := fs.String("image", "", "the new USR `IMAGE` (plain or .bz2, or a production image, unpacked), to show what happens to each file")
+	uf := sizeOnlyUnpackFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON (shape in doc/payload-format.md)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -45,8 +46,13 @@ func payloadInspect(e *env, args []string) (err error) {
 	}
 	var img *os.File
 	if *image != "" {
-		if img, err = os.Open(*image); err != nil {
-			return usagef("--image: %v", err)
+		usr, _, done, err := usrInput(e, uf, "--image", *image, "", os.TempDir())
+		if err != nil {
+			return err
+		}
+		defer done()
+		if img, err = os.Open(usr); err != nil {
+			return fmt.Errorf("--image: %w", err)
 		}
 		defer img.Close()
 	}

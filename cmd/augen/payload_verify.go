@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"github.com/augen-project/augen/filekind"
 
 	"github.com/augen-project/augen/payload"
@@ -51,12 +52,13 @@ func payloadVerify(e *env, args []string) (err error) {
 	fs := newFlags(e, "payload verify", payloadVerifyUsage)
 	var pubPaths []string
 	fs.StringArrayVar(&pubPaths, "pubkey", nil, "a trusted public key `PEM` (repeatable; required)")
-	old := fs.String("old", "", "the old USR `image` a delta applies to")
+	old := fs.String("old", "", "the old USR `image` a delta applies to (plain or .bz2, or a production image, unpacked)")
 	oldKernel := fs.String("old-kernel", "", "the old kernel `file` a delta applies to")
 	image := fs.String("image", "", "check the rebuilt partition equals this `image`")
 	kernel := fs.String("kernel", "", "check the rebuilt kernel equals this `file`")
 	unsigned := fs.Bool("unsafe-allow-unsigned", false, "check an unsigned payload (no signature check at all)")
 	allSigs := fs.Bool("all-signatures", false, "require every signature, not only the one update_engine checks, to verify with a --pubkey key")
+	uf := sizeOnlyUnpackFlags(fs)
 	extra := fs.Bool("extra", false, "an extra payload (systemd-sysext image): check it by ue-rs's rules, which install extras")
 	asJSON := fs.Bool("json", false, "print JSON to stdout")
 	if err := parse(fs, args); err != nil {
@@ -85,6 +87,14 @@ func payloadVerify(e *env, args []string) (err error) {
 	pubs, err := loadPubkeys(pubPaths)
 	if err != nil {
 		return err
+	}
+	if *old != "" {
+		usr, k, done, err := usrInput(e, uf, "--old", *old, *oldKernel, os.TempDir())
+		if err != nil {
+			return err
+		}
+		defer done()
+		*old, *oldKernel = usr, k
 	}
 	in, size, closeIn, err := openSeekable(e, fs.Arg(0), payloadSpoolLimit)
 	if err != nil {

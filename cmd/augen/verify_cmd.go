@@ -57,6 +57,11 @@ func verifyCmd(e *env, args []string) (err error) {
 		if !ok || usr == "" {
 			return usagef("--old %q: want VERSION=USR.bin,VMLINUZ", o)
 		}
+		usr, kernel, done, err := usrInput(e, uf, "--old "+v, usr, kernel, os.TempDir())
+		if err != nil {
+			return err
+		}
+		defer done()
 		opts.Old[v] = verify.Old{Partition: usr, Kernel: kernel}
 	}
 	in, size, closeIn, err := openSeekable(e, fs.Arg(0), bundleSpoolLimit)

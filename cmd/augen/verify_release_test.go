@@ -6,6 +6,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/augen-project/augen/internal/pbzip2"
+	"github.com/augen-project/augen/internal/testutil"
 )
 
 // verify ties a full payload's kernel to its /usr and its board, on
@@ -105,5 +108,42 @@ func TestReleaseBoardFromImage(t *testing.T) {
 	stderr.Reset()
 	if code := run(context.Background(), append(args, "-o", tmp+"/r.tar"), nil, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "amd64-usr 4459.2.1") {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+}
+
+// --old takes what users have: a plain or bzip2 USR image, or a
+// production image (unpacked, its kernel used), for payload verify and
+// verify alike; --image of payload inspect too.
+func TestOldTakesUSRAndProductionImages(t *testing.T) {
+	tmp, vec := fixtures(t)
+	img := root + "image/flatcar_test_image.bin.bz2"
+	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
+	augen(t, "unpack", img, "--usr-size", "4MiB", "-o", tmp+"/u")
+	usr := testutil.Read(t, tmp+"/u/usr.bin")
+	if err := os.WriteFile(tmp+"/usr.bin.bz2", pbzip2.Compress(usr, pbzip2.Stream), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	augen(t, "release", img, "--usr-size", "4MiB", "--version", "4459.2.1", "--key", "file:"+tmp+"/key-a.pem",
+		"--bundle-key", "file:"+tmp+"/key-b.pem", "--delta-from", "4459.1.0="+img, "-o", tmp+"/r.tar")
+	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", tmp+"/p.json")
+	augen(t, "payload", "build", "--old", tmp+"/u/usr.bin", "--old-kernel", tmp+"/u/vmlinuz", "--image", tmp+"/u/usr.bin", "--kernel", tmp+"/u/vmlinuz",
+		"--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/d.gz")
+	for _, old := range [][]string{
+		{"--old", tmp + "/usr.bin.bz2", "--old-kernel", tmp + "/u/vmlinuz"},
+		{"--old", img, "--usr-size", "4MiB"},
+	} {
+		out := augen(t, append([]string{"payload", "verify", tmp + "/d.gz", "--pubkey", vec + "/TEST-ONLY-key-a.pub.pem"}, old...)...)
+		if !strings.Contains(out, "OK (delta payload") {
+			t.Fatalf("%v: %s", old, out)
+		}
+	}
+	for _, old := range []string{"4459.1.0=" + tmp + "/usr.bin.bz2," + tmp + "/u/vmlinuz", "4459.1.0=" + img} {
+		out := augen(t, "verify", "--policy", tmp+"/p.json", tmp+"/r.tar", "--old", old, "--usr-size", "4MiB")
+		if !strings.Contains(out, "OK: amd64-usr 4459.2.1") || strings.Contains(out, "NOT applied") {
+			t.Fatalf("--old %s: %s", old, out)
+		}
+	}
+	if out := augen(t, "payload", "inspect", tmp+"/d.gz", "--image", img, "--usr-size", "4MiB"); !strings.Contains(out, "unchanged") {
+		t.Fatalf("inspect --image of a production image: %s", out)
 	}
 }
