@@ -3,8 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"github.com/augen-project/augen/filekind"
+	"os"
 
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
