@@ -13,6 +13,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/ctxio"
 	"github.com/augen-project/augen/internal/osrelease"
@@ -39,6 +40,9 @@ type Options struct {
 	// TempDir holds payloads while they are checked and the simulated
 	// targets ("" = os.TempDir()).
 	TempDir string
+	// Progress, if set, is told how far each member's apply is (stages
+	// "applying NAME", "hashing NAME").
+	Progress augen.Progress
 }
 
 // Report is what Bundle found; Failures lists every failed check.
@@ -363,7 +367,7 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 		}
 		pr.Applied = err == nil
 	} else {
-		src := apply.Sources{Partition: old.Partition, Kernel: old.Kernel, TempDir: opts.TempDir}
+		src := apply.Sources{Partition: old.Partition, Kernel: old.Kernel, TempDir: opts.TempDir, Progress: opts.Progress, Name: name}
 		var part io.ReaderAt
 		var partSize int64
 		src.InspectPartition = func(r io.ReaderAt, size int64) {

@@ -102,8 +102,10 @@ func payloadVerify(e *env, args []string) (err error) {
 	}
 	defer closeIn()
 	// Targets are simulated in $TMPDIR: a 1 GiB image needs 1 GiB there.
+	progress, endProgress := showProgress(e, "")
+	defer endProgress()
 	vr, err := verify.Payload(e.ctx, in, size, pubs, verify.PayloadOptions{
-		Sources:             apply.Sources{Partition: *old, Kernel: *oldKernel},
+		Sources:             apply.Sources{Partition: *old, Kernel: *oldKernel, Progress: progress},
 		UnsafeAllowUnsigned: *unsigned,
 		AllSignatures:       *allSigs,
 		WantPartition:       *image,

@@ -142,7 +142,9 @@ func pushCmd(e *env, args []string) error {
 	if !info.Mode().IsRegular() {
 		return usagef("%s is not a regular file: push reads the bundle it verified again to upload it", fs.Arg(0))
 	}
-	verified, rep, perr := verify.Bundle(e.ctx, bf, info.Size(), trust, verify.Options{Channel: *channel, TempDir: os.TempDir(), AllowUnappliedDeltas: *allowUnapplied})
+	progress, endProgress := showProgress(e, "")
+	verified, rep, perr := verify.Bundle(e.ctx, bf, info.Size(), trust, verify.Options{Channel: *channel, TempDir: os.TempDir(), AllowUnappliedDeltas: *allowUnapplied, Progress: progress})
+	endProgress()
 	var rec *push.Record
 	if perr == nil {
 		prog, endProgress := showProgress(e, "")

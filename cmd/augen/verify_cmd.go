@@ -69,7 +69,10 @@ func verifyCmd(e *env, args []string) (err error) {
 		return err
 	}
 	defer closeIn()
+	var endProgress func()
+	opts.Progress, endProgress = showProgress(e, "")
 	_, rep, verr := verify.Bundle(e.ctx, in, size, trust, opts)
+	endProgress()
 	if rep == nil {
 		return verr
 	}

@@ -147,3 +147,30 @@ func TestOldTakesUSRAndProductionImages(t *testing.T) {
 		t.Fatalf("inspect --image of a production image: %s", out)
 	}
 }
+
+// verify and payload verify show their progress off a terminal with
+// --progress=always (a CI log), per member and stage.
+func TestVerifyProgressOffTerminal(t *testing.T) {
+	tmp, vec := fixtures(t)
+	img := root + "image/flatcar_test_image.bin.bz2"
+	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
+	augen(t, "release", img, "--usr-size", "4MiB", "--version", "4459.2.1", "--key", "file:"+tmp+"/key-a.pem", "--bundle-key", "file:"+tmp+"/key-b.pem", "-o", tmp+"/r.tar")
+	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", tmp+"/p.json")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"verify", "--policy", tmp + "/p.json", tmp + "/r.tar", "--progress=always"}, []string{"applying flatcar_production_update.gz: 100%", "hashing flatcar_production_update.gz: 100%"}},
+		{[]string{"payload", "verify", vec + "/full-signed.bin", "--pubkey", vec + "/TEST-ONLY-key-a.pub.pem", "--progress=always"}, []string{"applying: 100%", "hashing: 100%"}},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), tc.args, nil, &stdout, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", tc.args, code, stderr.String())
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr.String(), w) {
+				t.Errorf("%v: no %q in\n%s", tc.args[:2], w, stderr.String())
+			}
+		}
+	}
+}

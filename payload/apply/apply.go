@@ -79,6 +79,9 @@ type Targets struct {
 	// Counters, if set, is told how much work the payload caused, so that
 	// tests can prove a crafted payload was stopped early.
 	Counters *Counters
+	// Progress, if set, is told as each operation starts where in the
+	// payload file its data ends.
+	Progress func(fileOffset int64)
 }
 
 // Counters count work done while applying.
@@ -326,6 +329,9 @@ func (st *state) applyInOrder(ctx context.Context, items <-chan *pending, c *Cou
 			return p.err
 		}
 		op := p.op
+		if st.progress != nil {
+			st.progress(op.FileOffset + int64(op.GetDataLength()))
+		}
 		var g *target
 		if op.Procedure < 0 {
 			g = st.part

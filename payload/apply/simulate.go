@@ -45,6 +45,19 @@ type Sources struct {
 	InspectKernel func(r io.ReaderAt, size int64)
 	// Counters, if set, counts the work done (see Targets.Counters).
 	Counters *Counters
+	// Progress, if set, is told how far the apply is: stage "applying"
+	// (payload data applied of all of it), then "hashing" (bytes of the
+	// rebuilt targets hashed), each followed by " "+Name when Name is set.
+	Progress augen.Progress
+	Name     string
+}
+
+// stage names a progress stage for src.
+func (src Sources) stage(s string) string {
+	if src.Name != "" {
+		return s + " " + src.Name
+	}
+	return s
 }
 
 // Rebuilt is what one target holds after the simulated update.
@@ -105,6 +118,10 @@ func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, 
 		return nil, err
 	}
 	t := &Targets{Partition: part, Limit: npi.GetSize(), Procedures: map[payload.ProcedureType]Target{}, Counters: src.Counters}
+	if src.Progress != nil {
+		stage, total, meta := src.stage("applying"), int64(pr.DataSize()), pr.MetadataSize()
+		t.Progress = func(off int64) { src.Progress(stage, max(off-meta, 0), total) }
+	}
 	procFiles := map[payload.ProcedureType]*os.File{}
 	for _, p := range m.Procedures {
 		if p.Type == nil {
@@ -133,6 +150,20 @@ func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, 
 		return nil, err
 	}
 	out := []Rebuilt{}
+	hashed, toHash := int64(0), int64(npi.GetSize())
+	for _, p := range m.Procedures {
+		if p.Type != nil {
+			toHash += int64(p.GetNewInfo().GetSize())
+		}
+	}
+	hashFile := func(ctx context.Context, f *os.File, size uint64, name string) (Rebuilt, error) {
+		var w io.Writer = io.Discard
+		if src.Progress != nil {
+			stage := src.stage("hashing")
+			w = progressWriter(func(n int) { hashed += int64(n); src.Progress(stage, hashed, toHash) })
+		}
+		return hashFileTo(ctx, f, size, name, w)
+	}
 	r, err := hashFile(ctx, part, npi.GetSize(), "partition")
 	if err != nil {
 		return nil, err
@@ -191,9 +222,15 @@ func fillFrom(ctx context.Context, f *os.File, path string, info *payload.Instal
 	return nil
 }
 
-func hashFile(ctx context.Context, f *os.File, size uint64, name string) (Rebuilt, error) {
+// progressWriter counts what is written through it.
+type progressWriter func(n int)
+
+func (p progressWriter) Write(b []byte) (int, error) { p(len(b)); return len(b), nil }
+
+// hashFileTo hashes the first size bytes of f, writing them to also too.
+func hashFileTo(ctx context.Context, f *os.File, size uint64, name string, also io.Writer) (Rebuilt, error) {
 	h := sha256.New()
-	n, err := ctxio.Copy(ctx, h, io.NewSectionReader(f, 0, int64(size)))
+	n, err := ctxio.Copy(ctx, io.MultiWriter(h, also), io.NewSectionReader(f, 0, int64(size)))
 	if err != nil {
 		return Rebuilt{}, err
 	}

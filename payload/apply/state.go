@@ -15,6 +15,8 @@ type state struct {
 	m     *payload.Manifest
 	part  *target
 	files map[payload.ProcedureType]*target
+	// progress is Targets.Progress.
+	progress func(done int64)
 }
 
 // target is one partition or file with what the client's reads of it see.
@@ -35,7 +37,7 @@ type target struct {
 }
 
 func newState(m *payload.Manifest, t *Targets) (*state, error) {
-	st := &state{m: m, files: map[payload.ProcedureType]*target{}}
+	st := &state{m: m, files: map[payload.ProcedureType]*target{}, progress: t.Progress}
 	limit := payload.Blocks(t.Limit) * payload.BlockSize
 	if t.Partition != nil {
 		st.part = &target{t: t.Partition, name: "partition", limit: limit}
