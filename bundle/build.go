@@ -101,6 +101,12 @@ func describe(pf PayloadFile, keys []crypto.PublicKey) (*PayloadEntry, []string,
 			if p.Type == "KERNEL" && p.NewInfo != nil {
 				e.Kernel = &Digests{Size: int64(p.NewInfo.Size), SHA256: p.NewInfo.SHA256}
 			}
+			if p.Type == "KERNEL" && p.OldInfo != nil && pf.Kind == KindDelta {
+				e.OldKernel = &Digests{Size: int64(p.OldInfo.Size), SHA256: p.OldInfo.SHA256}
+			}
+		}
+		if sum.OldPartition != nil && pf.Kind == KindDelta {
+			e.OldPartition = &Digests{Size: int64(sum.OldPartition.Size), SHA256: sum.OldPartition.SHA256}
 		}
 	}
 	return e, signers, nil

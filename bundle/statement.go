@@ -66,6 +66,11 @@ type PayloadEntry struct {
 	SHA256Hex    string   `json:"sha256_hex"`
 	NewPartition *Digests `json:"new_partition,omitempty"`
 	Kernel       *Digests `json:"kernel,omitempty"`
+	// OldPartition and OldKernel (deltas) are the /usr and kernel the
+	// delta applies to, from its manifest: verify --old checks the images
+	// it is given against them.
+	OldPartition *Digests `json:"old_partition,omitempty"`
+	OldKernel    *Digests `json:"old_kernel,omitempty"`
 	// Installer names whose rules the payload is verified by: machines
 	// apply full and delta payloads with update_engine and install extras
 	// (systemd-sysext images) with ue-rs. Bundles from before the field

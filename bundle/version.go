@@ -37,3 +37,42 @@ func VersionFromFile(b []byte) (string, error) {
 	}
 	return "", fmt.Errorf("version.txt: no FLATCAR_BUILD/BRANCH/PATCH (or COREOS_) lines")
 }
+
+// CompareVersions orders two MAJOR.MINOR.PATCH versions by their numbers
+// (a pre-release or build suffix is ignored): -1, 0 or 1. Versions that
+// are not of that form compare as 0 with ok false.
+func CompareVersions(a, b string) (c int, ok bool) {
+	pa, oka := versionParts(a)
+	pb, okb := versionParts(b)
+	if !oka || !okb {
+		return 0, false
+	}
+	for i := range pa {
+		switch {
+		case pa[i] < pb[i]:
+			return -1, true
+		case pa[i] > pb[i]:
+			return 1, true
+		}
+	}
+	return 0, true
+}
+
+func versionParts(v string) ([3]uint64, bool) {
+	var p [3]uint64
+	m := semver.FindStringSubmatch(v)
+	if m == nil {
+		return p, false
+	}
+	for i := range p {
+		var n uint64
+		for _, c := range m[i+1] {
+			if n > (1<<63)/10 {
+				return p, false
+			}
+			n = n*10 + uint64(c-'0')
+		}
+		p[i] = n
+	}
+	return p, true
+}

@@ -195,16 +195,28 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 		_, err = generate.BuildDelta(ctx, f, do)
 		return err
 	}
-	files := []bundle.PayloadFile{{Path: filepath.Join(tmp, "flatcar_production_update.gz"), Name: "flatcar_production_update.gz", Kind: bundle.KindFull}}
-	if err := build(files[0].Name, "", ""); err != nil {
-		return nil, err
-	}
+	// Every delta source is unpacked and checked before anything is built.
+	olds := make([][2]string, len(opts.Deltas))
 	for i, d := range opts.Deltas {
+		if c, ok := bundle.CompareVersions(d.Version, opts.Version); ok && c >= 0 {
+			return nil, fmt.Errorf("%w: a delta from %s to release %s: the source must be an older release", ErrDeltaSource, d.Version, opts.Version)
+		}
 		// The checks (signature, DIGESTS) speak of the new image only.
 		oldUSR, oldKernel, _, err := unpackTo(d.Image, fmt.Sprintf("old%d", i), unpack.Checks{})
 		if err != nil {
 			return nil, err
 		}
+		if err := checkDeltaSource(ctx, oldUSR, d, opts.Log); err != nil {
+			return nil, err
+		}
+		olds[i] = [2]string{oldUSR, oldKernel}
+	}
+	files := []bundle.PayloadFile{{Path: filepath.Join(tmp, "flatcar_production_update.gz"), Name: "flatcar_production_update.gz", Kind: bundle.KindFull}}
+	if err := build(files[0].Name, "", ""); err != nil {
+		return nil, err
+	}
+	for i, d := range opts.Deltas {
+		oldUSR, oldKernel := olds[i][0], olds[i][1]
 		name := "delta-from-" + d.Version + ".gz"
 		if err := build(name, oldUSR, oldKernel); err != nil {
 			return nil, err
@@ -235,6 +247,42 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 // /usr declares (verify would refuse the bundle later; this says so before
 // anything is built or signed). An image whose /usr declares none is let
 // through with a note.
+// ErrDeltaSource means a --delta-from image is not the release it is
+// labelled as, or not an older one.
+var ErrDeltaSource = augen.Rejection("release: wrong delta source")
+
+// checkDeltaSource reads the old image's release version: it must be the
+// delta's label (which Build checks is older than the release: a delta
+// from a release to itself is no update). An old /usr that declares no
+// version is noted, as for the new one.
+func checkDeltaSource(ctx context.Context, usr string, d Delta, log augen.Log) error {
+	got, from, err := usrVersion(ctx, usr)
+	switch {
+	case errors.Is(err, osrelease.ErrNoFilesystem), errors.Is(err, osrelease.ErrNoVersion):
+		log.Warn(fmt.Sprintf("the delta source %s declares no release version (%v); it is not checked against %s", d.Image, err, d.Version))
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading the release version of %s: %w", d.Image, err)
+	case got != d.Version:
+		return fmt.Errorf("%w: --delta-from %s=%s, but that image's %s says VERSION=%s", ErrDeltaSource, d.Version, d.Image, from, got)
+	}
+	return nil
+}
+
+// usrVersion is the release version a USR image's filesystem declares.
+func usrVersion(ctx context.Context, usr string) (version, from string, err error) {
+	f, err := os.Open(usr)
+	if err != nil {
+		return "", "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", "", err
+	}
+	return osrelease.Version(ctx, f, st.Size())
+}
+
 func checkVersion(ctx context.Context, usr, version string, log augen.Log) error {
 	f, err := os.Open(usr)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,9 +24,10 @@ func (sized) SignatureSize() int { return 256 }
 
 func options(t *testing.T, version string) release.Options {
 	img := testutil.Root() + "/image/flatcar_test_image.bin.bz2"
+	oldImg := testutil.Root() + "/image/flatcar_test_image-4459.1.0.bin.bz2"
 	return release.Options{
 		Image: img, Version: version, Board: "amd64-usr",
-		Deltas:         []release.Delta{{Version: "4459.1.0", Image: img}},
+		Deltas:         []release.Delta{{Version: "4459.1.0", Image: oldImg}},
 		Unpack:         unpack.Options{USRSize: 4 << 20},
 		PayloadSigners: []release.Signer{sized{testutil.Key(t, "a")}},
 		BundleSigners:  []crypto.Signer{testutil.Key(t, "b")},
@@ -90,5 +92,33 @@ func ExampleBuild() {
 	}
 	for _, p := range res.Payloads {
 		println(p.Name, p.Kind, p.Size)
+	}
+}
+
+// A delta's source must be the release its label names, and an older one:
+// each mistake is refused before anything is built or written.
+func TestBuildDeltaSource(t *testing.T) {
+	img := testutil.Root() + "/image/flatcar_test_image.bin.bz2"
+	oldImg := testutil.Root() + "/image/flatcar_test_image-4459.1.0.bin.bz2"
+	for _, tc := range []struct {
+		name string
+		d    release.Delta
+		want string
+	}{
+		{"label the image contradicts", release.Delta{Version: "4400.0.0", Image: oldImg}, "that image's /usr/lib/os-release says VERSION=4459.1.0"},
+		{"the new image as its own source", release.Delta{Version: "4459.1.0", Image: img}, "says VERSION=4459.2.1"},
+		{"from the release itself", release.Delta{Version: "4459.2.1", Image: img}, "the source must be an older release"},
+		{"from a newer release", release.Delta{Version: "4460.0.0", Image: oldImg}, "the source must be an older release"},
+	} {
+		opts := options(t, "4459.2.1")
+		opts.Deltas = []release.Delta{tc.d}
+		var out bytes.Buffer
+		_, err := release.Build(context.Background(), &out, opts)
+		if !errors.Is(err, release.ErrDeltaSource) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
+		}
+		if out.Len() != 0 {
+			t.Errorf("%s: %d bytes written", tc.name, out.Len())
+		}
 	}
 }

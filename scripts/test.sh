@@ -86,7 +86,8 @@ done
 step "the test disk image regenerates byte for byte"
 tmp=$(mktemp -d)
 bash testdata/image/make-image.sh "$tmp" >/dev/null
-for f in flatcar_test_image.bin.bz2 usr.bin.sha256 vmlinuz.sha256 verity-root-hash; do
+VERSION=4459.1.0 bash testdata/image/make-image.sh "$tmp" >/dev/null
+for f in flatcar_test_image.bin.bz2 usr.bin.sha256 vmlinuz.sha256 verity-root-hash flatcar_test_image-4459.1.0.bin.bz2; do
   cmp "$tmp/$f" "testdata/image/$f"
 done
 rm -rf "$tmp"

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/augen-project/augen"
@@ -367,6 +368,9 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 		}
 		pr.Applied = err == nil
 	} else {
+		if entry.Kind == bundle.KindDelta {
+			checkOldVersion(ctx, rep, name, entry.FromVersion, old.Partition)
+		}
 		src := apply.Sources{Partition: old.Partition, Kernel: old.Kernel, TempDir: opts.TempDir, Progress: opts.Progress, Name: name}
 		var part io.ReaderAt
 		var partSize int64
@@ -419,6 +423,20 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 	}
 	if entry.NewPartition != nil && (sum.NewPartition == nil || sum.NewPartition.SHA256 != entry.NewPartition.SHA256 || int64(sum.NewPartition.Size) != entry.NewPartition.Size) {
 		rep.fail(name, "statement", "new partition differs from the payload's manifest")
+	}
+	if d := entry.OldPartition; d != nil && (sum.OldPartition == nil || sum.OldPartition.SHA256 != d.SHA256 || int64(sum.OldPartition.Size) != d.Size) {
+		rep.fail(name, "statement", "old partition differs from the payload's manifest")
+	}
+	if d := entry.OldKernel; d != nil {
+		ok := false
+		for _, p := range sum.Procedures {
+			if p.Type == "KERNEL" && p.OldInfo != nil && p.OldInfo.SHA256 == d.SHA256 && int64(p.OldInfo.Size) == d.Size {
+				ok = true
+			}
+		}
+		if !ok {
+			rep.fail(name, "statement", "old kernel differs from the payload's manifest")
+		}
 	}
 	if entry.Kernel != nil {
 		ok := false
@@ -485,6 +503,31 @@ func checkKernel(rep *Report, pr *PayloadReport, name, board string, part io.Rea
 	}
 	if err != nil {
 		rep.fail(name, "kernel", "the kernel does not match its /usr: %v", err)
+	}
+}
+
+// checkOldVersion checks that the old image given for a delta declares
+// the version the delta is from (when it declares one): its hashes are
+// checked against the manifest's old_partition_info by the apply.
+func checkOldVersion(ctx context.Context, rep *Report, name, from, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		rep.fail(name, "delta", "the old image for %s: %v", from, err)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		rep.fail(name, "delta", "the old image for %s: %v", from, err)
+		return
+	}
+	got, file, err := osrelease.Version(ctx, f, st.Size())
+	switch {
+	case errors.Is(err, osrelease.ErrNoFilesystem), errors.Is(err, osrelease.ErrNoVersion):
+	case err != nil:
+		rep.fail(name, "delta", "reading the old image for %s: %v", from, err)
+	case got != from:
+		rep.fail(name, "delta", "the old image given for %s (%s) is release %s (its %s says so): the delta applies to %s", from, path, got, file, from)
 	}
 }
 

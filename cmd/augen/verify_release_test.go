@@ -117,6 +117,7 @@ func TestReleaseBoardFromImage(t *testing.T) {
 func TestOldTakesUSRAndProductionImages(t *testing.T) {
 	tmp, vec := fixtures(t)
 	img := root + "image/flatcar_test_image.bin.bz2"
+	oldImg := root + "image/flatcar_test_image-4459.1.0.bin.bz2"
 	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
 	augen(t, "unpack", img, "--usr-size", "4MiB", "-o", tmp+"/u")
 	usr := testutil.Read(t, tmp+"/u/usr.bin")
@@ -124,7 +125,7 @@ func TestOldTakesUSRAndProductionImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	augen(t, "release", img, "--usr-size", "4MiB", "--version", "4459.2.1", "--key", "file:"+tmp+"/key-a.pem",
-		"--bundle-key", "file:"+tmp+"/key-b.pem", "--delta-from", "4459.1.0="+img, "-o", tmp+"/r.tar")
+		"--bundle-key", "file:"+tmp+"/key-b.pem", "--delta-from", "4459.1.0="+oldImg, "-o", tmp+"/r.tar")
 	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", tmp+"/p.json")
 	augen(t, "payload", "build", "--old", tmp+"/u/usr.bin", "--old-kernel", tmp+"/u/vmlinuz", "--image", tmp+"/u/usr.bin", "--kernel", tmp+"/u/vmlinuz",
 		"--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/d.gz")
@@ -137,7 +138,12 @@ func TestOldTakesUSRAndProductionImages(t *testing.T) {
 			t.Fatalf("%v: %s", old, out)
 		}
 	}
-	for _, old := range []string{"4459.1.0=" + tmp + "/usr.bin.bz2," + tmp + "/u/vmlinuz", "4459.1.0=" + img} {
+	augen(t, "unpack", oldImg, "--usr-size", "4MiB", "-o", tmp+"/o")
+	oldUSR := testutil.Read(t, tmp+"/o/usr.bin")
+	if err := os.WriteFile(tmp+"/old-usr.bin.bz2", pbzip2.Compress(oldUSR, pbzip2.Stream), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, old := range []string{"4459.1.0=" + tmp + "/old-usr.bin.bz2," + tmp + "/o/vmlinuz", "4459.1.0=" + oldImg} {
 		out := augen(t, "verify", "--policy", tmp+"/p.json", tmp+"/r.tar", "--old", old, "--usr-size", "4MiB")
 		if !strings.Contains(out, "OK: amd64-usr 4459.2.1") || strings.Contains(out, "NOT applied") {
 			t.Fatalf("--old %s: %s", old, out)
@@ -172,5 +178,26 @@ func TestVerifyProgressOffTerminal(t *testing.T) {
 				t.Errorf("%v: no %q in\n%s", tc.args[:2], w, stderr.String())
 			}
 		}
+	}
+}
+
+// A delta labelled with the wrong version (bundle create does not read the
+// images) is refused by verify once its old image is given: the old /usr
+// says which release it is.
+func TestVerifyDeltaLabel(t *testing.T) {
+	tmp, vec := fixtures(t)
+	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
+	augen(t, "unpack", root+"image/flatcar_test_image.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/n")
+	augen(t, "unpack", root+"image/flatcar_test_image-4459.1.0.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/o")
+	augen(t, "payload", "build", "--image", tmp+"/n/usr.bin", "--kernel", tmp+"/n/vmlinuz", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/flatcar_production_update.gz")
+	augen(t, "payload", "build", "--old", tmp+"/o/usr.bin", "--old-kernel", tmp+"/o/vmlinuz", "--image", tmp+"/n/usr.bin", "--kernel", tmp+"/n/vmlinuz",
+		"--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/delta.gz")
+	augen(t, "bundle", "create", "--version", "4459.2.1", "--board", "amd64-usr", "--payload", tmp+"/flatcar_production_update.gz",
+		"--delta-from", "4400.0.0="+tmp+"/delta.gz", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "--key", "file:"+tmp+"/key-b.pem", "-o", tmp+"/r.tar")
+	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", tmp+"/p.json")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"verify", "--policy", tmp + "/p.json", tmp + "/r.tar", "--old", "4400.0.0=" + tmp + "/o/usr.bin," + tmp + "/o/vmlinuz"}, nil, &stdout, &stderr)
+	if code != exitVerify || !strings.Contains(stderr.String(), "the old image given for 4400.0.0") || !strings.Contains(stderr.String(), "is release 4459.1.0") {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
 }

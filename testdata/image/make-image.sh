@@ -10,6 +10,9 @@
 # Also writes usr.bin.sha256 and vmlinuz.sha256 (what unpacking with
 # --usr-size 4194304 must give), and the DIGESTS file CI would publish.
 # Usage: make-image.sh [OUTDIR]   (default: this directory)
+# VERSION=4459.1.0 make-image.sh writes flatcar_test_image-4459.1.0.bin.bz2
+# instead: the release before it (other program bytes, that version in its
+# os-release), the old side of the tests' deltas; no side files.
 set -euo pipefail
 export LC_ALL=C TZ=UTC
 # A frozen clock (faketime): mkfs, mtools and the copies into the
@@ -22,6 +25,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 EPOCH=1258628400
+version=${VERSION:-4459.2.1}
+name=flatcar_test_image.bin.bz2 seed=1
+if [ "$version" != 4459.2.1 ]; then
+  name=flatcar_test_image-$version.bin.bz2 seed=11
+fi
 prand() { (openssl enc -aes-128-ctr -nosalt -K "$(printf "%032x" "$1")" -iv 0 -in /dev/zero 2>/dev/null || true) | head -c "$2"; }
 
 MiB=$((1024*1024))
@@ -30,11 +38,11 @@ usr_part=$((6*MiB)); usr_size=$((4*MiB)); fs_size=$((3*MiB))
 # /usr: an ext4 filesystem of 3 MiB with some content.
 mkdir -p tree/bin tree/share/flatcar tree/lib
 i=0; for f in /usr/share/common-licenses/{Apache-2.0,GPL-2,GPL-3,LGPL-2.1,MPL-2.0}; do i=$((i+1)); cp "$f" "tree/share/license$i"; done
-prand 1 300000 > tree/bin/program
+prand $seed 300000 > tree/bin/program
 # The release version, where Flatcar's /usr declares it (verify checks it
 # against the release statement).
-printf 'NAME="Flatcar Container Linux by Kinvolk"\nID=flatcar\nID_LIKE=coreos\nVERSION=4459.2.1\nVERSION_ID=4459.2.1\nBUILD_ID=test-image\n' > tree/lib/os-release
-printf 'FLATCAR_RELEASE_VERSION=4459.2.1\nFLATCAR_RELEASE_BOARD=amd64-usr\n' > tree/share/flatcar/release
+printf 'NAME="Flatcar Container Linux by Kinvolk"\nID=flatcar\nID_LIKE=coreos\nVERSION=%s\nVERSION_ID=%s\nBUILD_ID=test-image\n' "$version" "$version" > tree/lib/os-release
+printf 'FLATCAR_RELEASE_VERSION=%s\nFLATCAR_RELEASE_BOARD=amd64-usr\n' "$version" > tree/share/flatcar/release
 find tree -exec touch -h -d @$EPOCH {} +
 E2FSPROGS_FAKE_TIME=$EPOCH mke2fs -q -t ext4 -b 4096 -O ^has_journal -U 5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6 \
   -E hash_seed=5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6,root_owner=0:0 -d tree usr.img $((fs_size/4096))
@@ -77,7 +85,11 @@ start() { sgdisk -i "$1" disk.bin | awk '/First sector:/ {print $3}'; }
 dd if=esp.img of=disk.bin bs=512 seek="$(start 1)" conv=notrunc status=none
 dd if=usr.img of=disk.bin bs=512 seek="$(start 3)" conv=notrunc status=none
 
-bzip2 -9 -c disk.bin > "$out/flatcar_test_image.bin.bz2"
+bzip2 -9 -c disk.bin > "$out/$name"
+if [ "$name" != flatcar_test_image.bin.bz2 ]; then
+  ls -l "$out/$name"
+  exit 0
+fi
 head -c $usr_size usr.img | sha256sum | awk '{print $1 "  usr.bin"}' > "$out/usr.bin.sha256"
 sha256sum vmlinuz | awk '{print $1 "  vmlinuz"}' > "$out/vmlinuz.sha256"
 echo "$root" > "$out/verity-root-hash"
