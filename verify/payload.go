@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/augen-project/augen/ctxio"
+	"github.com/augen-project/augen/internal/osrelease"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 )
@@ -40,6 +41,11 @@ type PayloadOptions struct {
 type PayloadResult struct {
 	Summary *payload.Summary
 	Rebuilt []apply.Rebuilt
+	// OSVersion is the release version the rebuilt /usr declares ("" if
+	// it declares none); KernelArch the rebuilt kernel's architecture
+	// ("amd64", "arm64"; "" for a kernel of neither kind), whose dm-verity
+	// root hash was checked against the rebuilt /usr's.
+	OSVersion, KernelArch string
 }
 
 // Payload verifies one payload file, authenticating before parsing deeper:
@@ -71,6 +77,21 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 		return nil, err
 	}
 	var rebuilt []apply.Rebuilt
+	res := &PayloadResult{Summary: s}
+	var usr io.ReaderAt
+	var usrSize int64
+	var kernelErr error
+	sources := opts.Sources
+	sources.InspectPartition = func(r io.ReaderAt, size int64) {
+		usr, usrSize = r, size
+		if v, _, err := osrelease.Version(ctx, r, size); err == nil {
+			res.OSVersion = v
+		}
+	}
+	sources.InspectKernel = func(r io.ReaderAt, size int64) {
+		res.KernelArch, kernelErr = kernelMatchesUsr(usr, usrSize, r, size)
+	}
+	opts.Sources = sources
 	if opts.Extra {
 		var img apply.Rebuilt
 		img, err = apply.SimulateExtra(ctx, pr2, apply.ExtraOptions{TempDir: opts.Sources.TempDir, Unsigned: opts.UnsafeAllowUnsigned})
@@ -80,6 +101,9 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 	}
 	if err != nil {
 		return nil, err
+	}
+	if kernelErr != nil {
+		return nil, fmt.Errorf("%w: %w", ErrVerification, kernelErr)
 	}
 	if hex.EncodeToString(pr2.SignedHash()) != s.SignedHash {
 		return nil, fmt.Errorf("%w: the payload changed while it was verified", ErrVerification)
@@ -96,7 +120,8 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 			return nil, err
 		}
 	}
-	return &PayloadResult{Summary: s, Rebuilt: rebuilt}, nil
+	res.Rebuilt = rebuilt
+	return res, nil
 }
 
 // compareRebuilt checks that the rebuilt target equals the file at path.

@@ -63,7 +63,7 @@ func (bf *bundleFlags) resolveVersion() error {
 func bundleCreate(e *env, args []string) error {
 	fs := newFlags(e, "bundle create", bundleCreateUsage)
 	bf := bundleFlags{version: fs.String("version", "", "the release `version` (MAJOR.MINOR.PATCH)"),
-		board:       fs.String("board", "amd64-usr", "the `board` (amd64-usr or arm64-usr)"),
+		board:       fs.String("board", "", "the `board` (amd64-usr or arm64-usr); default: the full payload's, from its kernel's architecture, which a --board must not contradict"),
 		appID:       fs.String("app-id", bundle.FlatcarAppID, "the Omaha app `id`"),
 		versionFile: fs.String("version-file", "", "read the version from a seed-style version.txt `file` (FLATCAR_BUILD/BRANCH/PATCH)")}
 	full := fs.String("payload", "", "the full payload `file` (flatcar_production_update.gz)")
@@ -94,6 +94,9 @@ func bundleCreate(e *env, args []string) error {
 	}
 	for _, x := range extras {
 		files = append(files, bundle.PayloadFile{Path: x, Name: filepath.Base(x), Kind: bundle.KindExtra})
+	}
+	if err := checkBeforeSigning(e, files, payloadKeys, *bf.version, bf.board); err != nil {
+		return err
 	}
 	st, err := writeBundle(e, bf, files, payloadKeys, nil, *insecure, *out)
 	if err != nil || !*asJSON {

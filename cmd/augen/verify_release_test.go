@@ -3,16 +3,34 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/internal/pbzip2"
 	"github.com/augen-project/augen/internal/testutil"
 )
 
+// uncheckedBundle signs a bundle of files with the bundle library alone,
+// as a build that checks nothing would: verify must find what is wrong.
+func uncheckedBundle(t *testing.T, out, version, board string, files []bundle.PayloadFile) {
+	t.Helper()
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := bundle.Build(f, bundle.BuildOptions{Version: version, Board: board, Payloads: files, Augen: "test", MTime: time.Unix(1258628400, 0),
+		PayloadKeys: []crypto.PublicKey{testutil.Key(t, "a").Public()}, Signers: []crypto.Signer{testutil.Key(t, "b")}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // verify ties a full payload's kernel to its /usr and its board, on
-// bundles made by bundle create (which does not check them): the sample's
+// bundles made by a build that does not check them: the sample's
 // own kernel passes; released for arm64-usr, a kernel whose dm-verity root
 // hash is another /usr's, or no kernel at all are refused, with the reason
 // printed.
@@ -45,8 +63,7 @@ func TestVerifyKernelMatchesUsrAndBoard(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := t.TempDir()
 			augen(t, append([]string{"payload", "build", "--image", tmp + "/u/usr.bin", "--key", "file:" + tmp + "/key-a.pem", "-o", d + "/flatcar_production_update.gz"}, tc.kernel...)...)
-			augen(t, "bundle", "create", "--version", "4459.2.1", "--board", tc.board, "--payload", d+"/flatcar_production_update.gz",
-				"--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "--key", "file:"+tmp+"/key-b.pem", "-o", d+"/release.tar")
+			uncheckedBundle(t, d+"/release.tar", "4459.2.1", tc.board, []bundle.PayloadFile{{Path: d + "/flatcar_production_update.gz", Name: "flatcar_production_update.gz", Kind: bundle.KindFull}})
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), []string{"verify", "--policy", tmp + "/policy.json", d + "/release.tar", "--json"}, nil, &stdout, &stderr)
 			if tc.want == "" {
@@ -192,12 +209,61 @@ func TestVerifyDeltaLabel(t *testing.T) {
 	augen(t, "payload", "build", "--image", tmp+"/n/usr.bin", "--kernel", tmp+"/n/vmlinuz", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/flatcar_production_update.gz")
 	augen(t, "payload", "build", "--old", tmp+"/o/usr.bin", "--old-kernel", tmp+"/o/vmlinuz", "--image", tmp+"/n/usr.bin", "--kernel", tmp+"/n/vmlinuz",
 		"--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/delta.gz")
-	augen(t, "bundle", "create", "--version", "4459.2.1", "--board", "amd64-usr", "--payload", tmp+"/flatcar_production_update.gz",
-		"--delta-from", "4400.0.0="+tmp+"/delta.gz", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "--key", "file:"+tmp+"/key-b.pem", "-o", tmp+"/r.tar")
+	uncheckedBundle(t, tmp+"/r.tar", "4459.2.1", "amd64-usr", []bundle.PayloadFile{
+		{Path: tmp + "/flatcar_production_update.gz", Name: "flatcar_production_update.gz", Kind: bundle.KindFull},
+		{Path: tmp + "/delta.gz", Name: "delta-from-4400.0.0.gz", Kind: bundle.KindDelta, FromVersion: "4400.0.0"}})
 	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", tmp+"/p.json")
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"verify", "--policy", tmp + "/p.json", tmp + "/r.tar", "--old", "4400.0.0=" + tmp + "/o/usr.bin," + tmp + "/o/vmlinuz"}, nil, &stdout, &stderr)
 	if code != exitVerify || !strings.Contains(stderr.String(), "the old image given for 4400.0.0") || !strings.Contains(stderr.String(), "is release 4459.1.0") {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+}
+
+// bundle create refuses, before anything is written, the bundles that
+// could never verify: a --board or --version the full payload contradicts,
+// a delta given as the full payload, a kernel that does not match its
+// /usr, a payload key that verifies no payload; without --board the board
+// is the kernel's.
+func TestBundleCreateChecksBeforeSigning(t *testing.T) {
+	tmp, vec := fixtures(t)
+	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
+	augen(t, "unpack", root+"image/flatcar_test_image.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/n")
+	augen(t, "unpack", root+"image/flatcar_test_image-4459.1.0.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/o")
+	k, _ := os.ReadFile(tmp + "/n/vmlinuz")
+	copy(k[64:], strings.Repeat("0", 64))
+	os.WriteFile(tmp+"/bad-vmlinuz", k, 0o644)
+	build := func(out string, args ...string) {
+		augen(t, append(append([]string{"payload", "build"}, args...), "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/"+out)...)
+	}
+	build("full.gz", "--image", tmp+"/n/usr.bin", "--kernel", tmp+"/n/vmlinuz")
+	build("bad.gz", "--image", tmp+"/n/usr.bin", "--kernel", tmp+"/bad-vmlinuz")
+	build("delta.gz", "--old", tmp+"/o/usr.bin", "--old-kernel", tmp+"/o/vmlinuz", "--image", tmp+"/n/usr.bin", "--kernel", tmp+"/n/vmlinuz")
+	create := func(args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"bundle", "create", "--key", "file:" + tmp + "/key-b.pem", "-o", tmp + "/r.tar"}, args...), nil, &stdout, &stderr)
+		return code, stderr.String()
+	}
+	pk := vec + "/TEST-ONLY-key-a.pub.pem"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--version", "4459.2.1", "--board", "arm64-usr", "--payload", tmp + "/full.gz", "--payload-key", pk}, "--board arm64-usr, but the full payload's kernel is an amd64 kernel"},
+		{[]string{"--version", "4459.3.0", "--payload", tmp + "/full.gz", "--payload-key", pk}, "--version 4459.3.0, but the full payload's /usr says 4459.2.1"},
+		{[]string{"--version", "4459.2.1", "--payload", tmp + "/delta.gz", "--payload-key", pk}, "is a delta payload, given as the full payload"},
+		{[]string{"--version", "4459.2.1", "--payload", tmp + "/bad.gz", "--payload-key", pk}, "the kernel does not match its /usr"},
+		{[]string{"--version", "4459.2.1", "--payload", tmp + "/full.gz", "--payload-key", vec + "/TEST-ONLY-key-b.pub.pem"}, "signature"},
+	} {
+		code, errOut := create(tc.args...)
+		if code != exitVerify || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, want %q:\n%s", tc.args, code, tc.want, errOut)
+		}
+		if _, err := os.Stat(tmp + "/r.tar"); err == nil {
+			t.Fatalf("%v: a refused bundle was written", tc.args)
+		}
+	}
+	if code, errOut := create("--version", "4459.2.1", "--payload", tmp+"/full.gz", "--delta-from", "4459.1.0="+tmp+"/delta.gz", "--payload-key", pk); code != 0 || !strings.Contains(errOut, "amd64-usr 4459.2.1") {
+		t.Fatalf("exit %d\n%s", code, errOut)
 	}
 }
