@@ -104,22 +104,58 @@ var ErrBoard = augen.Rejection("release: wrong board")
 var archBoard = map[string]string{"amd64": "amd64-usr", "arm64": "arm64-usr"}
 
 // boardOf returns the board of the unpacked image, checking it against
-// the one asked for ("" takes the image's).
-func boardOf(res *unpack.Result, asked string) (string, error) {
+// the one asked for ("" takes the image's): the kernel's architecture,
+// and FLATCAR_RELEASE_BOARD where the /usr declares it.
+func boardOf(ctx context.Context, res *unpack.Result, usr, asked string) (string, error) {
 	arch := ""
 	if res.Verity != nil {
 		arch = res.Verity.KernelArch
 	}
-	have, known := archBoard[arch]
+	fromKernel := archBoard[arch]
+	declared, file, err := usrBoard(ctx, usr)
+	if err != nil {
+		return "", err
+	}
+	if declared != "" && fromKernel != "" && declared != fromKernel {
+		return "", fmt.Errorf("%w: the image's %s says %s, but its kernel is an %s kernel", ErrBoard, file, declared, arch)
+	}
+	have, why := declared, "its "+file+" says so"
+	if have == "" {
+		have, why = fromKernel, "its kernel is an "+arch+" kernel"
+	}
 	switch {
-	case asked == "" && !known:
-		return "", fmt.Errorf("%w: the image's kernel is neither an x86 bzImage nor an arm64 Image: give --board", ErrBoard)
+	case asked == "" && have == "":
+		return "", fmt.Errorf("%w: the image names no board (no FLATCAR_RELEASE_BOARD, a kernel that is neither an x86 bzImage nor an arm64 Image): give --board", ErrBoard)
 	case asked == "":
 		return have, nil
-	case known && asked != have:
-		return "", fmt.Errorf("%w: --board %s, but the image's kernel is an %s kernel (board %s): its machines could not boot it", ErrBoard, asked, arch, have)
+	case have != "" && asked != have:
+		return "", fmt.Errorf("%w: --board %s, but the image is for %s (%s): its machines could not boot it", ErrBoard, asked, have, why)
 	}
 	return asked, nil
+}
+
+// usrBoard is the board a USR image declares ("" for none).
+func usrBoard(ctx context.Context, usr string) (board, from string, err error) {
+	f, err := os.Open(usr)
+	if err != nil {
+		return "", "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", "", err
+	}
+	board, from, err = osrelease.Board(ctx, f, st.Size())
+	if errors.Is(err, osrelease.ErrNoFilesystem) || errors.Is(err, osrelease.ErrNoVersion) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("reading the image's board: %w", err)
+	}
+	if _, ok := bundle.Boards[board]; !ok {
+		return "", "", fmt.Errorf("%w: the image's %s names the unknown board %q", ErrBoard, from, board)
+	}
+	return board, from, nil
 }
 
 // Result is what Build wrote.
@@ -156,7 +192,7 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 	if err := checkVersion(ctx, usr, opts.Version, opts.Log); err != nil {
 		return nil, err
 	}
-	if opts.Board, err = boardOf(res, opts.Board); err != nil {
+	if opts.Board, err = boardOf(ctx, res, usr, opts.Board); err != nil {
 		return nil, err
 	}
 

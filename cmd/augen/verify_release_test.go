@@ -116,7 +116,7 @@ func TestReleaseBoardFromImage(t *testing.T) {
 	args := []string{"release", img, "--usr-size", "4MiB", "--version", "4459.2.1", "--key", "file:" + tmp + "/key-a.pem", "--bundle-key", "file:" + tmp + "/key-b.pem"}
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), append(args, "--board", "arm64-usr", "-o", tmp+"/arm.tar"), nil, &stdout, &stderr)
-	if code != exitVerify || !strings.Contains(stderr.String(), "--board arm64-usr, but the image's kernel is an amd64 kernel") {
+	if code != exitVerify || !strings.Contains(stderr.String(), "--board arm64-usr, but the image is for amd64-usr (its /usr/share/flatcar/release says so)") {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
 	if _, err := os.Stat(tmp + "/arm.tar"); err == nil {

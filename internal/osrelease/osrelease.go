@@ -49,6 +49,25 @@ type fileReader interface {
 // it came from (e.g. "/usr/lib/os-release"). Every read is charged
 // against MaxRead and checks ctx.
 func Version(ctx context.Context, r io.ReaderAt, size int64) (version, from string, err error) {
+	return find(ctx, r, size, sources)
+}
+
+// boardSources are where a Flatcar /usr names its board.
+var boardSources = []struct{ path, key string }{
+	{"share/flatcar/release", "FLATCAR_RELEASE_BOARD"},
+	{"share/coreos/release", "COREOS_RELEASE_BOARD"},
+}
+
+// Board returns the board the partition image declares
+// (FLATCAR_RELEASE_BOARD= in /usr/share/flatcar/release, e.g.
+// "amd64-usr") and the file it came from; ErrNoVersion when it declares
+// none. Reads are bounded as Version's.
+func Board(ctx context.Context, r io.ReaderAt, size int64) (board, from string, err error) {
+	return find(ctx, r, size, boardSources)
+}
+
+// find returns the first of the keys the files declare.
+func find(ctx context.Context, r io.ReaderAt, size int64, sources []struct{ path, key string }) (value, from string, err error) {
 	r = budget.NewReaderAt(ctx, r, MaxRead)
 	var fs fileReader
 	var notExist error
