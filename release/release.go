@@ -136,16 +136,7 @@ func boardOf(ctx context.Context, res *unpack.Result, usr, asked string) (string
 
 // usrBoard is the board a USR image declares ("" for none).
 func usrBoard(ctx context.Context, usr string) (board, from string, err error) {
-	f, err := os.Open(usr)
-	if err != nil {
-		return "", "", err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", "", err
-	}
-	board, from, err = osrelease.Board(ctx, f, st.Size())
+	board, from, err = usrRead(ctx, usr, osrelease.Board)
 	if errors.Is(err, osrelease.ErrNoFilesystem) || errors.Is(err, osrelease.ErrNoVersion) {
 		return "", "", nil
 	}
@@ -307,6 +298,12 @@ func checkDeltaSource(ctx context.Context, usr string, d Delta, log augen.Log) e
 
 // usrVersion is the release version a USR image's filesystem declares.
 func usrVersion(ctx context.Context, usr string) (version, from string, err error) {
+	return usrRead(ctx, usr, osrelease.Version)
+}
+
+// usrRead opens the USR image file usr and reads a value from its /usr
+// with read (osrelease.Version, osrelease.Board).
+func usrRead(ctx context.Context, usr string, read func(context.Context, io.ReaderAt, int64) (string, string, error)) (string, string, error) {
 	f, err := os.Open(usr)
 	if err != nil {
 		return "", "", err
@@ -316,20 +313,11 @@ func usrVersion(ctx context.Context, usr string) (version, from string, err erro
 	if err != nil {
 		return "", "", err
 	}
-	return osrelease.Version(ctx, f, st.Size())
+	return read(ctx, f, st.Size())
 }
 
 func checkVersion(ctx context.Context, usr, version string, log augen.Log) error {
-	f, err := os.Open(usr)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	got, from, err := osrelease.Version(ctx, f, st.Size())
+	got, from, err := usrVersion(ctx, usr)
 	switch {
 	case errors.Is(err, osrelease.ErrNoFilesystem), errors.Is(err, osrelease.ErrNoVersion):
 		log.Warn(fmt.Sprintf("the image's /usr declares no release version (%v); it is not checked against %s", err, version))
