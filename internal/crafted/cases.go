@@ -150,6 +150,11 @@ func Cases() []*Case {
 	add(rbz("replace-bz-without-end-marker", "bzip2-replace", tr[:len(tr)-10]))
 	add(rbz("replace-bz-too-much", Reject, BZ(span(0, 3))))
 	add(rbz("replace-bz-not-bzip2", Reject, []byte("not bzip2 at all")))
+	// Found by the mutating run: extents past the partition's end, which
+	// the client's device takes (a later operation rewrites the blocks).
+	add(delta("replace-bz-past-the-partition", "8-replace-bz", "beyond-target", old, []*payload.Operation{
+		op(payload.OpReplaceBz, Ext(2, Blocks)), op(payload.OpReplaceBz, Ext(0, Blocks)),
+	}, [][]byte{BZ(newData), BZ(newData)}))
 
 	// In-place hazards both must accept.
 	add(delta("move-overlapping", "in-place", Accept, old, []*payload.Operation{move([]*payload.Extent{Ext(0, 4)}, []*payload.Extent{Ext(2, 4)})}, [][]byte{nil}))
