@@ -90,7 +90,7 @@ func Open(raw string, opts Options) (Store, error) {
 		if !strings.HasSuffix(u.Path, "/") {
 			u.Path += "/"
 		}
-		return &httpStore{base: u, client: &http.Client{Transport: tr}, user: opts.Getenv("AUGEN_STORE_USER"), pass: opts.Getenv("AUGEN_STORE_PASSWORD"), retries: opts.Retries}, nil
+		return &httpStore{base: u, client: &http.Client{Transport: tr, CheckRedirect: refuseRedirect}, user: opts.Getenv("AUGEN_STORE_USER"), pass: opts.Getenv("AUGEN_STORE_PASSWORD"), retries: opts.Retries}, nil
 	case "s3":
 		return openS3(u, opts)
 	}
@@ -156,6 +156,17 @@ func (d *dirStore) Put(ctx context.Context, key string, size int64, open func() 
 	return os.Chmod(dst, 0o644)
 }
 
+// errRedirected is a redirected upload: never followed, never retried.
+var errRedirected = errors.New("store: redirected")
+
+// refuseRedirect follows no redirect of an upload: the credentials and the
+// body go only to the store's own scheme, host and port (net/http would
+// resend basic auth to the same host on another port or over plain http),
+// and a store that moves uploads elsewhere is misconfigured, not busy.
+func refuseRedirect(req *http.Request, via []*http.Request) error {
+	return fmt.Errorf("%w to %s://%s%s: an upload is not redirected (is the store URL the upload endpoint?)", errRedirected, req.URL.Scheme, req.URL.Host, req.URL.Path)
+}
+
 // httpStore PUTs to a WebDAV-style server.
 type httpStore struct {
 	base       *url.URL
@@ -212,11 +223,13 @@ func (h *httpStore) put(ctx context.Context, u string, size int64, open func() (
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return true, err
+		return !errors.Is(err, errRedirected), err
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return false, fmt.Errorf("HTTP %d: the store redirects the upload to %q: an upload is not redirected (is the store URL the upload endpoint?)", resp.StatusCode, resp.Header.Get("Location"))
 	case resp.StatusCode == http.StatusCreated, resp.StatusCode == http.StatusNoContent, resp.StatusCode == http.StatusOK:
 		return false, nil
 	case resp.StatusCode >= 500, resp.StatusCode == http.StatusTooManyRequests:
@@ -271,6 +284,12 @@ func (d Digests) SHA256Hex() string { return hex.EncodeToString(d.SHA256) }
 // most limit bytes (so a store serving something huge cannot fill the
 // disk or stall the check). The status is reported but proves nothing.
 func Fetch(ctx context.Context, client *http.Client, u string, limit int64) (Digests, int, error) {
+	return Download(ctx, client, u, io.Discard, limit)
+}
+
+// Download is Fetch that also writes what it reads to w (a temporary
+// file, for a check that needs the bytes).
+func Download(ctx context.Context, client *http.Client, u string, w io.Writer, limit int64) (Digests, int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return Digests{}, 0, err
@@ -292,7 +311,7 @@ func Fetch(ctx context.Context, client *http.Client, u string, limit int64) (Dig
 	defer resp.Body.Close()
 	h1, h256 := sha1.New(), sha256.New()
 	body := &tickReader{r: resp.Body, tick: func() { stall.Reset(StallTimeout) }}
-	n, err := io.Copy(io.MultiWriter(h1, h256), io.LimitReader(body, limit))
+	n, err := io.Copy(io.MultiWriter(h1, h256, w), io.LimitReader(body, limit))
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("no data for %s: %w", StallTimeout, err)
 	}

@@ -103,3 +103,40 @@ func TestFetch(t *testing.T) {
 		t.Fatalf("refused connection: %v", err)
 	}
 }
+
+// A redirected upload fails at once: the credentials and the body never
+// reach another port, scheme or host, and the refusal is not retried.
+func TestHTTPStoreRedirect(t *testing.T) {
+	var elsewhere []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere = append(elsewhere, r.Method+" auth="+r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer other.Close()
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		tries := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			tries++
+			io.Copy(io.Discard, r.Body)
+			// Same host, another port: net/http would resend the
+			// basic-auth header there.
+			http.Redirect(w, r, other.URL+r.URL.Path, code)
+		}))
+		env := map[string]string{"AUGEN_STORE_USER": "uploader", "AUGEN_STORE_PASSWORD": "s3cret"}
+		s, err := Open(srv.URL+"/pkgs/", Options{Getenv: func(k string) string { return env[k] }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Put(context.Background(), "a/b.gz", 3, opener("abc"), nil)
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), "not redirected") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("HTTP %d: %v", code, err)
+		}
+		if tries != 1 {
+			t.Errorf("HTTP %d: %d tries, want 1 (a refused redirect is not retried)", code, tries)
+		}
+	}
+	if len(elsewhere) != 0 {
+		t.Fatalf("requests reached the redirect target: %v", elsewhere)
+	}
+}
