@@ -321,11 +321,38 @@ func list[T any](raw json.RawMessage, key string) (items []T, total int, err err
 	return items, total, nil
 }
 
-// pages fetches every page of a list.
-func pages[T any](ctx context.Context, c *Client, path, key string, q url.Values) ([]T, error) {
+// Bounds on one list walked page by page: a server (or something posing
+// as one) that sends pages without end must not exhaust memory or time.
+// Each page is also at most MaxResponse bytes.
+var (
+	MaxListItems = 100_000
+	MaxListBytes = int64(64 << 20)
+	MaxListPages = 1_000
+	MaxListTime  = 2 * time.Minute
+)
+
+// ErrListBound is wrapped when a list exceeds one of the bounds.
+var ErrListBound = errors.New("nebraska: list too long")
+
+// pages walks every page of a list, calling keep on each item as it comes;
+// only the items keep returns true for are retained, so the memory a walk
+// takes is one page plus what the caller keeps. The walk stops at the
+// first bound exceeded: MaxListItems items, MaxListBytes bytes,
+// MaxListPages pages or MaxListTime, whatever the server says its total
+// is.
+func pages[T any](ctx context.Context, c *Client, path, key string, q url.Values, keep func(*T) bool) ([]T, error) {
 	const perPage = 100
-	var all []T
+	ctx, cancel := context.WithTimeout(ctx, MaxListTime)
+	defer cancel()
+	var kept []T
+	items, size := 0, int64(0)
+	bound := func(what string) error {
+		return fmt.Errorf("%w: GET %s: more than %s; the walk stopped (is --server a Nebraska server?)", ErrListBound, path, what)
+	}
 	for page := 1; ; page++ {
+		if page > MaxListPages {
+			return nil, bound(fmt.Sprintf("%d pages", MaxListPages))
+		}
 		qq := url.Values{}
 		for k, v := range q {
 			qq[k] = v
@@ -334,15 +361,29 @@ func pages[T any](ctx context.Context, c *Client, path, key string, q url.Values
 		qq.Set("perpage", strconv.Itoa(perPage))
 		var raw json.RawMessage
 		if err := c.do(ctx, http.MethodGet, path, qq, nil, &raw); err != nil {
+			if ctx.Err() == context.DeadlineExceeded {
+				return nil, bound(MaxListTime.String())
+			}
 			return nil, err
 		}
-		items, total, err := list[T](raw, key)
+		if size += int64(len(raw)); size > MaxListBytes {
+			return nil, bound(fmt.Sprintf("%d bytes", MaxListBytes))
+		}
+		got, total, err := list[T](raw, key)
+		raw = nil
 		if err != nil {
 			return nil, &APIError{Method: http.MethodGet, Path: path, Status: 200, Message: "unexpected list: " + err.Error()}
 		}
-		all = append(all, items...)
-		if len(items) == 0 || len(all) >= total || page >= 10000 {
-			return all, nil
+		if items += len(got); items > MaxListItems {
+			return nil, bound(fmt.Sprintf("%d items", MaxListItems))
+		}
+		for i := range got {
+			if keep == nil || keep(&got[i]) {
+				kept = append(kept, got[i])
+			}
+		}
+		if len(got) == 0 || items >= total {
+			return kept, nil
 		}
 	}
 }
@@ -367,7 +408,7 @@ func (c *Client) App(ctx context.Context, app string) (*App, error) {
 
 // Channels lists every channel of app.
 func (c *Client) Channels(ctx context.Context, app string) ([]Channel, error) {
-	return pages[Channel](ctx, c, appPath(app)+"/channels", "channels", nil)
+	return pages[Channel](ctx, c, appPath(app)+"/channels", "channels", nil, nil)
 }
 
 // Channel reads one channel.
@@ -381,16 +422,11 @@ func (c *Client) Channel(ctx context.Context, app, id string) (*Channel, error) 
 
 // FindChannel finds a channel by exact name and arch (nil if none).
 func (c *Client) FindChannel(ctx context.Context, app, name string, arch int) (*Channel, error) {
-	chs, err := c.Channels(ctx, app)
-	if err != nil {
+	chs, err := pages(ctx, c, appPath(app)+"/channels", "channels", nil, func(ch *Channel) bool { return ch.Name == name && ch.Arch == arch })
+	if err != nil || len(chs) == 0 {
 		return nil, err
 	}
-	for i := range chs {
-		if chs[i].Name == name && chs[i].Arch == arch {
-			return &chs[i], nil
-		}
-	}
-	return nil, nil
+	return &chs[0], nil
 }
 
 // PutChannel replaces a channel. Send every field: a missing package id
@@ -424,16 +460,11 @@ func (c *Client) CreateGroup(ctx context.Context, app string, cfg GroupConfig) (
 // FindPackage finds the package with exactly this version and arch (nil if
 // none). searchVersion is a substring match, so the answer is filtered.
 func (c *Client) FindPackage(ctx context.Context, app, version string, arch int) (*Package, error) {
-	pkgs, err := pages[Package](ctx, c, appPath(app)+"/packages", "packages", url.Values{"searchVersion": {version}})
-	if err != nil {
+	pkgs, err := pages(ctx, c, appPath(app)+"/packages", "packages", url.Values{"searchVersion": {version}}, func(p *Package) bool { return p.Version == version && p.Arch == arch })
+	if err != nil || len(pkgs) == 0 {
 		return nil, err
 	}
-	for i := range pkgs {
-		if pkgs[i].Version == version && pkgs[i].Arch == arch {
-			return &pkgs[i], nil
-		}
-	}
-	return nil, nil
+	return &pkgs[0], nil
 }
 
 // Package reads one package.
@@ -457,4 +488,31 @@ func (c *Client) CreatePackage(ctx context.Context, app string, cfg PackageConfi
 		return nil, err
 	}
 	return &p, nil
+}
+
+// ErrNoFloors means the server has no floors API (Nebraska before
+// multi-step updates): its channels have no floors.
+var ErrNoFloors = errors.New("nebraska: the server has no floors (multi-step updates)")
+
+// Floors lists a channel's floor packages (oldest first, as the server
+// sorts them by version), each with IsFloor and its FloorReason. A server
+// without the floors API answers ErrNoFloors.
+func (c *Client) Floors(ctx context.Context, channelID string) ([]Package, error) {
+	fl, err := pages[Package](ctx, c, "/api/channels/"+url.PathEscape(channelID)+"/floors", "packages", nil, nil)
+	var ae *APIError
+	if errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusMethodNotAllowed) &&
+		(ae.Message == "" || ae.Message == "Not Found" || ae.Message == "Method Not Allowed") {
+		// The router's own answer for a path it has no handler for.
+		return nil, ErrNoFloors
+	}
+	return fl, err
+}
+
+// SetFloor marks a package as a floor of a channel with a reason (PUT is
+// idempotent; it replaces the reason, and one left out is cleared).
+func (c *Client) SetFloor(ctx context.Context, channelID, packageID, reason string) error {
+	body := struct {
+		Reason string `json:"floor_reason"`
+	}{reason}
+	return c.do(ctx, http.MethodPut, "/api/channels/"+url.PathEscape(channelID)+"/floors/"+url.PathEscape(packageID), nil, body, nil)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/augen-project/augen/nebraska"
 	"github.com/augen-project/augen/nebraska/nebraskatest"
@@ -121,6 +122,78 @@ func TestNotJSON(t *testing.T) {
 	}))
 	defer srv.Close()
 	if _, err := newClient(t, srv.URL, nebraska.Options{}).App(ctx, "a"); err == nil || !strings.Contains(err.Error(), "not JSON") {
+		t.Fatalf("%v", err)
+	}
+}
+
+// endless serves list pages without end: each page perPage channels and a
+// total that never comes.
+func endless(t *testing.T, pad int) (*httptest.Server, *atomic.Int64) {
+	var served atomic.Int64
+	filler := strings.Repeat("x", pad)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		var b strings.Builder
+		b.WriteString(`{"totalCount":1000000000,"count":100,"channels":[`)
+		for i := 0; i < 100; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`{"id":"` + filler + `","name":"other","arch":1}`)
+		}
+		b.WriteString(`]}`)
+		w.Write([]byte(b.String()))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &served
+}
+
+// A list walked page by page is bounded in items, bytes and pages, and
+// keeps only what its caller asks for.
+func TestListBounds(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		pad   int
+		set   func()
+		want  string
+		pages int64
+	}{
+		{"items", 0, func() { nebraska.MaxListItems = 550 }, "550 items", 6},
+		{"bytes", 40 << 10, func() {}, "bytes", 64<<20/(100*(40<<10)) + 1},
+		{"pages", 0, func() { nebraska.MaxListPages = 7 }, "7 pages", 7},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer func(i int, b int64, p int) {
+				nebraska.MaxListItems, nebraska.MaxListBytes, nebraska.MaxListPages = i, b, p
+			}(nebraska.MaxListItems, nebraska.MaxListBytes, nebraska.MaxListPages)
+			c.set()
+			srv, served := endless(t, c.pad)
+			cl := newClient(t, srv.URL, nebraska.Options{})
+			ch, err := cl.FindChannel(ctx, nebraska.FlatcarAppID, "dev-channel", 1)
+			if !errors.Is(err, nebraska.ErrListBound) || !strings.Contains(err.Error(), c.want) || ch != nil {
+				t.Fatalf("%v, %v", ch, err)
+			}
+			if got := served.Load(); got > c.pages+1 {
+				t.Fatalf("%d pages fetched, want at most %d", got, c.pages+1)
+			}
+		})
+	}
+}
+
+// Time bounds the walk too: a server that answers slowly, page after
+// page, is left after MaxListTime.
+func TestListTimeBound(t *testing.T) {
+	defer func(d time.Duration) { nebraska.MaxListTime = d }(nebraska.MaxListTime)
+	nebraska.MaxListTime = 300 * time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"totalCount":1000000000,"count":1,"channels":[{"id":"x","name":"other","arch":1}]}`))
+	}))
+	defer srv.Close()
+	cl := newClient(t, srv.URL, nebraska.Options{})
+	if _, err := cl.FindChannel(ctx, nebraska.FlatcarAppID, "dev-channel", 1); !errors.Is(err, nebraska.ErrListBound) {
 		t.Fatalf("%v", err)
 	}
 }

@@ -49,7 +49,9 @@ type Package struct {
 	FlatcarAction     *FlatcarAction `json:"flatcar_action"`
 	Arch              int            `json:"arch"`
 	ExtraFiles        []ExtraFile    `json:"extra_files"`
-	FloorReason       *string        `json:"floor_reason"`
+	// IsFloor and FloorReason are set in a channel's list of floors.
+	IsFloor     bool    `json:"is_floor,omitempty"`
+	FloorReason *string `json:"floor_reason"`
 }
 
 // FlatcarAction is the postinstall action of a type-1 package.
