@@ -12,6 +12,7 @@ import (
 	"github.com/augen-project/augen/internal/strictjson"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/augen-project/augen/pubkey"
 )
@@ -189,10 +190,16 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// DefaultChannels are the channels a starting policy allows besides
+// dev-channel: those a stock Nebraska has (alpha, beta, stable, edge) and
+// Flatcar's lts.
+var DefaultChannels = []string{"alpha", "beta", "stable", "lts", "edge"}
+
 // NewPolicy makes a starting policy from public keys: every bundle key
-// trusted with the given threshold, dev-channel open to any one of them,
-// and beta and stable to the threshold.
-func NewPolicy(bundleKeys, payloadKeys []crypto.PublicKey, threshold int) (*Policy, error) {
+// trusted with the given threshold, dev-channel (the everyday target of a
+// bastion) open to any one of them, and the DefaultChannels and extra to
+// the threshold.
+func NewPolicy(bundleKeys, payloadKeys []crypto.PublicKey, threshold int, extra ...string) (*Policy, error) {
 	toKeys := func(pubs []crypto.PublicKey) ([]Key, error) {
 		var out []Key
 		for _, p := range pubs {
@@ -221,13 +228,14 @@ func NewPolicy(bundleKeys, payloadKeys []crypto.PublicKey, threshold int) (*Poli
 		threshold = 1
 	}
 	p := &Policy{Version: PolicyVersion, BundleKeys: bk, Threshold: threshold, PayloadKeys: pk,
-		Boards: []string{"amd64-usr", "arm64-usr"},
-		Channels: map[string]ChannelRule{
-			"dev-channel": {Threshold: 1},
-			"alpha":       {Threshold: threshold},
-			"beta":        {Threshold: threshold},
-			"stable":      {Threshold: threshold},
-		}}
+		Boards:   []string{"amd64-usr", "arm64-usr"},
+		Channels: map[string]ChannelRule{"dev-channel": {Threshold: 1}}}
+	for _, ch := range append(append([]string{}, DefaultChannels...), extra...) {
+		if ch == "" || strings.ContainsAny(ch, " \t\r\n") {
+			return nil, fmt.Errorf("channel name %q: want a name without spaces", ch)
+		}
+		p.Channels[ch] = ChannelRule{Threshold: threshold}
+	}
 	if _, err := NewTrust(*p); err != nil {
 		return nil, err
 	}

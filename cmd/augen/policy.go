@@ -11,13 +11,16 @@ import (
 	"github.com/augen-project/augen/verify"
 )
 
-const policyInitUsage = `Usage: augen policy init --bundle-key KEY... --payload-key KEY... [--threshold K] [-o policy.json]
+const policyInitUsage = `Usage: augen policy init --bundle-key KEY... --payload-key KEY... [--threshold K]
+                        [--channel NAME]... [-o policy.json]
 
 Writes a starting trust policy (policy.json) so that nobody writes it by
 hand: the bundle keys and how many of them must sign a release (k of n),
 the payload keys clients have baked in, the boards, and per channel how
-many bundle keys must have signed (dev-channel: any one; alpha, beta,
-stable: the threshold). Edit "channels" to restrict a channel to some keys.
+many bundle keys must have signed: dev-channel, the bastion's everyday
+target, any one; the channels a stock Nebraska and Flatcar have (alpha,
+beta, stable, lts, edge) and each --channel, the threshold. Edit
+"channels" to restrict a channel to some keys.
 KEY is a public key PEM file or a key URI (file:, pkcs11:, tpm:).
 
 Example:
@@ -31,6 +34,8 @@ func policyInit(e *env, args []string) error {
 	fs.StringArrayVar(&bundleKeys, "bundle-key", nil, "a key that may sign bundles (PEM `file` or URI; repeatable)")
 	fs.StringArrayVar(&payloadKeys, "payload-key", nil, "a key clients trust for payloads (PEM `file` or URI; repeatable)")
 	threshold := fs.Int("threshold", 1, "how many bundle keys must sign (k of n)")
+	var channels []string
+	fs.StringArrayVar(&channels, "channel", nil, "another `channel` to allow, at the threshold (repeatable)")
 	out := fs.StringP("output", "o", "-", "write the policy to `path`")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -57,7 +62,7 @@ func policyInit(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := verify.NewPolicy(bk, pk, *threshold)
+	p, err := verify.NewPolicy(bk, pk, *threshold, channels...)
 	if err != nil {
 		return usagef("%v", err)
 	}
