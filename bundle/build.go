@@ -24,7 +24,10 @@ type PayloadFile struct {
 // BuildOptions describe a release.
 type BuildOptions struct {
 	AppID, Version, Board string
-	Payloads              []PayloadFile
+	// RequiresVersion, if set, is the oldest version that may update to
+	// the release directly (Release.RequiresVersion).
+	RequiresVersion string
+	Payloads        []PayloadFile
 	// PayloadKeys are the public keys that may have signed the payloads;
 	// the statement records those whose signatures verify.
 	PayloadKeys []crypto.PublicKey
@@ -44,7 +47,7 @@ func NewStatement(opts BuildOptions) (*Statement, error) {
 		opts.AppID = FlatcarAppID
 	}
 	s := &Statement{Type: StatementType, PredicateType: PredicateTypeRelease, Predicate: Release{
-		AppID: opts.AppID, Version: opts.Version, Board: opts.Board, InputImage: opts.InputImage, Augen: opts.Augen, PayloadKeys: []string{},
+		AppID: opts.AppID, Version: opts.Version, Board: opts.Board, RequiresVersion: opts.RequiresVersion, InputImage: opts.InputImage, Augen: opts.Augen, PayloadKeys: []string{},
 	}}
 	keys := map[string]bool{}
 	for _, pf := range opts.Payloads {

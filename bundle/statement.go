@@ -52,6 +52,12 @@ type Release struct {
 	InputImage  *Digests       `json:"input_image,omitempty"`
 	PayloadKeys []string       `json:"payload_keys"`
 	Augen       string         `json:"augen_version"`
+	// RequiresVersion is the oldest version that may update to this
+	// release directly (release --requires-version): older machines must
+	// first install a floor at or above it (say, the release that taught
+	// update_engine a new filesystem). Push refuses a channel whose floors
+	// would let an older machine be offered this release directly.
+	RequiresVersion string `json:"requires_version,omitempty"`
 }
 
 // PayloadEntry describes one payload file with the values an update
@@ -146,6 +152,11 @@ func (s *Statement) Check() error {
 	}
 	if _, ok := Boards[r.Board]; !ok {
 		return badStatement("unknown board %q (amd64-usr or arm64-usr)", r.Board)
+	}
+	if r.RequiresVersion != "" {
+		if c, ok := CompareVersions(r.RequiresVersion, r.Version); !ok || c >= 0 {
+			return badStatement("requires_version %q is not a MAJOR.MINOR.PATCH version older than the release's %s", r.RequiresVersion, r.Version)
+		}
 	}
 	subjects := map[string]Subject{}
 	for _, sub := range s.Subject {

@@ -65,7 +65,10 @@ type Options struct {
 	// names (an x86 bzImage: amd64-usr; an arm64 Image: arm64-usr); a Board
 	// the kernel contradicts is refused before anything is built.
 	Version, Board, AppID string
-	Deltas                []Delta
+	// RequiresVersion, if set, is the oldest version that may update to
+	// the release directly (bundle.Release.RequiresVersion).
+	RequiresVersion string
+	Deltas          []Delta
 	// Extras are payloads shipped as they are (oem-*.gz, flatcar-*.gz).
 	Extras []string
 	// Unpack tunes unpacking every image (TempDir and Progress are set
@@ -253,7 +256,7 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 	for _, x := range opts.Extras {
 		files = append(files, bundle.PayloadFile{Path: x, Name: filepath.Base(x), Kind: bundle.KindExtra})
 	}
-	st, err := bundle.Build(w, bundle.BuildOptions{AppID: opts.AppID, Version: opts.Version, Board: opts.Board, Payloads: files,
+	st, err := bundle.Build(w, bundle.BuildOptions{AppID: opts.AppID, Version: opts.Version, Board: opts.Board, RequiresVersion: opts.RequiresVersion, Payloads: files,
 		PayloadKeys: pubs, InputImage: &bundle.Digests{Size: res.Input.Size, SHA256: res.Input.SHA256}, Augen: opts.Augen,
 		MTime: opts.MTime, Signers: opts.BundleSigners})
 	if err != nil {

@@ -34,8 +34,13 @@ Example:
 // bundleFlags are shared by bundle create and release.
 type bundleFlags struct {
 	version, board, appID, versionFile *string
-	keys                               []string
+	// requiresVersion is --requires-version: the oldest version that may
+	// update to the release directly.
+	requiresVersion *string
+	keys            []string
 }
+
+const requiresVersionUsage = "the oldest `version` that may update to this release directly; push then refuses a channel whose floors let an older machine be offered it"
 
 // resolveVersion takes --version, --version-file, or both if they agree.
 func (bf *bundleFlags) resolveVersion() error {
@@ -43,7 +48,7 @@ func (bf *bundleFlags) resolveVersion() error {
 		if *bf.version == "" {
 			return usagef("give --version or --version-file")
 		}
-		return nil
+		return bf.checkRequires()
 	}
 	b, err := os.ReadFile(*bf.versionFile)
 	if err != nil {
@@ -57,15 +62,28 @@ func (bf *bundleFlags) resolveVersion() error {
 		return usagef("--version %s but %s says %s", *bf.version, *bf.versionFile, v)
 	}
 	*bf.version = v
+	return bf.checkRequires()
+}
+
+// checkRequires refuses a --requires-version that is not an older
+// MAJOR.MINOR.PATCH version.
+func (bf *bundleFlags) checkRequires() error {
+	if bf.requiresVersion == nil || *bf.requiresVersion == "" {
+		return nil
+	}
+	if c, ok := bundle.CompareVersions(*bf.requiresVersion, *bf.version); !ok || c >= 0 {
+		return usagef("--requires-version %q: want a MAJOR.MINOR.PATCH version older than %s", *bf.requiresVersion, *bf.version)
+	}
 	return nil
 }
 
 func bundleCreate(e *env, args []string) error {
 	fs := newFlags(e, "bundle create", bundleCreateUsage)
 	bf := bundleFlags{version: fs.String("version", "", "the release `version` (MAJOR.MINOR.PATCH)"),
-		board:       fs.String("board", "", "the `board` (amd64-usr or arm64-usr); default: the full payload's, from its kernel's architecture, which a --board must not contradict"),
-		appID:       fs.String("app-id", bundle.FlatcarAppID, "the Omaha app `id`"),
-		versionFile: fs.String("version-file", "", "read the version from a seed-style version.txt `file` (FLATCAR_BUILD/BRANCH/PATCH)")}
+		board:           fs.String("board", "", "the `board` (amd64-usr or arm64-usr); default: the full payload's, from its kernel's architecture, which a --board must not contradict"),
+		appID:           fs.String("app-id", bundle.FlatcarAppID, "the Omaha app `id`"),
+		versionFile:     fs.String("version-file", "", "read the version from a seed-style version.txt `file` (FLATCAR_BUILD/BRANCH/PATCH)"),
+		requiresVersion: fs.String("requires-version", "", requiresVersionUsage)}
 	full := fs.String("payload", "", "the full payload `file` (flatcar_production_update.gz)")
 	var deltas, extras, payloadKeys []string
 	fs.StringArrayVar(&deltas, "delta-from", nil, "a delta payload from an older version, as `VERSION=FILE` (repeatable)")
@@ -136,7 +154,7 @@ func writeBundle(e *env, bf bundleFlags, files []bundle.PayloadFile, payloadKeys
 		return nil, err
 	}
 	defer f.Abort()
-	st, err := bundle.Build(f, bundle.BuildOptions{AppID: *bf.appID, Version: *bf.version, Board: *bf.board, Payloads: files,
+	st, err := bundle.Build(f, bundle.BuildOptions{AppID: *bf.appID, Version: *bf.version, Board: *bf.board, RequiresVersion: *bf.requiresVersion, Payloads: files,
 		PayloadKeys: pubs, InputImage: input, Augen: version, MTime: mtime, Signers: signers})
 	if err != nil {
 		return nil, err

@@ -13,7 +13,8 @@ import (
 )
 
 const releaseUsage = `Usage: augen release IMAGE.bin.bz2 --version V|--version-file version.txt [--board B] --key URI... [--bundle-key URI...]
-                     [--delta-from OLD_VERSION=OLD_IMAGE.bin.bz2]... [--extra oem-NAME.gz]... -o release.tar
+                     [--delta-from OLD_VERSION=OLD_IMAGE.bin.bz2]... [--extra oem-NAME.gz]...
+                     [--requires-version V0] -o release.tar
 
 The signing side in one command: unpack the CI image (with its checks:
 GPT, the verity root hash against the kernel, --signature/--digests when
@@ -21,6 +22,11 @@ given), build the full payload and a delta from each --delta-from image,
 sign the payloads with --key (the LAST is the one update_engine checks),
 and bundle them with extra payloads into one release, signed with
 --bundle-key (default: the --key keys). Check it with "augen verify".
+
+--requires-version V0 records in the signed statement that machines older
+than V0 must not update to this release directly (they first need a floor:
+a release at or above V0 that "augen push --floor-reason" marked as one);
+push refuses a channel where they would be offered it directly.
 
 Example:
   augen release flatcar_production_image.bin.bz2 --version 4459.2.1 \
@@ -31,9 +37,10 @@ Example:
 func releaseCmd(e *env, args []string) error {
 	fs := newFlags(e, "release", releaseUsage)
 	bf := bundleFlags{version: fs.String("version", "", "the release `version` (MAJOR.MINOR.PATCH)"),
-		board:       fs.String("board", "", "the `board` (amd64-usr or arm64-usr); default: the image's, from its kernel's architecture, which a --board must not contradict"),
-		appID:       fs.String("app-id", bundle.FlatcarAppID, "the Omaha app `id`"),
-		versionFile: fs.String("version-file", "", "read the version from a seed-style version.txt `file` (FLATCAR_BUILD/BRANCH/PATCH)")}
+		board:           fs.String("board", "", "the `board` (amd64-usr or arm64-usr); default: the image's, from its kernel's architecture, which a --board must not contradict"),
+		appID:           fs.String("app-id", bundle.FlatcarAppID, "the Omaha app `id`"),
+		versionFile:     fs.String("version-file", "", "read the version from a seed-style version.txt `file` (FLATCAR_BUILD/BRANCH/PATCH)"),
+		requiresVersion: fs.String("requires-version", "", requiresVersionUsage)}
 	var keys, deltas, extras []string
 	fs.StringArrayVar(&keys, "key", nil, "sign the payloads with this key `URI` (repeatable; the LAST is the one update_engine checks)")
 	fs.StringArrayVar(&bf.keys, "bundle-key", nil, "sign the bundle with this key `URI` (repeatable; default: the --key keys)")
@@ -80,7 +87,7 @@ func releaseCmd(e *env, args []string) error {
 		return err
 	}
 	end()
-	opts := release.Options{Image: fs.Arg(0), Version: *bf.version, Board: *bf.board, AppID: *bf.appID, Extras: extras,
+	opts := release.Options{Image: fs.Arg(0), Version: *bf.version, RequiresVersion: *bf.requiresVersion, Board: *bf.board, AppID: *bf.appID, Extras: extras,
 		Unpack: uo, Checks: checks, Augen: version, MTime: mtime, TempDir: tempDirFor(*out),
 		Log: logTo(e)}
 	for _, d := range plan {
