@@ -1,15 +1,22 @@
 // Package push publishes a verified release bundle to an update service:
-// it verifies the bundle exactly as `augen verify` does, uploads every
-// payload to a store, checks each upload by downloading it back from the
-// URL clients use, registers the package with Nebraska (idempotently),
-// points a channel at it, and asks the service, as a client would, what it
-// now offers. Nothing changes on the server until every file it will
-// point clients at has been proven to be served byte for byte.
+// it verifies the bundle exactly as `augen verify` does, checks everything
+// that can be checked before a change (the channel, its floors against the
+// release's required version, a package of the same version), uploads
+// every payload to a store, checks each upload by downloading it back from
+// the URL clients use, registers the package with Nebraska
+// (idempotently), marks it a floor if asked, points a channel at it, and
+// walks the update path as clients would: from 0.0.0 through each floor to
+// the release, reading each answer as update_engine does. Nothing changes
+// on the server until every file it will point clients at has been proven
+// to be served byte for byte; a failure after a change says what was
+// changed and how to finish or undo it.
 package push
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/augen-project/augen"
@@ -28,9 +35,43 @@ import (
 )
 
 // ErrRefused is wrapped when the server already holds something that
-// contradicts the bundle (the same version with other contents), or the
-// store serves other bytes than were uploaded.
+// contradicts the bundle (the same version with other contents, floors
+// that would let machines skip the release's required version), or the
+// store serves other bytes than were uploaded. A refusal comes before any
+// change on the server.
 var ErrRefused = errors.New("push refused")
+
+// ErrUsage is wrapped by mistakes in what was asked (no public URL for a
+// store that has none, a channel the server does not have), found before
+// anything is read or changed.
+var ErrUsage = errors.New("push: usage")
+
+// ErrIncomplete is wrapped by an IncompleteError: a step failed after the
+// server or the store was changed.
+var ErrIncomplete = errors.New("push incomplete")
+
+// IncompleteError is a failure after changes: it lists them and says how
+// to finish or undo the push.
+type IncompleteError struct {
+	Err     error
+	Changed []string
+	// Undo says how to go back ("" when there is nothing to undo on the
+	// channel).
+	Undo string
+}
+
+func (e *IncompleteError) Error() string {
+	msg := fmt.Sprintf("%s: %v; already changed: %s; run the same push again to finish it once the cause is fixed", ErrIncomplete, e.Err, strings.Join(e.Changed, "; "))
+	if e.Undo != "" {
+		msg += "; to undo, " + e.Undo
+	}
+	return msg
+}
+
+func (e *IncompleteError) Unwrap() []error { return []error{ErrIncomplete, e.Err} }
+
+// MaxFloorReason is Nebraska's limit on a floor's reason.
+const MaxFloorReason = 500
 
 // Options say what to push where. Bundle, Channel, Client and Store are
 // required.
@@ -51,6 +92,9 @@ type Options struct {
 	// PublicURL is the client-facing base URL of the store (default: the
 	// store's own URL, for https and s3 stores).
 	PublicURL string
+	// FloorReason, if set, marks the release a floor of the channel: a
+	// version every machine below it is offered first.
+	FloorReason string
 	// Fetch downloads files back (default: a plain client).
 	Fetch *http.Client
 	// DryRun reads and changes nothing anywhere.
@@ -64,19 +108,27 @@ type Options struct {
 
 // Record is what a push did, for --json.
 type Record struct {
-	DryRun        bool         `json:"dry_run"`
-	Server        string       `json:"server"`
-	ServerVersion string       `json:"server_version,omitempty"`
-	Store         string       `json:"store"`
-	AppID         string       `json:"app_id"`
-	Version       string       `json:"version"`
-	Board         string       `json:"board"`
-	BundleSigners []string     `json:"bundle_signers"`
-	Files         []FileRecord `json:"files"`
-	Package       PkgRecord    `json:"package"`
-	Channel       ChanRecord   `json:"channel"`
-	Probe         *ProbeRecord `json:"probe,omitempty"`
-	Warnings      []string     `json:"warnings"`
+	DryRun          bool         `json:"dry_run"`
+	Server          string       `json:"server"`
+	ServerVersion   string       `json:"server_version,omitempty"`
+	Store           string       `json:"store"`
+	AppID           string       `json:"app_id"`
+	Version         string       `json:"version"`
+	Board           string       `json:"board"`
+	RequiresVersion string       `json:"requires_version,omitempty"`
+	BundleSigners   []string     `json:"bundle_signers"`
+	Files           []FileRecord `json:"files"`
+	Package         PkgRecord    `json:"package"`
+	Floor           *FloorRecord `json:"floor,omitempty"`
+	Channel         ChanRecord   `json:"channel"`
+	// Floors are the channel's floors before the push.
+	Floors []FloorInfo `json:"floors"`
+	// Path is the update path the probe walked, from 0.0.0 to the release.
+	Path  []ProbeStep  `json:"path,omitempty"`
+	Probe *ProbeRecord `json:"probe,omitempty"`
+	// Changed lists what this push changed, in order.
+	Changed  []string `json:"changed"`
+	Warnings []string `json:"warnings"`
 }
 
 // FileRecord is one uploaded file.
@@ -98,6 +150,20 @@ type PkgRecord struct {
 	Action string `json:"action"`
 }
 
+// FloorRecord is the release marked as a floor (--floor-reason).
+type FloorRecord struct {
+	Reason string `json:"reason"`
+	// Action is "set", "unchanged", "reason changed" or "would set".
+	Action string `json:"action"`
+}
+
+// FloorInfo is one floor of a channel.
+type FloorInfo struct {
+	Version   string `json:"version"`
+	PackageID string `json:"package_id"`
+	Reason    string `json:"reason"`
+}
+
 // ChanRecord is the channel pointed.
 type ChanRecord struct {
 	Name         string `json:"name"`
@@ -108,9 +174,20 @@ type ChanRecord struct {
 	Action string `json:"action"`
 }
 
-// ProbeRecord is what an update check was offered.
+// ProbeStep is one update check of the path: a machine at From was
+// offered Offered (a floor, or the release).
+type ProbeStep struct {
+	From    string `json:"from"`
+	Offered string `json:"offered"`
+	Floor   bool   `json:"floor"`
+	URL     string `json:"url"`
+}
+
+// ProbeRecord is what the last update check (the one offering the
+// release) was offered.
 type ProbeRecord struct {
 	Track   string `json:"track"`
+	From    string `json:"from"`
 	Version string `json:"version"`
 	URL     string `json:"url"`
 	Size    int64  `json:"size"`
@@ -124,8 +201,65 @@ type file struct {
 	url   string
 }
 
+// Preflight checks what needs no bundle, before anything is verified or
+// changed: a client-facing URL for the store, the channel on the server
+// (by name, for any arch; the arch is the bundle's and is checked after
+// the verify), and a floor reason Nebraska takes. Its errors wrap
+// ErrUsage, except those of reaching the server.
+func Preflight(ctx context.Context, o Options) error {
+	if o.AppID == "" {
+		o.AppID = nebraska.FlatcarAppID
+	}
+	if _, err := publicURL(o); err != nil {
+		return err
+	}
+	if len(o.FloorReason) > MaxFloorReason || strings.ContainsAny(o.FloorReason, "\r\n") {
+		return fmt.Errorf("%w: --floor-reason: at most %d characters on one line (Nebraska's limit)", ErrUsage, MaxFloorReason)
+	}
+	chs, err := o.Client.Channels(ctx, o.AppID)
+	if err != nil {
+		return fmt.Errorf("listing the channels of %s: %w", o.Client.URL(), err)
+	}
+	names := map[string]bool{}
+	for _, ch := range chs {
+		if ch.Name != o.Channel {
+			names[ch.Name] = true
+			continue
+		}
+		if o.FloorReason != "" {
+			if _, err := o.Client.Floors(ctx, ch.ID); errors.Is(err, nebraska.ErrNoFloors) {
+				return fmt.Errorf("%w: --floor-reason: %s has no floors (multi-step updates; Nebraska has them since 2025)", ErrUsage, o.Client.URL())
+			} else if err != nil {
+				return fmt.Errorf("reading the floors of %s: %w", o.Channel, err)
+			}
+		}
+		return nil
+	}
+	list := make([]string, 0, len(names))
+	for n := range names {
+		list = append(list, n)
+	}
+	sort.Strings(list)
+	return fmt.Errorf("%w: channel %q does not exist on %s (it has: %s); creating channels and groups is an admin's one-time setup", ErrUsage, o.Channel, o.Client.URL(), strings.Join(list, ", "))
+}
+
+// publicURL is the client-facing base URL the files are served from.
+func publicURL(o Options) (string, error) {
+	public := o.PublicURL
+	if public == "" {
+		public = o.Store.PublicURL()
+	}
+	if public == "" {
+		return "", fmt.Errorf("%w: the store %s has no URL of its own: give --public-url (the base URL clients download from)", ErrUsage, o.Store)
+	}
+	if err := CheckPublicURL(public); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return public, nil
+}
+
 // Push runs the whole push. On error the record holds what was done
-// before it.
+// before it; an error after a change is an *IncompleteError.
 func Push(ctx context.Context, o Options) (*Record, error) {
 	if o.AppID == "" {
 		o.AppID = nebraska.FlatcarAppID
@@ -139,11 +273,22 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	if o.Log == nil {
 		o.Log = func(string) {}
 	}
-	rec := &Record{DryRun: o.DryRun, Server: o.Client.URL(), Store: o.Store.String(), AppID: o.AppID, Files: []FileRecord{}, Warnings: []string{}}
+	rec := &Record{DryRun: o.DryRun, Server: o.Client.URL(), Store: o.Store.String(), AppID: o.AppID, Files: []FileRecord{}, Floors: []FloorInfo{}, Changed: []string{}, Warnings: []string{}}
 	warn := func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
 		rec.Warnings = append(rec.Warnings, msg)
 		o.Log("warning: " + msg)
+	}
+	var undo string
+	changed := func(format string, args ...any) {
+		rec.Changed = append(rec.Changed, fmt.Sprintf(format, args...))
+	}
+	// after wraps an error once something was changed.
+	after := func(err error) error {
+		if len(rec.Changed) == 0 {
+			return err
+		}
+		return &IncompleteError{Err: err, Changed: rec.Changed, Undo: undo}
 	}
 
 	// 1. The bundle was verified, as augen verify does, with the channel
@@ -153,7 +298,7 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 		return rec, err
 	}
 	st := rep.Statement.Predicate
-	rec.Version, rec.Board, rec.BundleSigners = st.Version, st.Board, rep.BundleSigners
+	rec.Version, rec.Board, rec.BundleSigners, rec.RequiresVersion = st.Version, st.Board, rep.BundleSigners, st.RequiresVersion
 	if st.AppID != "" && !strings.EqualFold(st.AppID, o.AppID) {
 		return rec, fmt.Errorf("%w: the bundle is for app %s, the push for %s", ErrRefused, st.AppID, o.AppID)
 	}
@@ -162,14 +307,8 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	if arch == 0 {
 		return rec, fmt.Errorf("board %q has no Nebraska arch", st.Board)
 	}
-	public := o.PublicURL
-	if public == "" {
-		public = o.Store.PublicURL()
-	}
-	if public == "" {
-		return rec, fmt.Errorf("the store %s has no URL of its own: give --public-url (the base URL clients download from)", o.Store)
-	}
-	if err := CheckPublicURL(public); err != nil {
+	public, err := publicURL(o)
+	if err != nil {
 		return rec, err
 	}
 	var main *file
@@ -184,7 +323,8 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 		return rec, fmt.Errorf("%w: the bundle has no full payload to publish", ErrRefused)
 	}
 
-	// 2. Find the channel and what routes clients to it, before uploading.
+	// 2. Everything read before anything is changed: the channel, what
+	// routes clients to it, its floors, and a package of this version.
 	if cfg, err := o.Client.Config(ctx); err == nil {
 		rec.ServerVersion, _ = cfg["nebraska_version"].(string)
 		mode, _ := cfg["auth_mode"].(string)
@@ -195,12 +335,40 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 		return rec, fmt.Errorf("channel %s: %w", o.Channel, err)
 	}
 	if ch == nil {
-		return rec, fmt.Errorf("channel %q (arch %d) does not exist on %s; creating channels and groups is an admin's one-time setup", o.Channel, arch, o.Client.URL())
+		return rec, fmt.Errorf("%w: channel %q has no %s (arch %d) channel on %s; creating channels and groups is an admin's one-time setup", ErrUsage, o.Channel, st.Board, arch, o.Client.URL())
 	}
 	rec.Channel = ChanRecord{Name: ch.Name, ID: ch.ID}
 	probeOK, err := checkGroups(ctx, o, ch, warn)
 	if err != nil {
 		return rec, err
+	}
+	floors, err := o.Client.Floors(ctx, ch.ID)
+	switch {
+	case errors.Is(err, nebraska.ErrNoFloors) && o.FloorReason != "":
+		return rec, fmt.Errorf("%w: --floor-reason: %s (Nebraska %s) has no floors (multi-step updates)", ErrUsage, o.Client.URL(), orNone(rec.ServerVersion))
+	case errors.Is(err, nebraska.ErrNoFloors):
+		o.Log("floors: the server has no floors (multi-step updates): every machine is offered the channel's package")
+	case err != nil:
+		return rec, fmt.Errorf("reading the floors of %s: %w", o.Channel, err)
+	}
+	for _, f := range floors {
+		rec.Floors = append(rec.Floors, FloorInfo{Version: f.Version, PackageID: f.ID, Reason: deref(f.FloorReason)})
+	}
+	if len(floors) > 0 {
+		o.Log("floors: " + fmt.Sprintf("%s has %d floor(s): %s", o.Channel, len(floors), floorList(floors)))
+	}
+	if err := checkRequiredVersion(st, o.Channel, floors); err != nil {
+		return rec, err
+	}
+	want := packageConfig(o.AppID, arch, st.Version, public, files, main)
+	pkg, err := o.Client.FindPackage(ctx, o.AppID, st.Version, arch)
+	if err != nil {
+		return rec, fmt.Errorf("looking up package %s: %w", st.Version, err)
+	}
+	if pkg != nil {
+		if diff := differences(pkg, want); len(diff) > 0 {
+			return rec, fmt.Errorf("%w: package %s (arch %d) exists on the server (id %s) and differs from this bundle: %s; a published version is immutable, release a new version (nothing was uploaded or changed)", ErrRefused, st.Version, arch, pkg.ID, strings.Join(diff, "; "))
+		}
 	}
 
 	// 3. Upload, then prove each file is served byte for byte.
@@ -208,23 +376,18 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 		fr, err := upload(ctx, o, &files[i])
 		if fr != nil {
 			rec.Files = append(rec.Files, *fr)
+			if fr.Action == "uploaded" {
+				changed("uploaded %s", fr.URL)
+			}
 		}
 		if err != nil {
-			return rec, err
+			return rec, after(err)
 		}
 	}
 
 	// 4. Register the package, or reuse the identical one.
-	want := packageConfig(o.AppID, arch, st.Version, public, files, main)
-	pkg, err := o.Client.FindPackage(ctx, o.AppID, st.Version, arch)
-	if err != nil {
-		return rec, fmt.Errorf("looking up package %s: %w", st.Version, err)
-	}
 	switch {
 	case pkg != nil:
-		if diff := differences(pkg, want); len(diff) > 0 {
-			return rec, fmt.Errorf("%w: package %s (arch %d) exists on the server (id %s) and differs from this bundle: %s; a published version is immutable, release a new version", ErrRefused, st.Version, arch, pkg.ID, strings.Join(diff, "; "))
-		}
 		rec.Package = PkgRecord{ID: pkg.ID, Action: "reused"}
 		o.Log("package: " + fmt.Sprintf("%s (arch %d) is registered already, identical: %s", st.Version, arch, pkg.ID))
 	case o.DryRun:
@@ -239,16 +402,48 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 			}
 		}
 		if err != nil {
-			return rec, fmt.Errorf("creating package %s: %w", st.Version, err)
+			return rec, after(fmt.Errorf("creating package %s: %w", st.Version, err))
 		}
 		rec.Package = PkgRecord{ID: pkg.ID, Action: "created"}
+		changed("created package %s (id %s)", st.Version, pkg.ID)
 		o.Log("package: " + fmt.Sprintf("created %s (arch %d): %s", st.Version, arch, pkg.ID))
 	}
 
-	// 5. Point the channel: GET, PUT the same object with the package, GET.
+	// 5. Mark it a floor (before the channel points at it: a floor above
+	// the channel's package is not offered to anyone).
+	if o.FloorReason != "" {
+		rec.Floor = &FloorRecord{Reason: o.FloorReason}
+		var have *nebraska.Package
+		for i := range floors {
+			if pkg != nil && floors[i].ID == pkg.ID {
+				have = &floors[i]
+			}
+		}
+		switch {
+		case have != nil && deref(have.FloorReason) == o.FloorReason:
+			rec.Floor.Action = "unchanged"
+			o.Log("floor: " + fmt.Sprintf("%s is a floor of %s already: %q", st.Version, o.Channel, o.FloorReason))
+		case o.DryRun:
+			rec.Floor.Action = "would set"
+			o.Log("floor: " + fmt.Sprintf("would mark %s a floor of %s: %q", st.Version, o.Channel, o.FloorReason))
+		default:
+			if err := o.Client.SetFloor(ctx, ch.ID, pkg.ID, o.FloorReason); err != nil {
+				return rec, after(fmt.Errorf("marking %s a floor of %s: %w", st.Version, o.Channel, err))
+			}
+			rec.Floor.Action = "set"
+			if have != nil {
+				rec.Floor.Action = "reason changed"
+			}
+			changed("marked %s a floor of %s", st.Version, o.Channel)
+			o.Log("floor: " + fmt.Sprintf("%s is now a floor of %s: %q", st.Version, o.Channel, o.FloorReason))
+			floors = append(floors, *pkg)
+		}
+	}
+
+	// 6. Point the channel: GET, PUT the same object with the package, GET.
 	cur, err := o.Client.Channel(ctx, o.AppID, ch.ID)
 	if err != nil {
-		return rec, fmt.Errorf("channel %s: %w", o.Channel, err)
+		return rec, after(fmt.Errorf("channel %s: %w", o.Channel, err))
 	}
 	if cur.PackageID != nil {
 		rec.Channel.OldPackageID = *cur.PackageID
@@ -271,30 +466,80 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 		}
 		id := pkg.ID
 		if _, err := o.Client.PutChannel(ctx, o.AppID, ch.ID, nebraska.ChannelConfig{Name: cur.Name, Color: cur.Color, Arch: cur.Arch, ApplicationID: o.AppID, PackageID: &id}); err != nil {
-			return rec, fmt.Errorf("pointing %s at %s: %w", o.Channel, st.Version, err)
+			return rec, after(fmt.Errorf("pointing %s at %s: %w", o.Channel, st.Version, err))
 		}
-		after, err := o.Client.Channel(ctx, o.AppID, ch.ID)
+		changed("pointed %s from %s to %s", o.Channel, orNone(rec.Channel.OldVersion), st.Version)
+		if rec.Channel.OldPackageID != "" {
+			undo = fmt.Sprintf("point %s back at %s (package %s) in Nebraska", o.Channel, orNone(rec.Channel.OldVersion), rec.Channel.OldPackageID)
+		} else {
+			undo = fmt.Sprintf("clear %s's package in Nebraska", o.Channel)
+		}
+		after2, err := o.Client.Channel(ctx, o.AppID, ch.ID)
 		if err != nil {
-			return rec, fmt.Errorf("re-reading %s: %w", o.Channel, err)
+			return rec, after(fmt.Errorf("re-reading %s: %w", o.Channel, err))
 		}
-		if after.PackageID == nil || *after.PackageID != id {
-			return rec, fmt.Errorf("%s does not serve package %s after the update (another push at the same time?)", o.Channel, id)
+		if after2.PackageID == nil || *after2.PackageID != id {
+			return rec, after(fmt.Errorf("%s does not serve package %s after the update (another push at the same time?)", o.Channel, id))
 		}
 		rec.Channel.Action = "pointed"
 		o.Log("channel: " + fmt.Sprintf("%s now serves %s (was %s)", o.Channel, st.Version, orNone(rec.Channel.OldVersion)))
 	}
 
-	// 6. Ask as a client would.
+	// 7. Walk the update path as machines would.
 	if o.DryRun || !probeOK {
 		return rec, nil
 	}
-	pr, err := probe(ctx, o, st, files, main)
-	rec.Probe = pr
+	err = walk(ctx, o, rec, st, floors, files, main)
 	if err != nil {
-		return rec, err
+		return rec, after(err)
 	}
-	o.Log("probe: " + fmt.Sprintf("a %s client on track %s is offered %s, %d bytes, sha256 %s, %d extra file(s): as pushed", st.Board, o.Track, pr.URL, pr.Size, pr.SHA256, pr.Extra))
+	pr := rec.Probe
+	o.Log("probe: " + fmt.Sprintf("a machine (%s) at %s on track %s is offered %s, %d bytes, sha256 %s, %d extra file(s): as pushed", st.Board, pr.From, o.Track, pr.URL, pr.Size, pr.SHA256, pr.Extra))
 	return rec, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func floorList(floors []nebraska.Package) string {
+	var parts []string
+	for _, f := range floors {
+		parts = append(parts, f.Version)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// checkRequiredVersion refuses a release that requires machines to come
+// from RequiresVersion or later, on a channel where an older machine would
+// be offered it directly. Nebraska offers a machine at v the oldest floor
+// above v (and not above the channel's package) before the package, so a
+// machine below the required version reaches the release directly exactly
+// when no floor lies in [RequiresVersion, release).
+func checkRequiredVersion(st bundle.Release, channel string, floors []nebraska.Package) error {
+	if st.RequiresVersion == "" {
+		return nil
+	}
+	var best string
+	for _, f := range floors {
+		lo, ok1 := bundle.CompareVersions(f.Version, st.RequiresVersion)
+		hi, ok2 := bundle.CompareVersions(f.Version, st.Version)
+		if ok1 && ok2 && lo >= 0 && hi < 0 {
+			best = f.Version
+		}
+	}
+	if best != "" {
+		return nil
+	}
+	have := "it has none"
+	if len(floors) > 0 {
+		have = "its floors are " + floorList(floors)
+	}
+	return fmt.Errorf("%w: release %s requires machines to update from %s or later, but on %s a machine older than %s would be offered it directly (%s): push a release at or above %s and below %s with --floor-reason first (nothing was uploaded or changed)",
+		ErrRefused, st.Version, st.RequiresVersion, channel, st.RequiresVersion, have, st.RequiresVersion, st.Version)
 }
 
 func orNone(v string) string {
@@ -485,10 +730,144 @@ func differences(p *nebraska.Package, want nebraska.PackageConfig) []string {
 	return d
 }
 
-// probe sends an update check from a client older than anything and
-// checks the offer is exactly the bundle's payload and extra files.
-func probe(ctx context.Context, o Options, st bundle.Release, files []file, main *file) (*ProbeRecord, error) {
-	req := omaha.Request{AppID: o.AppID, Version: "0.0.0", Track: o.Track, Board: st.Board}
+// walk sends update checks as machines on the track would, from 0.0.0:
+// each step must be offered the next floor above the machine's version
+// (or the release when there is none), exactly as Nebraska records that
+// package, and the step that reaches the release exactly the bundle's
+// payload and extra files, from a version no older than the release's
+// RequiresVersion.
+func walk(ctx context.Context, o Options, rec *Record, st bundle.Release, floors []nebraska.Package, files []file, main *file) error {
+	sort.SliceStable(floors, func(i, j int) bool { return versionLess(floors[i].Version, floors[j].Version) })
+	from := "0.0.0"
+	for step := 0; step <= len(floors); step++ {
+		next := (*nebraska.Package)(nil)
+		for i := range floors {
+			if versionLess(from, floors[i].Version) && !versionLess(st.Version, floors[i].Version) && floors[i].Version != st.Version {
+				next = &floors[i]
+				break
+			}
+		}
+		offer, err := ask(ctx, o, st.Board, from)
+		if err != nil {
+			return fmt.Errorf("probe: a machine at %s on track %s: %w", from, o.Track, err)
+		}
+		ps := ProbeStep{From: from, Offered: offer.Version, Floor: next != nil, URL: offer.URL()}
+		rec.Path = append(rec.Path, ps)
+		if next != nil {
+			if bad := offerDiffers(offer, floorWant(*next)); len(bad) > 0 {
+				return fmt.Errorf("probe: a machine at %s on track %s should be offered the floor %s as Nebraska records it, but is offered %s", from, o.Track, next.Version, strings.Join(bad, "; "))
+			}
+			o.Log("probe: " + fmt.Sprintf("a machine at %s is offered the floor %s first: as recorded", from, next.Version))
+			from = next.Version
+			continue
+		}
+		rec.Probe = &ProbeRecord{Track: o.Track, From: from, Version: offer.Version, URL: offer.URL(), Size: offer.Size, SHA256: offer.SHA256, Extra: len(offer.Extra)}
+		bad := offerDiffers(offer, bundleWant(st, files, main))
+		if len(bad) > 0 {
+			return fmt.Errorf("probe: a machine at %s on track %s is offered something else than the release: %s", from, o.Track, strings.Join(bad, "; "))
+		}
+		if st.RequiresVersion != "" && versionLess(from, st.RequiresVersion) {
+			return fmt.Errorf("probe: a machine at %s is offered %s directly, but the release requires %s or later", from, st.Version, st.RequiresVersion)
+		}
+		return nil
+	}
+	return fmt.Errorf("probe: the update path did not reach %s after %d floor(s)", st.Version, len(floors))
+}
+
+// wanted is what an offer must say.
+type wanted struct {
+	version, url, sha1, sha256 string
+	size                       int64
+	extra                      map[string][3]string // name: hash, hash_sha256, size
+}
+
+func floorWant(p nebraska.Package) wanted {
+	w := wanted{version: p.Version, url: omaha.JoinURL(p.URL, p.Filename), sha1: p.Hash, extra: map[string][3]string{}}
+	w.size, _ = strconv.ParseInt(p.Size, 10, 64)
+	if p.FlatcarAction != nil {
+		w.sha256 = p.FlatcarAction.SHA256
+	}
+	for _, f := range p.ExtraFiles {
+		w.extra[f.Name] = [3]string{f.Hash, f.Hash256, f.Size}
+	}
+	return w
+}
+
+func bundleWant(st bundle.Release, files []file, main *file) wanted {
+	w := wanted{version: st.Version, url: main.url, size: main.entry.Size, sha1: main.entry.SHA1Base64, sha256: main.entry.SHA256Base64, extra: map[string][3]string{}}
+	for _, f := range files {
+		if f.entry.Kind == bundle.KindExtra {
+			w.extra[f.entry.Name] = [3]string{f.entry.SHA1Base64, f.entry.SHA256Hex, strconv.FormatInt(f.entry.Size, 10)}
+		}
+	}
+	return w
+}
+
+// offerDiffers lists how an offer, as the client reads it, differs from
+// what it should be: every URL the client may try, the size as the client
+// parses it, the sha256 it checks, and each extra file.
+func offerDiffers(offer *omaha.Offer, w wanted) []string {
+	var bad []string
+	check := func(what, got, want string) {
+		if got != want {
+			bad = append(bad, fmt.Sprintf("%s %q, want %q", what, got, want))
+		}
+	}
+	check("version", offer.Version, w.version)
+	for i, u := range offer.URLs {
+		what := "url"
+		if len(offer.URLs) > 1 {
+			what = fmt.Sprintf("url %d of %d", i+1, len(offer.URLs))
+		}
+		check(what, omaha.JoinURL(u, offer.Name), w.url)
+	}
+	if offer.Size != w.size {
+		bad = append(bad, fmt.Sprintf("size %q, which the client reads as %d, want %d", offer.SizeAttr, offer.Size, w.size))
+	}
+	check("hash", offer.SHA1, w.sha1)
+	check("postinstall sha256", offer.SHA256, w.sha256)
+	seen := map[string]bool{}
+	for _, p := range offer.Extra {
+		ex, ok := w.extra[p.Name]
+		if !ok {
+			bad = append(bad, "extra file "+p.Name+" is not the release's")
+			continue
+		}
+		if seen[p.Name] {
+			bad = append(bad, "extra file "+p.Name+" is offered twice")
+		}
+		seen[p.Name] = true
+		check(p.Name+" hash", p.Hash, ex[0])
+		check(p.Name+" hash_sha256", p.HashSHA256, ex[1])
+		check(p.Name+" size", p.Size, ex[2])
+	}
+	var missing []string
+	for name := range w.extra {
+		if !seen[name] {
+			missing = append(missing, name)
+		}
+	}
+	sort.Strings(missing)
+	for _, name := range missing {
+		bad = append(bad, "extra file "+name+" is not offered")
+	}
+	return bad
+}
+
+// ProbeMachineID is the machine id a probe at version claims to be: one
+// per (track, version), so that Nebraska's record of the update it granted
+// that machine never answers a later probe from another version, and the
+// probes are recognisable in its statistics (omaha.ProbeMachineID's
+// prefix).
+func ProbeMachineID(track, version string) string {
+	sum := sha256.Sum256([]byte(track + "\x00" + version))
+	return omaha.ProbeMachineID[:8] + hex.EncodeToString(sum[:12])
+}
+
+// ask sends one update check as a machine at version and reads the answer
+// as update_engine does.
+func ask(ctx context.Context, o Options, board, version string) (*omaha.Offer, error) {
+	req := omaha.Request{AppID: o.AppID, Version: version, Track: o.Track, Board: board, MachineID: ProbeMachineID(o.Track, version)}
 	u := strings.TrimSuffix(o.Client.URL(), "/") + "/v1/update/"
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(req.Marshal()))
 	if err != nil {
@@ -497,53 +876,17 @@ func probe(ctx context.Context, o Options, st bundle.Release, files []file, main
 	hreq.Header.Set("Content-Type", "text/xml")
 	resp, err := o.Client.HTTPClient().Do(hreq)
 	if err != nil {
-		return nil, fmt.Errorf("probe: %w", err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("probe: POST %s: HTTP %d", u, resp.StatusCode)
+		return nil, fmt.Errorf("POST %s: HTTP %d", u, resp.StatusCode)
 	}
-	parsed, err := omaha.Parse(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("probe: %w", err)
+	offer, err := omaha.Read(resp.Body)
+	if errors.Is(err, omaha.ErrNoUpdate) {
+		return nil, errors.New("offered no update")
 	}
-	offer, err := parsed.Offer(o.AppID)
-	if err != nil {
-		return nil, fmt.Errorf("probe: a client on track %s is not offered the release: %w", o.Track, err)
-	}
-	pr := &ProbeRecord{Track: o.Track, Version: offer.Version, URL: offer.URL(), Size: offer.Size, SHA256: offer.SHA256, Extra: len(offer.Extra)}
-	var bad []string
-	check := func(what, got, want string) {
-		if got != want {
-			bad = append(bad, fmt.Sprintf("%s %q, want %q", what, got, want))
-		}
-	}
-	check("version", offer.Version, st.Version)
-	check("url", offer.URL(), main.url)
-	check("size", strconv.FormatInt(offer.Size, 10), strconv.FormatInt(main.entry.Size, 10))
-	check("hash", offer.SHA1, main.entry.SHA1Base64)
-	check("sha256", offer.SHA256, main.entry.SHA256Base64)
-	extra := map[string]omaha.Package{}
-	for _, p := range offer.Extra {
-		extra[p.Name] = p
-	}
-	for _, f := range files {
-		if f.entry.Kind != bundle.KindExtra {
-			continue
-		}
-		p, ok := extra[f.entry.Name]
-		if !ok {
-			bad = append(bad, "extra file "+f.entry.Name+" is not offered")
-			continue
-		}
-		check(f.entry.Name+" hash", p.Hash, f.entry.SHA1Base64)
-		check(f.entry.Name+" hash_sha256", p.HashSHA256, f.entry.SHA256Hex)
-		check(f.entry.Name+" size", p.Size, strconv.FormatInt(f.entry.Size, 10))
-	}
-	if len(bad) > 0 {
-		return pr, fmt.Errorf("%w: probe: track %s is offered something else: %s", ErrRefused, o.Track, strings.Join(bad, "; "))
-	}
-	return pr, nil
+	return offer, err
 }
 
 // versionLess compares dotted numeric versions (semver without tags).

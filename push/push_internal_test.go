@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/internal/omaha"
 	"github.com/augen-project/augen/nebraska"
 )
 
@@ -53,5 +54,73 @@ func TestVersionLess(t *testing.T) {
 		if versionLess(c.a, c.b) != c.less {
 			t.Errorf("versionLess(%s, %s) != %v", c.a, c.b, c.less)
 		}
+	}
+}
+
+// A release that requires version V is refused unless a floor lies in
+// [V, release): any machine below V would otherwise reach it directly.
+func TestCheckRequiredVersion(t *testing.T) {
+	st := bundle.Release{Version: "4459.3.0", RequiresVersion: "4459.2.0"}
+	fl := func(vs ...string) []nebraska.Package {
+		var out []nebraska.Package
+		for _, v := range vs {
+			out = append(out, nebraska.Package{Version: v})
+		}
+		return out
+	}
+	for _, c := range []struct {
+		floors []nebraska.Package
+		ok     bool
+	}{
+		{nil, false},
+		{fl("4459.1.0"), false},
+		{fl("4459.2.0"), true},
+		{fl("4459.1.0", "4459.2.1"), true},
+		{fl("4459.3.0"), false}, // the release itself is no way around it
+		{fl("4459.4.0"), false}, // above the release: offered to nobody before it
+	} {
+		err := checkRequiredVersion(st, "dev-channel", c.floors)
+		if (err == nil) != c.ok {
+			t.Errorf("floors %v: %v", c.floors, err)
+		}
+	}
+	if err := checkRequiredVersion(bundle.Release{Version: "1.0.0"}, "x", nil); err != nil {
+		t.Errorf("no requirement: %v", err)
+	}
+}
+
+// What the client reads is what is compared: every URL it may try, the
+// size as it parses it, the first postinstall sha256.
+func TestOfferDiffers(t *testing.T) {
+	w := wanted{version: "1.0.0", url: "http://s/a/p.gz", size: 25998, sha1: "h", sha256: "s", extra: map[string][3]string{"oem.gz": {"eh", "ehex", "3"}}}
+	good := func() *omaha.Offer {
+		return &omaha.Offer{Version: "1.0.0", URLs: []string{"http://s/a/"}, Name: "p.gz", SizeAttr: "25998", Size: 25998, SHA1: "h", SHA256: "s",
+			Extra: []omaha.Package{{Name: "oem.gz", Hash: "eh", HashSHA256: "ehex", Size: "3"}}}
+	}
+	if d := offerDiffers(good(), w); len(d) != 0 {
+		t.Fatalf("as pushed: %v", d)
+	}
+	for name, mod := range map[string]func(*omaha.Offer){
+		"octal size":      func(o *omaha.Offer) { o.SizeAttr, o.Size = "025998", 21 },
+		"second url":      func(o *omaha.Offer) { o.URLs = append(o.URLs, "http://evil/") },
+		"other sha256":    func(o *omaha.Offer) { o.SHA256 = "t" },
+		"missing extra":   func(o *omaha.Offer) { o.Extra = nil },
+		"extra twice":     func(o *omaha.Offer) { o.Extra = append(o.Extra, o.Extra[0]) },
+		"foreign extra":   func(o *omaha.Offer) { o.Extra = append(o.Extra, omaha.Package{Name: "x.gz"}) },
+		"another version": func(o *omaha.Offer) { o.Version = "0.9.0" },
+	} {
+		o := good()
+		mod(o)
+		if d := offerDiffers(o, w); len(d) == 0 {
+			t.Errorf("%s: not noticed", name)
+		}
+	}
+}
+
+// One machine id per (track, version), of the probe's prefix.
+func TestProbeMachineID(t *testing.T) {
+	a, b := ProbeMachineID("dev-channel", "0.0.0"), ProbeMachineID("dev-channel", "4459.1.0")
+	if a == b || len(a) != 32 || !strings.HasPrefix(a, "a09e0000") || a != ProbeMachineID("dev-channel", "0.0.0") || a == ProbeMachineID("beta", "0.0.0") {
+		t.Fatalf("%s %s", a, b)
 	}
 }

@@ -64,6 +64,9 @@ func TestMain(m *testing.M) {
 	if fixtureDir != "" {
 		os.RemoveAll(fixtureDir)
 	}
+	if madeDir != "" {
+		os.RemoveAll(madeDir)
+	}
 	os.Exit(code)
 }
 

@@ -1,57 +1,93 @@
 package main
 
 import (
+	"crypto"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/internal/omaha"
 	"github.com/augen-project/augen/nebraska"
+	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/push"
 	"github.com/augen-project/augen/store"
+	"github.com/augen-project/augen/tempfile"
 	"github.com/augen-project/augen/verify"
 )
 
 const pushUsage = `Usage: augen push --policy policy.json --server URL --channel CHANNEL --store URL
-                  [--public-url URL] [--dry-run] [--json] release.tar
+                  [--public-url URL] [--old VERSION=IMAGE]... [--floor-reason TEXT]
+                  [--dry-run] [--json] release.tar
 
 Publishes a release bundle to a Nebraska update service, one step per line:
+  0. check, before anything is read or changed, what needs no bundle: the
+     policy has CHANNEL, the server has CHANNEL (exit 2 if not, listing the
+     ones it has), the store has a client-facing URL;
   1. verify the bundle exactly as "augen verify" does (always), and that the
-     policy lets the keys that signed it publish to CHANNEL;
-  2. upload every payload and extra file to the store under BOARD/VERSION/:
+     policy lets the keys that signed it publish to CHANNEL; deltas are
+     applied to the old releases given with --old;
+  2. read the channel, its groups and floors, and any package of this
+     version: a package of this version with other contents, or floors that
+     let machines older than the release's --requires-version reach it
+     directly, stop the push here, with nothing changed;
+  3. upload every payload and extra file to the store under BOARD/VERSION/:
        file:///DIR          a directory (e.g. Nebraska's -host-flatcar-packages
                             folder; give --public-url, e.g. http://HOST/flatcar/)
        https://HOST/PATH    HTTP PUT, as nginx's dav module takes it
-                            (AUGEN_STORE_USER / AUGEN_STORE_PASSWORD for basic auth)
+                            (AUGEN_STORE_USER / AUGEN_STORE_PASSWORD for
+                            basic auth; a redirected upload fails)
        s3://BUCKET/PREFIX   any S3-compatible store; endpoint from
                             AWS_ENDPOINT_URL(_S3), credentials from the AWS
                             environment or shared credentials file
      and download each back from the client-facing URL, comparing size,
      SHA-1 and SHA-256 (a status code proves nothing);
-  3. register the package (or reuse an identical one; a different package
-     with the same version stops the push);
-  4. point CHANNEL at it (GET, PUT with every field, GET again);
-  5. send an update check as a client on the channel's track would, and
-     check it is offered exactly the bundle's payload and extra files.
-Nothing on the server changes before the files are proven served. Running
-the same push again changes nothing; an interrupted push completes when
-run again. The token (--token-file or AUGEN_TOKEN, sent as a bearer token)
-never appears in output.
+  4. register the package (or reuse an identical one);
+  5. with --floor-reason, mark it a floor of CHANNEL: every machine below it
+     is offered it first (Nebraska's multi-step updates);
+  6. point CHANNEL at it (GET, PUT with every field, GET again);
+  7. walk the update path as machines on the channel's track would: from
+     0.0.0 through each floor to the release, each answer read as
+     update_engine reads it; every floor must be offered as Nebraska records
+     it, and the release exactly as the bundle has it.
+Running the same push again changes nothing; an interrupted push completes
+when run again. A failure after a change says what was changed and how to
+finish or undo it. The token (--token-file or AUGEN_TOKEN, sent as a bearer
+token) never appears in output. Exit status: 2 for a usage mistake, 3 when
+the bundle fails verification, 1 for anything else.
 
 Example:
   augen push --policy policy.json --server https://nebraska.example.com \
       --channel dev-channel --store s3://flatcar-updates/ \
-      --public-url https://update.example.com/ release.tar
+      --public-url https://update.example.com/ \
+      --old 4459.1.0=flatcar_production_image-4459.1.0.bin.bz2 release.tar
 `
 
-const pushStatusUsage = `Usage: augen push status --server URL --channel CHANNEL [--board amd64-usr] [--json]
+const pushStatusUsage = `Usage: augen push status --server URL --channel CHANNEL [--board amd64-usr]
+                         [--verify --policy policy.json] [--json]
 
 Shows what a channel serves now: version, URL, size and hashes of the payload
-and its extra files, and which groups route clients to it.
+and its extra files, the channel's floors (the versions machines below them
+are offered first) with their reasons, and which groups route clients to it.
+
+With --verify, downloads the payload and extra files the channel serves (as
+a client would, from the package's URL) and verifies them: sizes and hashes
+against what Nebraska offers, the payload's signature against the policy's
+payload keys, and a simulated apply of the full payload (exit 3 if any check
+fails).
 
 Example:
   augen push status --server https://nebraska.example.com --channel stable --json
+  augen push status --server https://nebraska.example.com --channel stable \
+      --verify --policy policy.json
 `
 
 type serverFlags struct {
@@ -94,8 +130,12 @@ func pushCmd(e *env, args []string) error {
 	track := fs.String("track", "", "the `track` (GROUP= of update.conf) clients use (default: the channel's name)")
 	storeURL := fs.String("store", "", "where to upload: file:///DIR, https://HOST/PATH or s3://BUCKET/PREFIX")
 	publicURL := fs.String("public-url", "", "the base `URL` clients download from (default: the store's URL)")
+	floorReason := fs.String("floor-reason", "", "mark the release a floor of the channel, for this `reason` (machines below it are offered it first)")
+	var olds []string
+	fs.StringArrayVar(&olds, "old", nil, "the old release a delta applies to, as `VERSION=IMAGE` (a production image) or VERSION=USR.bin,VMLINUZ (repeatable)")
+	uf := sizeOnlyUnpackFlags(fs)
 	dryRun := fs.Bool("dry-run", false, "verify and print the plan; change nothing")
-	allowUnapplied := fs.Bool("allow-unapplied-deltas", false, "publish deltas that were checked but not applied (push has no old images to apply them to)")
+	allowUnapplied := fs.Bool("allow-unapplied-deltas", false, "publish deltas that were checked but not applied (without --old for their version)")
 	asJSON := fs.Bool("json", false, "print a record of what was done as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -105,6 +145,8 @@ func pushCmd(e *env, args []string) error {
 		return withHint(usagef("expected one bundle"), `run "augen push --help"`)
 	case *policyPath == "" || *channel == "" || *storeURL == "":
 		return withHint(usagef("--policy, --server, --channel and --store are required"), `run "augen push --help"`)
+	case fs.Changed("floor-reason") && strings.TrimSpace(*floorReason) == "":
+		return usagef("--floor-reason: give the reason machines must install this release first")
 	}
 	if *publicURL != "" {
 		if err := push.CheckPublicURL(*publicURL); err != nil {
@@ -123,13 +165,22 @@ func pushCmd(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if _, ok := trust.Channels[*channel]; !ok {
+		return usagef("the policy %s allows no channel %q (it allows %s)", *policyPath, *channel, strings.Join(sortedKeys(trust.Channels), ", "))
+	}
 	fetch, err := store.HTTPClient(*sf.caFile)
 	if err != nil {
 		return err
 	}
-	logf := func(step, msg string) { logTo(e)(step + ": " + msg) }
-	// Verify exactly as augen verify does, with the channel the policy
-	// must allow; push takes only the verified value.
+	opts := push.Options{
+		Name: fs.Arg(0), Channel: *channel, Track: *track, AppID: *sf.appID,
+		Client: client, Store: st, PublicURL: *publicURL, FloorReason: *floorReason, Fetch: fetch, DryRun: *dryRun,
+		Log: logTo(e),
+	}
+	// Mistakes that need no bundle are found before the bundle is read.
+	if err := push.Preflight(e.ctx, opts); err != nil {
+		return asUsage(err)
+	}
 	bf, err := os.Open(fs.Arg(0))
 	if err != nil {
 		return err
@@ -142,21 +193,26 @@ func pushCmd(e *env, args []string) error {
 	if !info.Mode().IsRegular() {
 		return usagef("%s is not a regular file: push reads the bundle it verified again to upload it", fs.Arg(0))
 	}
+	oldMap, doneOld, err := oldReleases(e, uf, olds)
+	if err != nil {
+		return err
+	}
+	defer doneOld()
+	logf := func(step, msg string) { logTo(e)(step + ": " + msg) }
+	// Verify exactly as augen verify does, with the channel the policy
+	// must allow; push takes only the verified value.
 	progress, endProgress := showProgress(e, "")
-	verified, rep, perr := verify.Bundle(e.ctx, bf, info.Size(), trust, verify.Options{Channel: *channel, TempDir: os.TempDir(), AllowUnappliedDeltas: *allowUnapplied, Progress: progress})
+	verified, rep, perr := verify.Bundle(e.ctx, bf, info.Size(), trust, verify.Options{Channel: *channel, Old: oldMap, TempDir: os.TempDir(), AllowUnappliedDeltas: *allowUnapplied, Progress: progress})
 	endProgress()
 	var rec *push.Record
 	if perr == nil {
 		prog, endProgress := showProgress(e, "")
-		rec, perr = push.Push(e.ctx, push.Options{
-			Bundle: verified, Name: fs.Arg(0), Channel: *channel, Track: *track, AppID: *sf.appID,
-			Client: client, Store: st, PublicURL: *publicURL, Fetch: fetch, DryRun: *dryRun,
-			Log:      logTo(e),
-			Progress: prog,
-		})
+		opts.Bundle, opts.Progress = verified, prog
+		rec, perr = push.Push(e.ctx, opts)
 		endProgress()
+		perr = asUsage(perr)
 	} else {
-		rec = &push.Record{DryRun: *dryRun, Server: client.URL(), Store: st.String(), Files: []push.FileRecord{}, Warnings: []string{}}
+		rec = &push.Record{DryRun: *dryRun, Server: client.URL(), Store: st.String(), Files: []push.FileRecord{}, Floors: []push.FloorInfo{}, Changed: []string{}, Warnings: []string{}}
 		if rep != nil {
 			for _, fl := range rep.Failures {
 				logf("verify", "failed: "+fl.String())
@@ -186,9 +242,30 @@ func pushCmd(e *env, args []string) error {
 		if *dryRun {
 			what = "dry run, nothing changed:"
 		}
-		fmt.Fprintf(e.stdout, "%s %s %s to %s (%s): package %s, channel %s\n", what, rec.Board, rec.Version, *channel, client.URL(), rec.Package.Action, rec.Channel.Action)
+		floor := ""
+		if rec.Floor != nil {
+			floor = ", floor " + rec.Floor.Action
+		}
+		fmt.Fprintf(e.stdout, "%s %s %s to %s (%s): package %s%s, channel %s\n", what, rec.Board, rec.Version, *channel, client.URL(), rec.Package.Action, floor, rec.Channel.Action)
 	}
 	return nil
+}
+
+// asUsage turns push's usage mistakes into exit status 2.
+func asUsage(err error) error {
+	if err != nil && errors.Is(err, push.ErrUsage) {
+		return usageError{strings.TrimPrefix(err.Error(), push.ErrUsage.Error()+": ")}
+	}
+	return err
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func pushStatus(e *env, args []string) error {
@@ -196,6 +273,8 @@ func pushStatus(e *env, args []string) error {
 	sf := addServerFlags(fs)
 	channel := fs.String("channel", "", "the `channel` to show")
 	board := fs.String("board", "amd64-usr", "the `board` (amd64-usr or arm64-usr)")
+	doVerify := fs.Bool("verify", false, "download what the channel serves and verify it (needs --policy)")
+	policyPath := fs.String("policy", "", "the trust policy `file` whose payload keys --verify checks against")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -203,9 +282,19 @@ func pushStatus(e *env, args []string) error {
 	if fs.NArg() != 0 || *channel == "" {
 		return withHint(usagef("--server and --channel are required"), `run "augen push status --help"`)
 	}
+	if *doVerify != (*policyPath != "") {
+		return withHint(usagef("--verify and --policy go together"), `run "augen push status --help"`)
+	}
 	arch := nebraska.ArchForBoard(*board)
 	if arch == 0 {
 		return usagef("--board %q: want amd64-usr or arm64-usr", *board)
+	}
+	var trust *verify.Trust
+	if *doVerify {
+		var err error
+		if trust, err = loadPolicy(*policyPath); err != nil {
+			return err
+		}
 	}
 	client, err := sf.client()
 	if err != nil {
@@ -216,10 +305,14 @@ func pushStatus(e *env, args []string) error {
 		return err
 	}
 	if ch == nil {
-		return fmt.Errorf("channel %q (arch %d) does not exist on %s", *channel, arch, client.URL())
+		return usagef("channel %q (arch %d) does not exist on %s", *channel, arch, client.URL())
 	}
 	app, err := client.App(e.ctx, *sf.appID)
 	if err != nil {
+		return err
+	}
+	floors, err := client.Floors(e.ctx, ch.ID)
+	if err != nil && !errors.Is(err, nebraska.ErrNoFloors) {
 		return err
 	}
 	type groupOut struct {
@@ -233,18 +326,43 @@ func pushStatus(e *env, args []string) error {
 		Arch    int               `json:"arch"`
 		Package *nebraska.Package `json:"package"`
 		URL     string            `json:"url,omitempty"`
-		Groups  []groupOut        `json:"groups"`
-	}{Channel: ch.Name, ID: ch.ID, Arch: ch.Arch, Package: ch.Package, Groups: []groupOut{}}
+		Floors  []push.FloorInfo  `json:"floors"`
+		// FloorsSupported is false for a server without multi-step updates.
+		FloorsSupported bool          `json:"floors_supported"`
+		Groups          []groupOut    `json:"groups"`
+		Verified        []servedCheck `json:"verified,omitempty"`
+	}{Channel: ch.Name, ID: ch.ID, Arch: ch.Arch, Package: ch.Package, Groups: []groupOut{}, Floors: []push.FloorInfo{}, FloorsSupported: err == nil}
 	for _, g := range app.Groups {
 		if g.ChannelID != nil && *g.ChannelID == ch.ID {
 			out.Groups = append(out.Groups, groupOut{g.Name, g.Track, g.PolicyUpdatesEnabled})
 		}
 	}
+	for _, f := range floors {
+		reason := ""
+		if f.FloorReason != nil {
+			reason = *f.FloorReason
+		}
+		out.Floors = append(out.Floors, push.FloorInfo{Version: f.Version, PackageID: f.ID, Reason: reason})
+	}
 	if p := ch.Package; p != nil {
 		out.URL = strings.TrimSuffix(p.URL, "/") + "/" + p.Filename
 	}
+	var verr error
+	if *doVerify {
+		if ch.Package == nil {
+			return fmt.Errorf("channel %s serves nothing: nothing to verify", ch.Name)
+		}
+		fetch, err := store.HTTPClient(*sf.caFile)
+		if err != nil {
+			return err
+		}
+		out.Verified, verr = verifyServed(e, fetch, trust, ch.Package)
+	}
 	if *asJSON {
-		return writeJSON(e.stdout, out)
+		if err := writeJSON(e.stdout, out); err != nil {
+			return err
+		}
+		return verr
 	}
 	fmt.Fprintf(e.stdout, "channel %s (%s, arch %d)\n", ch.Name, ch.ID, ch.Arch)
 	if p := ch.Package; p == nil {
@@ -252,12 +370,21 @@ func pushStatus(e *env, args []string) error {
 	} else {
 		sha := "(none: update_engine will reject it)"
 		if p.FlatcarAction != nil && p.FlatcarAction.SHA256 != "" {
-			sha = p.FlatcarAction.SHA256
+			sha = p.FlatcarAction.SHA256 + " (base64, as Omaha sends it)"
 		}
-		fmt.Fprintf(e.stdout, "  version  %s (package %s)\n  url      %s\n  size     %s\n  sha1     %s\n  sha256   %s\n", p.Version, p.ID, out.URL, p.Size, p.Hash, sha)
+		fmt.Fprintf(e.stdout, "  version  %s (package %s)\n  url      %s\n  size     %s\n  sha1     %s (base64)\n  sha256   %s\n", p.Version, p.ID, out.URL, p.Size, p.Hash, sha)
 		for _, f := range p.ExtraFiles {
 			fmt.Fprintf(e.stdout, "  extra    %s, %s bytes, sha256 %s\n", f.Name, f.Size, f.Hash256)
 		}
+	}
+	switch {
+	case !out.FloorsSupported:
+		fmt.Fprintln(e.stdout, "  floors   (the server has no floors: multi-step updates)")
+	case len(out.Floors) == 0:
+		fmt.Fprintln(e.stdout, "  floors   none")
+	}
+	for _, f := range out.Floors {
+		fmt.Fprintf(e.stdout, "  floor    %s (package %s): %s\n", f.Version, f.PackageID, orDash(f.Reason))
 	}
 	if len(out.Groups) == 0 {
 		fmt.Fprintln(e.stdout, "  no group routes clients to it")
@@ -269,5 +396,126 @@ func pushStatus(e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "  group    %s, track %s, %s\n", g.Name, g.Track, state)
 	}
-	return nil
+	for _, v := range out.Verified {
+		state := "OK: " + v.Detail
+		if v.Error != "" {
+			state = "FAILED: " + v.Error
+		}
+		fmt.Fprintf(e.stdout, "  verify   %s: %s\n", v.Name, state)
+	}
+	return verr
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "(no reason given)"
+	}
+	return s
+}
+
+// servedCheck is what push status --verify found of one served file.
+type servedCheck struct {
+	Name   string `json:"name"`
+	URL    string `json:"url"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256_hex"`
+	Detail string `json:"detail,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// verifyServed downloads the package's payload and extra files as a
+// client would and verifies each: size and hashes against the package
+// record, then the payload checks with the policy's payload keys (the full
+// payload applied in simulation, extras by ue-rs's rules).
+func verifyServed(e *env, fetch *http.Client, trust *verify.Trust, p *nebraska.Package) ([]servedCheck, error) {
+	var pubs []crypto.PublicKey
+	for _, k := range trust.PayloadKeys() {
+		pubs = append(pubs, k)
+	}
+	type item struct {
+		name, url, size, sha1, sha256b64, sha256hex string
+		extra                                       bool
+	}
+	sha := ""
+	if p.FlatcarAction != nil {
+		sha = p.FlatcarAction.SHA256
+	}
+	items := []item{{name: p.Filename, url: omaha.JoinURL(p.URL, p.Filename), size: p.Size, sha1: p.Hash, sha256b64: sha}}
+	for _, f := range p.ExtraFiles {
+		items = append(items, item{name: f.Name, url: omaha.JoinURL(p.URL, f.Name), size: f.Size, sha1: f.Hash, sha256hex: f.Hash256, extra: true})
+	}
+	tmp, err := tempfile.MkdirTemp(os.TempDir(), ".augen-status-*")
+	if err != nil {
+		return nil, err
+	}
+	defer tempfile.RemoveAll(tmp)
+	var checks []servedCheck
+	var firstErr error
+	for i, it := range items {
+		c := servedCheck{Name: it.name, URL: it.url}
+		err := func() error {
+			size, err := strconv.ParseInt(it.size, 10, 64)
+			if err != nil || size <= 0 || size > bundle.MaxPayloadSize {
+				return fmt.Errorf("the package records the size %q", it.size)
+			}
+			path := filepath.Join(tmp, fmt.Sprintf("%d", i))
+			f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			progress, end := showProgress(e, "")
+			var w io.Writer = f
+			if progress != nil {
+				w = &progressWriter{w: f, fn: func(n int64) { progress("downloading "+it.name, n, size) }}
+			}
+			d, status, err := store.Download(e.ctx, fetch, it.url, w, size+1)
+			end()
+			if err != nil {
+				return err
+			}
+			c.Size, c.SHA256 = d.Size, d.SHA256Hex()
+			switch {
+			case d.Size != size:
+				return fmt.Errorf("%s served %d bytes (HTTP %d), Nebraska offers %d", it.url, d.Size, status, size)
+			case d.SHA1Base64() != it.sha1:
+				return fmt.Errorf("served SHA-1 %s (base64), Nebraska offers %s", d.SHA1Base64(), it.sha1)
+			case !it.extra && d.SHA256Base64() != it.sha256b64:
+				return fmt.Errorf("served SHA-256 %s, Nebraska's postinstall sha256 is %s (base64)", d.SHA256Hex(), it.sha256b64)
+			case it.extra && d.SHA256Hex() != it.sha256hex:
+				return fmt.Errorf("served SHA-256 %s, Nebraska's hash_sha256 is %s", d.SHA256Hex(), it.sha256hex)
+			}
+			res, err := verify.Payload(e.ctx, f, d.Size, pubs, verify.PayloadOptions{Sources: apply.Sources{TempDir: tmp}, Extra: it.extra})
+			if err != nil {
+				return err
+			}
+			c.Detail = fmt.Sprintf("%d bytes as offered, signed by %s, rebuilt", d.Size, res.Summary.Signatures[len(res.Summary.Signatures)-1].KeyFingerprint)
+			if res.OSVersion != "" {
+				c.Detail += ", installs " + res.OSVersion
+			}
+			return nil
+		}()
+		if err != nil {
+			c.Error = oneLine(err.Error())
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%w: %s: %w", verify.ErrVerification, it.name, err)
+			}
+		}
+		checks = append(checks, c)
+	}
+	return checks, firstErr
+}
+
+// progressWriter reports bytes written.
+type progressWriter struct {
+	w  io.Writer
+	n  int64
+	fn func(int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	p.fn(p.n)
+	return n, err
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -11,9 +12,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -25,12 +29,12 @@ import (
 )
 
 // pushFixture builds a release of version (with one extra payload) and a
-// policy that lets its bundle key publish to dev-channel.
-func pushFixture(t *testing.T, tmp, version string, withExtra bool) (release, policy string) {
+// policy that lets its bundle key publish to dev-channel. more are further
+// release flags (--requires-version).
+func pushFixture(t *testing.T, tmp, version string, withExtra bool, more ...string) (release, policy string) {
 	t.Helper()
-	img := root + "image/flatcar_test_image.bin.bz2"
 	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
-	args := []string{"release", img, "--usr-size", "4MiB", "--version", version, "--key", "file:" + tmp + "/key-a.pem", "--bundle-key", "file:" + tmp + "/key-b.pem"}
+	args := []string{"release", imageOf(t, version), "--usr-size", "4MiB", "--version", version, "--key", "file:" + tmp + "/key-a.pem", "--bundle-key", "file:" + tmp + "/key-b.pem"}
 	if withExtra {
 		raw := bytes.Repeat([]byte("oem partition "), 64<<10/14+1)[:64<<10]
 		if err := os.WriteFile(tmp+"/oem.raw", raw, 0o644); err != nil {
@@ -39,13 +43,50 @@ func pushFixture(t *testing.T, tmp, version string, withExtra bool) (release, po
 		augen(t, "payload", "build", "--image", tmp+"/oem.raw", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/oem-azure.gz")
 		args = append(args, "--extra", tmp+"/oem-azure.gz")
 	}
-	release = filepath.Join(tmp, "release-"+version+fmt.Sprint(withExtra)+".tar")
-	augen(t, append(args, "-o", release)...)
+	sum := sha256.Sum256([]byte(strings.Join(more, "\x00")))
+	release = filepath.Join(tmp, fmt.Sprintf("release-%s-%v-%x.tar", version, withExtra, sum[:4]))
+	augen(t, append(append(args, more...), "-o", release)...)
 	policy = tmp + "/policy.json"
 	vec, _ := filepath.Abs(root + "vectors")
 	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", policy)
 	return release, policy
 }
+
+// imageOf is a test production image of version: the two in
+// testdata/image, or one made by make-image.sh (once per test binary).
+func imageOf(t *testing.T, version string) string {
+	t.Helper()
+	switch version {
+	case "4459.2.1":
+		return root + "image/flatcar_test_image.bin.bz2"
+	case "4459.1.0":
+		return root + "image/flatcar_test_image-4459.1.0.bin.bz2"
+	}
+	madeMu.Lock()
+	defer madeMu.Unlock()
+	if made[version] == "" {
+		testutil.RequireTools(t, "faketime", "sgdisk", "mkfs.ext4", "veritysetup", "mcopy")
+		if madeDir == "" {
+			var err error
+			if madeDir, err = os.MkdirTemp("", "augen-images-"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmd := exec.Command("bash", root+"image/make-image.sh", madeDir)
+		cmd.Env = append(os.Environ(), "VERSION="+version)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make-image.sh %s: %v\n%s", version, err, out)
+		}
+		made[version] = filepath.Join(madeDir, "flatcar_test_image-"+version+".bin.bz2")
+	}
+	return made[version]
+}
+
+var (
+	madeMu  sync.Mutex
+	made    = map[string]string{}
+	madeDir string
+)
 
 // devChannel does the admin's one-time setup recorded in the transcripts:
 // a dev-channel and a group whose track routes clients to it.
@@ -73,7 +114,18 @@ func devChannelWith(t *testing.T, url string, opts nebraska.Options) {
 
 type pushRecord struct {
 	DryRun bool `json:"dry_run"`
-	Files  []struct {
+	Floor  *struct {
+		Reason, Action string
+	} `json:"floor"`
+	Floors []struct {
+		Version, Reason string
+	} `json:"floors"`
+	Path []struct {
+		From, Offered string
+		Floor         bool
+	} `json:"path"`
+	Changed []string `json:"changed"`
+	Files   []struct {
 		Name, URL, Action string
 	} `json:"files"`
 	Package struct{ ID, Action string } `json:"package"`
@@ -82,8 +134,8 @@ type pushRecord struct {
 		OldPackageID string `json:"old_package_id"`
 	} `json:"channel"`
 	Probe *struct {
-		Version, URL string
-		Size         int64
+		From, Version, URL string
+		Size               int64
 	} `json:"probe"`
 	Error string `json:"error"`
 }
@@ -270,7 +322,7 @@ func TestPushRefusals(t *testing.T) {
 	b[bytes.Index(b, []byte("CrAU"))+3000] ^= 1
 	os.WriteFile(tmp+"/tampered.tar", b, 0o644)
 	check("tampered bundle", s, exitVerify, "flatcar_production_update.gz", "--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", store, "--public-url", pub, tmp+"/tampered.tar")
-	check("channel the policy forbids", s, exitVerify, "edge", "--policy", policy, "--server", s.URL, "--channel", "edge", "--store", store, "--public-url", pub, release)
+	check("channel the policy lacks", s, exitUsage, `allows no channel "extended" (it allows alpha, beta, dev-channel, edge, lts, stable)`, "--policy", policy, "--server", s.URL, "--channel", "extended", "--store", store, "--public-url", pub, release)
 
 	// A store whose client-facing URL serves something else.
 	elsewhere := t.TempDir()
@@ -422,5 +474,69 @@ func TestPushWarnings(t *testing.T) {
 	code, out, errOut = runAugen(args("--track", "beta-testers")...)
 	if code != 0 || !strings.Contains(errOut, `no group with track "beta-testers"`) || strings.Contains(out, `"probe"`) {
 		t.Fatalf("track without a group: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// Usage mistakes are reported before the bundle is read, with exit 2: a
+// directory store without --public-url, a channel the policy does not
+// have, a channel the server does not have (with the ones it has). The
+// bundle here is 1 GiB of nothing: verifying it would take a while and
+// fail otherwise.
+func TestPushEarlyUsageErrors(t *testing.T) {
+	tmp, _ := fixtures(t)
+	vec, _ := filepath.Abs(root + "vectors")
+	policy := tmp + "/policy.json"
+	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", policy)
+	big := filepath.Join(tmp, "big.tar")
+	os.WriteFile(big, nil, 0o644)
+	if err := os.Truncate(big, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	s := nebraskatest.Start(t)
+	s.PackagesDir = t.TempDir()
+	devChannel(t, s)
+	dir := "file://" + s.PackagesDir
+	for _, c := range []struct {
+		name, want string
+		args       []string
+	}{
+		{"no public URL", "has no URL of its own: give --public-url", []string{"--channel", "dev-channel", "--store", dir}},
+		{"channel not in the policy", `the policy ` + policy + ` allows no channel "nightly"`, []string{"--channel", "nightly", "--store", dir, "--public-url", s.URL + "/flatcar/"}},
+		{"channel not on the server", `channel "lts" does not exist on ` + s.URL + ` (it has: alpha, beta, dev-channel, edge, stable)`, []string{"--channel", "lts", "--store", dir, "--public-url", s.URL + "/flatcar/"}},
+		{"empty floor reason", "--floor-reason: give the reason", []string{"--channel", "dev-channel", "--store", dir, "--public-url", s.URL + "/flatcar/", "--floor-reason", " "}},
+		{"floors on a server without them", "has no floors", []string{"--channel", "dev-channel", "--store", dir, "--public-url", s.URL + "/flatcar/", "--floor-reason", "btrfs"}},
+	} {
+		start := time.Now()
+		code, _, errOut := runAugen(append(append([]string{"push", "--policy", policy, "--server", s.URL}, c.args...), big)...)
+		if code != exitUsage || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "verify") {
+			t.Errorf("%s: exit %d\n%s", c.name, code, errOut)
+		}
+		t.Logf("%s: exit %d after %v", c.name, code, time.Since(start))
+	}
+	if ents, _ := os.ReadDir(s.PackagesDir); len(ents) != 0 {
+		t.Fatalf("a refused push stored %d entries", len(ents))
+	}
+}
+
+// push --old applies a bundle's deltas on the bastion; without it (or
+// --allow-unapplied-deltas) a delta is not published.
+func TestPushOld(t *testing.T) {
+	tmp, _ := fixtures(t)
+	oldImage, _ := filepath.Abs(imageOf(t, "4459.1.0"))
+	release, policy := pushFixture(t, tmp, "4459.2.1", false, "--delta-from", "4459.1.0="+oldImage)
+	s := nebraskatest.Start(t)
+	s.PackagesDir = t.TempDir()
+	devChannel(t, s)
+	args := []string{"--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", "file://" + s.PackagesDir, "--public-url", s.URL + "/flatcar/"}
+	code, _, errOut := runAugen(append(append([]string{"push"}, args...), release)...)
+	if code != exitVerify || !strings.Contains(errOut, "4459.1.0") {
+		t.Fatalf("a delta without --old: exit %d\n%s", code, errOut)
+	}
+	rec := pushOK(t, append(args, "--usr-size", "4MiB", "--old", "4459.1.0="+oldImage, release)...)
+	if len(rec.Files) != 2 || rec.Channel.Action != "pointed" {
+		t.Fatalf("with --old: %+v", rec)
+	}
+	if code, _, errOut := runAugen(append(append([]string{"push"}, args...), "--old", "4459.1.0", release)...); code != exitUsage || !strings.Contains(errOut, "want VERSION=IMAGE") {
+		t.Fatalf("--old without an image: exit %d\n%s", code, errOut)
 	}
 }

@@ -50,20 +50,12 @@ func verifyCmd(e *env, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	opts := verify.Options{Channel: *channel, Old: map[string]verify.Old{}, TempDir: os.TempDir(), AllowUnappliedDeltas: *allowUnapplied}
-	for _, o := range olds {
-		v, paths, ok := strings.Cut(o, "=")
-		usr, kernel, _ := strings.Cut(paths, ",")
-		if !ok || usr == "" {
-			return usagef("--old %q: want VERSION=USR.bin,VMLINUZ", o)
-		}
-		usr, kernel, done, err := usrInput(e, uf, "--old "+v, usr, kernel, os.TempDir())
-		if err != nil {
-			return err
-		}
-		defer done()
-		opts.Old[v] = verify.Old{Partition: usr, Kernel: kernel}
+	opts := verify.Options{Channel: *channel, TempDir: os.TempDir(), AllowUnappliedDeltas: *allowUnapplied}
+	var doneOld func()
+	if opts.Old, doneOld, err = oldReleases(e, uf, olds); err != nil {
+		return err
 	}
+	defer doneOld()
 	in, size, closeIn, err := openSeekable(e, fs.Arg(0), bundleSpoolLimit)
 	if err != nil {
 		return err
@@ -129,4 +121,38 @@ func verifyCmd(e *env, args []string) (err error) {
 		return fmt.Errorf("%w: %d check(s) failed", verify.ErrVerification, len(rep.Failures))
 	}
 	return verr
+}
+
+// oldReleases reads --old VERSION=IMAGE[,VMLINUZ] flags (verify, push):
+// the previous releases a bundle's deltas apply to, each a USR image
+// (plain or .bz2) with its kernel, or a production image. done removes
+// what was unpacked.
+func oldReleases(e *env, uf *unpackFlags, olds []string) (map[string]verify.Old, func(), error) {
+	m := map[string]verify.Old{}
+	var dones []func()
+	done := func() {
+		for _, d := range dones {
+			d()
+		}
+	}
+	for _, o := range olds {
+		v, paths, ok := strings.Cut(o, "=")
+		usr, kernel, _ := strings.Cut(paths, ",")
+		if !ok || usr == "" || v == "" {
+			done()
+			return nil, nil, usagef("--old %q: want VERSION=IMAGE (a production image) or VERSION=USR.bin,VMLINUZ", o)
+		}
+		if _, dup := m[v]; dup {
+			done()
+			return nil, nil, usagef("--old %s given twice", v)
+		}
+		usr, kernel, d, err := usrInput(e, uf, "--old "+v, usr, kernel, os.TempDir())
+		if err != nil {
+			done()
+			return nil, nil, err
+		}
+		dones = append(dones, d)
+		m[v] = verify.Old{Partition: usr, Kernel: kernel}
+	}
+	return m, done, nil
 }
