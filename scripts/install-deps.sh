@@ -10,14 +10,17 @@
 # (WebDAV PUT over TLS) and versitygw (an S3 gateway, built with go install),
 # and staticcheck (the linter scripts/test.sh runs); GNU time for
 # scripts/bench-full.sh; the runtime libraries of the real client's builds
-# that scripts/test-reference.sh runs (../shared/tools/update-engine).
+# that scripts/test-reference.sh runs (../shared/tools/update-engine);
+# PostgreSQL 15, the database of the real Nebraska that
+# scripts/test-nebraska.sh pushes to (../shared/tools/nebraska).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends bsdiff protobuf-compiler python3 openssl bzip2 ca-certificates git \
     softhsm2 opensc swtpm libssl-dev gcc libc6-dev \
     gdisk dosfstools mtools cryptsetup-bin e2fsprogs faketime btrfs-progs nginx-light time \
-    libgflags2.2 libglib2.0-0 libgoogle-glog0v6 libprotobuf32 libsodium23 libssl3 libunwind8 libext2fs2 libbz2-1.0 >/dev/null
+    libgflags2.2 libglib2.0-0 libgoogle-glog0v6 libprotobuf32 libsodium23 libssl3 libunwind8 libext2fs2 libbz2-1.0 \
+    postgresql-15 >/dev/null
 cd "$(dirname "$0")/.."
 ver=$(go list -m -f '{{.Version}}' google.golang.org/protobuf)
 go install "google.golang.org/protobuf/cmd/protoc-gen-go@${ver}"

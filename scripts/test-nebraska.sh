@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Tests push against a real Nebraska: the binary given (a build of
+# flatcar/nebraska; ../shared/tools/nebraska/nebraska in CI), each test
+# with its own PostgreSQL 15 cluster and server on free loopback ports
+# (internal/testutil.StartNebraska), stopped by PID when it ends. Covers
+# floors, the update-path probe, --requires-version, same-version
+# conflicts, an interrupted push, push status (floors, --verify) and the
+# early usage errors, all through the CLI.
+# PostgreSQL comes from scripts/install-deps.sh (Debian's postgresql-15).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:?usage: scripts/test-nebraska.sh NEBRASKA_BINARY}
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+[ -x "$bin" ] || { echo "test-nebraska: $bin is not an executable"; exit 1; }
+echo "nebraska: $bin (sha256 $(sha256sum "$bin" | cut -c1-16))"
+export AUGEN_NEBRASKA=$bin
+go test -count=1 -v -run '^TestRealNebraska' ./cmd/augen 2>&1 | grep -v '^=== RUN'
