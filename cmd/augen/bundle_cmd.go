@@ -253,6 +253,9 @@ func bundleInspect(e *env, args []string) (err error) {
 		return writeJSON(e.stdout, map[string]any{"members": members, "signatures": signers, "statement": st})
 	}
 	fmt.Fprintf(e.stdout, "%s: %s %s (app %s), NOT VERIFIED\n", fs.Arg(0), st.Predicate.Board, st.Predicate.Version, st.Predicate.AppID)
+	if rv := st.Predicate.RequiresVersion; rv != "" {
+		fmt.Fprintf(e.stdout, "  requires machines at %s or later (older ones need a floor first)\n", rv)
+	}
 	for _, p := range st.Predicate.Payloads {
 		from := ""
 		if p.FromVersion != "" {

@@ -540,3 +540,24 @@ func TestPushOld(t *testing.T) {
 		t.Fatalf("--old without an image: exit %d\n%s", code, errOut)
 	}
 }
+
+// --requires-version must name an older version; the statement carries it
+// and verify and bundle inspect show it.
+func TestRequiresVersion(t *testing.T) {
+	tmp, _ := fixtures(t)
+	for _, v := range []string{"4459.2.1", "5000.0.0", "4459"} {
+		code, _, errOut := runAugen("release", imageOf(t, "4459.2.1"), "--usr-size", "4MiB", "--version", "4459.2.1", "--key", "file:"+tmp+"/key-a.pem", "--requires-version", v, "-o", tmp+"/x.tar")
+		if code != exitUsage || !strings.Contains(errOut, "older than 4459.2.1") {
+			t.Errorf("--requires-version %s: exit %d\n%s", v, code, errOut)
+		}
+	}
+	if _, err := os.Stat(tmp + "/x.tar"); err == nil {
+		t.Fatal("a refused release was written")
+	}
+	release, policy := pushFixture(t, tmp, "4459.2.1", false, "--requires-version", "4459.1.0")
+	for _, args := range [][]string{{"verify", "--policy", policy, release}, {"bundle", "inspect", release}} {
+		if out := augen(t, args...); !strings.Contains(out, "requires machines at 4459.1.0 or later") {
+			t.Errorf("%s:\n%s", args[0], out)
+		}
+	}
+}

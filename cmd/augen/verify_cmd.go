@@ -86,6 +86,9 @@ func verifyCmd(e *env, args []string) (err error) {
 		}
 	} else if verr == nil {
 		fmt.Fprintf(e.stdout, "%s: OK: %s %s, signed by %d trusted key(s)\n", fs.Arg(0), rep.Board, rep.Version, len(rep.BundleSigners))
+		if rv := rep.Statement.Predicate.RequiresVersion; rv != "" {
+			fmt.Fprintf(e.stdout, "  requires machines at %s or later (older ones need a floor first)\n", rv)
+		}
 		for _, p := range rep.Payloads {
 			how := "rebuilt"
 			if !p.Applied {
