@@ -48,14 +48,14 @@ func BenchmarkSign(b *testing.B) {
 	b.Run("swtpm", func(b *testing.B) {
 		dev := testutil.Swtpm(b)
 		uri := "tpm:key=" + filepath.Join(b.TempDir(), "k.tpmkey") + ";device=" + dev
-		s, err := signer.ImportTPM(context.Background(), uri, testKeyA(b), nil)
+		s, err := signer.ImportTPM(context.Background(), uri, testKeyA(b), &signer.Options{NoAuth: true})
 		if err != nil {
 			b.Fatal(err)
 		}
 		bench(b, s)
 	})
 	b.Run("simulator", func(b *testing.B) {
-		opts := &signer.Options{TPM: sim(b)}
+		opts := &signer.Options{TPM: sim(b), NoAuth: true}
 		uri := "tpm:key=" + filepath.Join(b.TempDir(), "k.tpmkey")
 		s, err := signer.ImportTPM(context.Background(), uri, testKeyA(b), opts)
 		if err != nil {

@@ -36,9 +36,8 @@ func openFile(path string, opts *Options) (Signer, error) {
 	if st.Size() > pubkey.MaxPEMSize {
 		return nil, fmt.Errorf("signer: key %s is %d bytes: too large for a key file", path, st.Size())
 	}
-	if st.Mode().Perm()&0o077 != 0 && !opts.AllowInsecureKeyFile {
-		return nil, fmt.Errorf("%w: %s has mode %04o: others can read it (chmod 600 it, or keep the key in an HSM or TPM)",
-			ErrInsecure, path, st.Mode().Perm())
+	if err := checkPrivate(path, st.Mode()); err != nil && !opts.AllowInsecureKeyFile {
+		return nil, err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -49,6 +49,13 @@ type Options struct {
 	TPM transport.TPM
 	// Log receives warnings (a PIN in a URI, an unusual key size).
 	Log augen.Log
+	// RequireAuth (--official) refuses a TPM key without an auth value:
+	// anyone who can copy its key file and reach the TPM could sign.
+	RequireAuth bool
+	// NoAuth lets Generate make a TPM key without an auth value; without
+	// it, one is read from pin-source=, the environment or a prompt
+	// (entered twice) and an empty one is refused.
+	NoAuth bool
 }
 
 func (o *Options) warn(msg string) {
@@ -61,7 +68,9 @@ func (o *Options) warn(msg string) {
 var (
 	ErrUnsupported = errors.New("signer: unsupported key URI")
 	ErrInsecure    = errors.New("signer: insecure key file")
-	ErrVerify      = errors.New("signer: signature does not verify against the public key")
+	// ErrNoAuth is a TPM key without an auth value where one is required.
+	ErrNoAuth = errors.New("signer: TPM key without an auth value")
+	ErrVerify = errors.New("signer: signature does not verify against the public key")
 )
 
 // Open opens the key named by uri.

@@ -175,6 +175,14 @@ func openTPMKey(uri string, opts *Options) (*tpmKey, error) {
 			return nil, fail(err)
 		}
 	}
+	if opts.RequireAuth && (!needAuth || len(k.auth) == 0) {
+		k.Close()
+		why := "its key file records none"
+		if r.key == "" {
+			why = "none was given (pin-source= or " + TPMPINEnv + ")"
+		}
+		return nil, fail(fmt.Errorf("%w: %s; anyone who can copy the key and reach the TPM can sign with it, so --official refuses it (make one with an auth value: augen key generate)", ErrNoAuth, why))
+	}
 	return k, nil
 }
 

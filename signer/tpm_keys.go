@@ -25,10 +25,22 @@ func generateTPM(uri string, bits int, key *rsa.PrivateKey, opts *Options) error
 	var auth []byte
 	_, hasSrc := r.attrs.query["pin-source"]
 	_, hasVal := r.attrs.query["pin-value"]
-	if _, env := os.LookupEnv(TPMPINEnv); hasSrc || hasVal || env {
+	_, env := os.LookupEnv(TPMPINEnv)
+	switch {
+	case hasSrc || hasVal || env:
 		if auth, err = pinSource(r.attrs, TPMPINEnv, "", opts); err != nil {
 			return fail(err)
 		}
+	case !opts.NoAuth:
+		if auth, err = promptTwice("auth value for the new TPM key", TPMPINEnv); err != nil {
+			return fail(err)
+		}
+	}
+	if len(auth) == 0 && !opts.NoAuth {
+		return fail(fmt.Errorf("%w: an empty auth value was given; a key without one can be used by anyone who can copy it and reach the TPM (--no-auth makes one anyway)", ErrNoAuth))
+	}
+	if len(auth) > 0 && opts.NoAuth {
+		return fail(fmt.Errorf("--no-auth, but an auth value was given (pin-source=, pin-value= or %s)", TPMPINEnv))
 	}
 	t, closeT, err := tpmConn(r, opts)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,7 +39,8 @@ func testKeyA(t testing.TB) *rsa.PrivateKey { return testutil.Key(t, "a").(*rsa.
 func TestTPMBackends(t *testing.T) {
 	for _, backend := range []string{"simulator", "swtpm"} {
 		t.Run(backend, func(t *testing.T) {
-			opts := &signer.Options{}
+			// Keys without an auth value, as a test stand-in.
+			opts := &signer.Options{NoAuth: true}
 			dev := "/dev/null-unused"
 			if backend == "simulator" {
 				opts.TPM = sim(t)
@@ -100,6 +103,25 @@ func TestTPMAuthAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
+	// --official (RequireAuth) takes it; a key made with NoAuth it refuses.
+	if s, err := signer.Open(context.Background(), uri, &signer.Options{TPM: tpm, RequireAuth: true}); err != nil {
+		t.Fatalf("RequireAuth, a key with auth: %v", err)
+	} else {
+		s.Close()
+	}
+	os.Unsetenv(signer.TPMPINEnv)
+	open := "tpm:key=" + filepath.Join(dir, "open.tpmkey")
+	if _, err := signer.Generate(context.Background(), open, 2048, &signer.Options{TPM: tpm}); !errors.Is(err, signer.ErrNoAuth) {
+		t.Fatalf("Generate without an auth value or NoAuth: %v", err)
+	}
+	if s, err := signer.Generate(context.Background(), open, 2048, &signer.Options{TPM: tpm, NoAuth: true}); err != nil {
+		t.Fatal(err)
+	} else {
+		s.Close()
+	}
+	if _, err := signer.Open(context.Background(), open, &signer.Options{TPM: tpm, RequireAuth: true}); !errors.Is(err, signer.ErrNoAuth) {
+		t.Fatalf("RequireAuth, a key without auth: %v", err)
+	}
 	t.Setenv(signer.TPMPINEnv, "wrong")
 	s, err = signer.Open(context.Background(), uri, opts)
 	if err != nil {

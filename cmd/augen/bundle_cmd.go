@@ -38,6 +38,8 @@ type bundleFlags struct {
 	// update to the release directly.
 	requiresVersion *string
 	keys            []string
+	// official is --official: hardware keys with an auth value only.
+	official bool
 }
 
 const requiresVersionUsage = "the oldest `version` that may update to this release directly; push then refuses a channel whose floors let an older machine be offered it"
@@ -91,9 +93,13 @@ func bundleCreate(e *env, args []string) error {
 	fs.StringArrayVar(&payloadKeys, "payload-key", nil, "a public key (PEM `file` or URI) that may have signed the payloads")
 	fs.StringArrayVar(&bf.keys, "key", nil, "sign the bundle with this key `URI` (repeatable)")
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
+	fs.BoolVar(&bf.official, "official", false, officialUsage)
 	asJSON := fs.Bool("json", false, "print what was written as JSON")
 	out := fs.StringP("output", "o", "", "write the bundle to `path`")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkOfficial(bf.official, bf.keys, *insecure); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 || *full == "" || *out == "" {
@@ -136,7 +142,7 @@ func writeBundle(e *env, bf bundleFlags, files []bundle.PayloadFile, payloadKeys
 		}
 		pubs = append(pubs, p)
 	}
-	keys, err := openBundleKeys(e, bf.keys, insecure)
+	keys, err := openBundleKeys(e, bf.keys, insecure, bf.official)
 	if err != nil {
 		return nil, err
 	}
@@ -180,10 +186,13 @@ func bundleJSON(out string, st *bundle.Statement) bundleResult {
 	return bundleResult{Output: out, Board: st.Predicate.Board, Version: st.Predicate.Version, AppID: st.Predicate.AppID, Payloads: st.Predicate.Payloads}
 }
 
-func openBundleKeys(e *env, uris []string, insecure bool) ([]signer.Signer, error) {
+func openBundleKeys(e *env, uris []string, insecure, official bool) ([]signer.Signer, error) {
+	if err := checkOfficial(official, uris, insecure); err != nil {
+		return nil, err
+	}
 	var keys []signer.Signer
 	for _, u := range uris {
-		k, err := openKey(e, u, signerOptions(e, insecure))
+		k, err := openKey(e, u, keyOptions(e, insecure, official))
 		if err != nil {
 			closeKeys(keys)
 			return nil, err
@@ -283,6 +292,7 @@ func bundleSign(e *env, args []string) (err error) {
 	var keys []string
 	fs.StringArrayVar(&keys, "key", nil, "sign with this key `URI` (repeatable)")
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
+	official := fs.Bool("official", false, officialUsage)
 	out := fs.StringP("output", "o", "", "write the signed bundle to `path`")
 	asJSON := fs.Bool("json", false, "print what was written as JSON")
 	if err := parse(fs, args); err != nil {
@@ -292,7 +302,7 @@ func bundleSign(e *env, args []string) (err error) {
 		return withHint(usagef("expected one bundle, --key and -o"), `run "augen bundle sign --help"`)
 	}
 	defer hintKind(&err, fs.Arg(0), filekind.Tar)
-	signers, err := openBundleKeys(e, keys, *insecure)
+	signers, err := openBundleKeys(e, keys, *insecure, *official)
 	if err != nil {
 		return err
 	}

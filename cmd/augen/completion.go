@@ -190,7 +190,7 @@ func manCmd(e *env, args []string) error {
 		pages[manName(c.name)+".1"] = manPage(manName(c.name), c.help, helpOf(c.name), date, ver, []string{"augen"})
 	}
 	for name, text := range pages {
-		if err := writeBytes(e, filepath.Join(dir, name), []byte(text)); err != nil {
+		if err := writeText(e, filepath.Join(dir, name), []byte(text)); err != nil {
 			return err
 		}
 	}

@@ -31,7 +31,9 @@ func hardwareKeys(t *testing.T, tmp string) (p11, tpm, pinFile string) {
 	os.WriteFile(pinFile, []byte("2468\n"), 0o600)
 	p11 = "pkcs11:token=" + label + ";object=key-1;type=private?module-path=" + testutil.SoftHSMModule + "&pin-source=file:" + pinFile
 	dev := testutil.Swtpm(t)
-	tpm = "tpm:key=" + filepath.Join(tmp, "a.tpmkey") + ";device=" + dev
+	tpmPIN := filepath.Join(tmp, "tpm.pin")
+	os.WriteFile(tpmPIN, []byte("1357\n"), 0o600)
+	tpm = "tpm:key=" + filepath.Join(tmp, "a.tpmkey") + ";device=" + dev + ";pin-source=file:" + tpmPIN
 	augen(t, "key", "import", "--tpm", tpm, "--from", tmp+"/key-a.pem", "-o", tmp+"/a-from-tpm.pub.pem")
 	sameFile(t, tmp+"/a-from-tpm.pub.pem", testutil.Vector("TEST-ONLY-key-a.pub.pem"))
 	augen(t, "key", "pubkey", p11, "-o", tmp+"/b-from-hsm.pub.pem")
@@ -133,4 +135,97 @@ func TestHardwareKeyErrors(t *testing.T) {
 			t.Errorf("%v: exit %d: %s", args, code, stderr.String())
 		}
 	}
+}
+
+// A TPM key gets an auth value, or is made without one only with
+// --no-auth, which says so; --official refuses such a key; PIN files that
+// others can read are refused like key files.
+func TestTPMAuthRequired(t *testing.T) {
+	if f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil {
+		f.Close()
+		t.Skip("a terminal is attached: key generate would prompt for the auth value")
+	}
+	tmp, _ := fixtures(t)
+	dev := testutil.Swtpm(t)
+	t.Setenv("AUGEN_TPM_PIN", "")
+	os.Unsetenv("AUGEN_TPM_PIN")
+	code, _, errOut := runAugen("key", "generate", "tpm:key="+tmp+"/none.tpmkey;device="+dev)
+	if code == 0 || !strings.Contains(errOut, "--no-auth") || !strings.Contains(errOut, "pin-source") {
+		t.Fatalf("a TPM key without auth and without --no-auth: exit %d\n%s", code, errOut)
+	}
+	if _, err := os.Stat(tmp + "/none.tpmkey"); err == nil {
+		t.Fatal("the refused key was written")
+	}
+	t.Setenv("AUGEN_TPM_PIN", "")
+	if code, _, errOut := runAugen("key", "generate", "tpm:key="+tmp+"/empty.tpmkey;device="+dev); code == 0 || !strings.Contains(errOut, "empty auth value") {
+		t.Fatalf("an empty auth value: exit %d\n%s", code, errOut)
+	}
+	os.Unsetenv("AUGEN_TPM_PIN")
+	noAuth := "tpm:key=" + tmp + "/noauth.tpmkey;device=" + dev
+	code, _, errOut = runAugen("key", "generate", "--no-auth", noAuth, "-o", tmp+"/noauth.pub.pem")
+	if code != 0 || !strings.Contains(errOut, "WITHOUT an auth value") {
+		t.Fatalf("--no-auth: exit %d\n%s", code, errOut)
+	}
+	os.WriteFile(tmp+"/digest", make([]byte, 32), 0o644)
+	if code, _, errOut := runAugen("sign", "--official", "--key", noAuth, "--digest", tmp+"/digest", "-o", tmp+"/sig"); code == 0 || !strings.Contains(errOut, "without an auth value") {
+		t.Fatalf("--official with a key without auth: exit %d\n%s", code, errOut)
+	}
+	augen(t, "sign", "--key", noAuth, "--digest", tmp+"/digest", "-o", tmp+"/sig")
+
+	// An auth value from a PIN file: only one its owner alone can read.
+	pin := tmp + "/tpm.pin"
+	os.WriteFile(pin, []byte("8642\n"), 0o644)
+	os.Chmod(pin, 0o644)
+	withPIN := "tpm:key=" + tmp + "/pin.tpmkey;device=" + dev + ";pin-source=file:" + pin
+	if code, _, errOut := runAugen("key", "generate", withPIN); code == 0 || !strings.Contains(errOut, "has mode 0644: others can read it") {
+		t.Fatalf("a 0644 PIN file: exit %d\n%s", code, errOut)
+	}
+	os.Chmod(pin, 0o600)
+	augen(t, "key", "generate", withPIN, "-o", tmp+"/pin.pub.pem")
+	augen(t, "sign", "--official", "--key", withPIN, "--digest", tmp+"/digest", "-o", tmp+"/sig2")
+}
+
+// release --official: a key file refused; an HSM key without the image's
+// signature refused; with both accepted, saying which input checks ran.
+// bundle create and bundle sign refuse key files with --official too.
+func TestOfficialRelease(t *testing.T) {
+	tmp, _ := fixtures(t)
+	p11, tpm, _ := hardwareKeys(t, tmp)
+	img := root + "image/flatcar_test_image.bin.bz2"
+	base := []string{"release", img, "--usr-size", "4MiB", "--version", "4459.2.1", "--official"}
+	for _, c := range []struct {
+		name, want string
+		args       []string
+	}{
+		{"key file", "--official refuses key files", []string{"--key", "file:" + tmp + "/key-a.pem"}},
+		{"bundle key file", "--official refuses key files", []string{"--key", tpm, "--bundle-key", "file:" + tmp + "/key-b.pem"}},
+		{"no image check", "--official needs the CI image checked", []string{"--key", tpm, "--bundle-key", p11}},
+	} {
+		code, _, errOut := runAugen(append(append(append([]string{}, base...), c.args...), "-o", tmp+"/r.tar")...)
+		if code != exitUsage || !strings.Contains(errOut, c.want) {
+			t.Errorf("%s: exit %d\n%s", c.name, code, errOut)
+		}
+	}
+	if _, err := os.Stat(tmp + "/r.tar"); err == nil {
+		t.Fatal("a refused release was written")
+	}
+	sig := []string{"--signature", img + ".sig", "--signing-key", root + "image/TEST-ONLY-buildbot.asc"}
+	code, _, errOut := runAugen(append(append(append([]string{}, base...), sig...), "--key", tpm, "--bundle-key", p11, "-o", tmp+"/r.tar")...)
+	if code != 0 || !strings.Contains(errOut, "input checks: "+img+": OpenPGP signature by") || strings.Contains(errOut, "warning") {
+		t.Fatalf("official release: exit %d\n%s", code, errOut)
+	}
+	// Without --official, an unchecked image is built with one warning.
+	code, _, errOut = runAugen("release", img, "--usr-size", "4MiB", "--version", "4459.2.1", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/u.tar")
+	if code != 0 || strings.Count(errOut, "the CI image's own checks did not run") != 1 {
+		t.Fatalf("unchecked image: exit %d\n%s", code, errOut)
+	}
+	for _, args := range [][]string{
+		{"bundle", "sign", tmp + "/r.tar", "--official", "--key", "file:" + tmp + "/key-b.pem", "-o", tmp + "/s.tar"},
+		{"bundle", "create", "--official", "--version", "4459.2.1", "--payload", tmp + "/x.gz", "--payload-key", tmp + "/a-from-tpm.pub.pem", "--key", "file:" + tmp + "/key-b.pem", "-o", tmp + "/c.tar"},
+	} {
+		if code, _, errOut := runAugen(args...); code != exitUsage || !strings.Contains(errOut, "--official refuses key files") {
+			t.Errorf("%s %s: exit %d\n%s", args[0], args[1], code, errOut)
+		}
+	}
+	augen(t, "bundle", "sign", tmp+"/r.tar", "--official", "--key", tpm, "-o", tmp+"/s.tar")
 }

@@ -64,7 +64,7 @@ func printKey(e *env, s signer.Signer, out string, asJSON bool) error {
 		return writeJSON(e.stdout, k)
 	}
 	if out != "" {
-		if err := writeBytes(e, out, []byte(k.PEM)); err != nil {
+		if err := writeText(e, out, []byte(k.PEM)); err != nil {
 			return err
 		}
 	} else {
@@ -72,6 +72,14 @@ func printKey(e *env, s signer.Signer, out string, asJSON bool) error {
 	}
 	fmt.Fprintf(e.stderr, "%s: fingerprint %s\n", s.URI(), k.Fingerprint)
 	return nil
+}
+
+// noAuthHint says how to give a TPM key its auth value.
+func noAuthHint(err error) error {
+	if errors.Is(err, signer.ErrNoAuth) {
+		return withHint(err, "add ;pin-source=file:PIN_FILE to the tpm: URI (chmod 600), or set AUGEN_TPM_PIN; --no-auth makes a key without one")
+	}
+	return err
 }
 
 func keyPubkey(e *env, args []string) error {
@@ -93,24 +101,31 @@ func keyPubkey(e *env, args []string) error {
 	return printKey(e, s, *out, *asJSON)
 }
 
-const keyGenerateUsage = `Usage: augen key generate URI [--bits 2048] [-o PUB.pem] [--json]
+const keyGenerateUsage = `Usage: augen key generate URI [--bits 2048] [--no-auth] [-o PUB.pem] [--json]
 
 Creates a new RSA signing key inside a PKCS#11 token or a TPM, where it
 stays: PKCS#11 keys are sensitive and not extractable; TPM keys never leave
 the TPM (tpm:key=PATH writes a key file only that TPM can load;
 tpm:handle=0x81… persists the key at that handle). Prints its public key.
 
+A TPM key gets an auth value (its PIN): from ;pin-source=file:… in the URI
+(a file only its owner can read), $AUGEN_TPM_PIN, or a prompt on the
+terminal, entered twice. Without one, anyone who can copy the key file and
+reach the TPM can sign with it, so a key is made without one only with
+--no-auth, and --official signing refuses such a key.
+
 A TPM-held key dies with its TPM (a clear, a new board). To keep a backup,
 generate the key offline and "augen key import --tpm" it into each TPM.
 
 Examples:
   augen key generate 'pkcs11:token=release;object=payload-2026;id=%01?module-path=/usr/lib/softhsm/libsofthsm2.so'
-  augen key generate 'tpm:key=/etc/augen/payload.tpmkey'
+  augen key generate 'tpm:key=/etc/augen/payload.tpmkey;pin-source=file:/etc/augen/payload.pin'
 `
 
 func keyGenerate(e *env, args []string) error {
 	fs := newFlags(e, "key generate", keyGenerateUsage)
 	bits := fs.Int("bits", 2048, "RSA key size (2048 is what every client verifies)")
+	noAuth := fs.Bool("no-auth", false, "make a TPM key WITHOUT an auth value (anyone with the key file and the TPM can sign; --official refuses it)")
 	out := fs.StringP("output", "o", "", "write the public key PEM to `path`")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parse(fs, args); err != nil {
@@ -119,15 +134,20 @@ func keyGenerate(e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return withHint(usagef("expected one key URI"), `run "augen key generate --help"`)
 	}
-	s, err := signer.Generate(e.ctx, fs.Arg(0), *bits, signerOptions(e, false))
+	opts := signerOptions(e, false)
+	opts.NoAuth = *noAuth
+	s, err := signer.Generate(e.ctx, fs.Arg(0), *bits, opts)
 	if err != nil {
-		return err
+		return noAuthHint(err)
 	}
 	defer s.Close()
+	if *noAuth {
+		logTo(e).Warn(s.URI() + " was made WITHOUT an auth value (--no-auth): anyone who can copy it and reach the TPM can sign with it")
+	}
 	return printKey(e, s, *out, *asJSON)
 }
 
-const keyImportUsage = `Usage: augen key import --tpm URI --from KEY.pem [-o PUB.pem] [--json]
+const keyImportUsage = `Usage: augen key import --tpm URI --from KEY.pem [--no-auth] [-o PUB.pem] [--json]
 
 Imports an existing RSA key (PKCS#1 or PKCS#8 PEM, e.g. restored from an
 offline backup) into a TPM with TPM2_Import, wrapped to the TPM's storage
@@ -142,6 +162,7 @@ Example:
 func keyImport(e *env, args []string) error {
 	fs := newFlags(e, "key import", keyImportUsage)
 	tpmURI := fs.String("tpm", "", "the tpm: `URI` to import into")
+	noAuth := fs.Bool("no-auth", false, "import the key WITHOUT an auth value (anyone with the key file and the TPM can sign; --official refuses it)")
 	from := fs.String("from", "", "the private key `PEM` to import")
 	out := fs.StringP("output", "o", "", "write the public key PEM to `path`")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -161,11 +182,16 @@ func keyImport(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := signer.ImportTPM(e.ctx, *tpmURI, key, signerOptions(e, false))
+	opts := signerOptions(e, false)
+	opts.NoAuth = *noAuth
+	s, err := signer.ImportTPM(e.ctx, *tpmURI, key, opts)
 	if err != nil {
-		return err
+		return noAuthHint(err)
 	}
 	defer s.Close()
+	if *noAuth {
+		logTo(e).Warn(s.URI() + " was imported WITHOUT an auth value (--no-auth): anyone who can copy it and reach the TPM can sign with it")
+	}
 	return printKey(e, s, *out, *asJSON)
 }
 

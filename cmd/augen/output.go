@@ -38,8 +38,41 @@ func (d directOutput) Abort()        { d.Close() }
 
 func createOutput(e *env, path string) (output, error) {
 	if path == "-" {
+		if isTTY(e.stdout) {
+			return nil, withHint(usagef("-o -: standard output is a terminal, and this output is binary"), "redirect it (-o - > FILE, or | into a program), or give -o FILE")
+		}
 		return stdoutOutput{e.stdout}, nil
 	}
+	return createFile(path)
+}
+
+// createText is createOutput for text (PEM, JSON), which may go to a
+// terminal.
+func createText(e *env, path string) (output, error) {
+	if path == "-" {
+		return stdoutOutput{e.stdout}, nil
+	}
+	return createFile(path)
+}
+
+// isTTY reports whether w is a terminal: a character device other than
+// /dev/null.
+func isTTY(w io.Writer) bool {
+	if c, ok := w.(*countingWriter); ok {
+		w = c.w
+	}
+	if !isTerminal(w) {
+		return false
+	}
+	if m, ok := w.(*mutable); ok {
+		w = m.w
+	}
+	st, err := w.(*os.File).Stat()
+	null, nerr := os.Stat(os.DevNull)
+	return err == nil && (nerr != nil || !os.SameFile(st, null))
+}
+
+func createFile(path string) (output, error) {
 	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
 		if st.IsDir() {
 			return nil, usagef("%s is a directory; give a file name", path)
@@ -137,6 +170,20 @@ func writeOutput(e *env, path string, write func(w io.Writer) error) error {
 	}
 	defer f.Abort()
 	if err := write(f); err != nil {
+		return err
+	}
+	return f.Commit()
+}
+
+// writeText writes text to path ("-": stdout, a terminal too), appearing
+// only whole.
+func writeText(e *env, path string, b []byte) error {
+	f, err := createText(e, path)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if _, err := f.Write(b); err != nil {
 		return err
 	}
 	return f.Commit()

@@ -179,7 +179,7 @@ func payloadBuild(e *env, args []string) error {
 			return fmt.Errorf("%s is empty", in.path)
 		}
 	}
-	signers, err := openKeys(e, keys, signerOptions(e, *insecure))
+	signers, err := openKeys(e, keys, keyOptions(e, *insecure, *official))
 	if err != nil {
 		return err
 	}

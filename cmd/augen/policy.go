@@ -70,7 +70,7 @@ func policyInit(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeBytes(e, *out, append(b, '\n')); err != nil {
+	if err := writeText(e, *out, append(b, '\n')); err != nil {
 		return err
 	}
 	if *out != "-" {

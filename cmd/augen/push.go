@@ -4,23 +4,17 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
 
-	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/internal/omaha"
 	"github.com/augen-project/augen/nebraska"
-	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/push"
+	"github.com/augen-project/augen/signer"
 	"github.com/augen-project/augen/store"
-	"github.com/augen-project/augen/tempfile"
 	"github.com/augen-project/augen/verify"
 )
 
@@ -43,8 +37,9 @@ Publishes a release bundle to a Nebraska update service, one step per line:
        file:///DIR          a directory (e.g. Nebraska's -host-flatcar-packages
                             folder; give --public-url, e.g. http://HOST/flatcar/)
        https://HOST/PATH    HTTP PUT, as nginx's dav module takes it
-                            (AUGEN_STORE_USER / AUGEN_STORE_PASSWORD for
-                            basic auth; a redirected upload fails)
+                            (AUGEN_STORE_USER / AUGEN_STORE_PASSWORD, or
+                            AUGEN_STORE_PASSWORD_FILE, for basic auth; a
+                            redirected upload fails)
        s3://BUCKET/PREFIX   any S3-compatible store; endpoint from
                             AWS_ENDPOINT_URL(_S3), credentials from the AWS
                             environment or shared credentials file
@@ -111,9 +106,9 @@ func (sf serverFlags) client() (*nebraska.Client, error) {
 	}
 	token := os.Getenv("AUGEN_TOKEN")
 	if *sf.tokenFile != "" {
-		b, err := os.ReadFile(*sf.tokenFile)
+		b, err := signer.ReadSecretFile(*sf.tokenFile, "token file")
 		if err != nil {
-			return nil, fmt.Errorf("token file: %w", err)
+			return nil, withHint(err, "chmod 600 the token file")
 		}
 		if token = strings.TrimSpace(string(b)); token == "" {
 			return nil, fmt.Errorf("token file %s is empty", *sf.tokenFile)
@@ -157,7 +152,11 @@ func pushCmd(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(*storeURL, store.Options{CAFile: *sf.caFile})
+	storeEnvErr = nil
+	st, err := store.Open(*storeURL, store.Options{CAFile: *sf.caFile, Getenv: storeEnv})
+	if err == nil && storeEnvErr != nil {
+		return withHint(storeEnvErr, "chmod 600 the password file")
+	}
 	if err != nil {
 		return err
 	}
@@ -251,6 +250,26 @@ func pushCmd(e *env, args []string) error {
 	return nil
 }
 
+// storeEnv is the environment the store's credentials come from, with
+// AUGEN_STORE_PASSWORD_FILE read (as a secret file: no group or other
+// permissions) into AUGEN_STORE_PASSWORD.
+func storeEnv(k string) string {
+	if k == "AUGEN_STORE_PASSWORD" {
+		if f := os.Getenv("AUGEN_STORE_PASSWORD_FILE"); f != "" {
+			b, err := signer.ReadSecretFile(f, "AUGEN_STORE_PASSWORD_FILE")
+			if err != nil {
+				storeEnvErr = err
+				return ""
+			}
+			return string(b)
+		}
+	}
+	return os.Getenv(k)
+}
+
+// storeEnvErr is the error of reading AUGEN_STORE_PASSWORD_FILE.
+var storeEnvErr error
+
 // asUsage turns push's usage mistakes into exit status 2.
 func asUsage(err error) error {
 	if err != nil && errors.Is(err, push.ErrUsage) {
@@ -328,9 +347,9 @@ func pushStatus(e *env, args []string) error {
 		URL     string            `json:"url,omitempty"`
 		Floors  []push.FloorInfo  `json:"floors"`
 		// FloorsSupported is false for a server without multi-step updates.
-		FloorsSupported bool          `json:"floors_supported"`
-		Groups          []groupOut    `json:"groups"`
-		Verified        []servedCheck `json:"verified,omitempty"`
+		FloorsSupported bool               `json:"floors_supported"`
+		Groups          []groupOut         `json:"groups"`
+		Verified        []push.ServedCheck `json:"verified,omitempty"`
 	}{Channel: ch.Name, ID: ch.ID, Arch: ch.Arch, Package: ch.Package, Groups: []groupOut{}, Floors: []push.FloorInfo{}, FloorsSupported: err == nil}
 	for _, g := range app.Groups {
 		if g.ChannelID != nil && *g.ChannelID == ch.ID {
@@ -413,109 +432,13 @@ func orDash(s string) string {
 	return s
 }
 
-// servedCheck is what push status --verify found of one served file.
-type servedCheck struct {
-	Name   string `json:"name"`
-	URL    string `json:"url"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256_hex"`
-	Detail string `json:"detail,omitempty"`
-	Error  string `json:"error,omitempty"`
-}
-
-// verifyServed downloads the package's payload and extra files as a
-// client would and verifies each: size and hashes against the package
-// record, then the payload checks with the policy's payload keys (the full
-// payload applied in simulation, extras by ue-rs's rules).
-func verifyServed(e *env, fetch *http.Client, trust *verify.Trust, p *nebraska.Package) ([]servedCheck, error) {
+// verifyServed runs push.VerifyServed with a progress line per download.
+func verifyServed(e *env, fetch *http.Client, trust *verify.Trust, p *nebraska.Package) ([]push.ServedCheck, error) {
 	var pubs []crypto.PublicKey
 	for _, k := range trust.PayloadKeys() {
 		pubs = append(pubs, k)
 	}
-	type item struct {
-		name, url, size, sha1, sha256b64, sha256hex string
-		extra                                       bool
-	}
-	sha := ""
-	if p.FlatcarAction != nil {
-		sha = p.FlatcarAction.SHA256
-	}
-	items := []item{{name: p.Filename, url: omaha.JoinURL(p.URL, p.Filename), size: p.Size, sha1: p.Hash, sha256b64: sha}}
-	for _, f := range p.ExtraFiles {
-		items = append(items, item{name: f.Name, url: omaha.JoinURL(p.URL, f.Name), size: f.Size, sha1: f.Hash, sha256hex: f.Hash256, extra: true})
-	}
-	tmp, err := tempfile.MkdirTemp(os.TempDir(), ".augen-status-*")
-	if err != nil {
-		return nil, err
-	}
-	defer tempfile.RemoveAll(tmp)
-	var checks []servedCheck
-	var firstErr error
-	for i, it := range items {
-		c := servedCheck{Name: it.name, URL: it.url}
-		err := func() error {
-			size, err := strconv.ParseInt(it.size, 10, 64)
-			if err != nil || size <= 0 || size > bundle.MaxPayloadSize {
-				return fmt.Errorf("the package records the size %q", it.size)
-			}
-			path := filepath.Join(tmp, fmt.Sprintf("%d", i))
-			f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			progress, end := showProgress(e, "")
-			var w io.Writer = f
-			if progress != nil {
-				w = &progressWriter{w: f, fn: func(n int64) { progress("downloading "+it.name, n, size) }}
-			}
-			d, status, err := store.Download(e.ctx, fetch, it.url, w, size+1)
-			end()
-			if err != nil {
-				return err
-			}
-			c.Size, c.SHA256 = d.Size, d.SHA256Hex()
-			switch {
-			case d.Size != size:
-				return fmt.Errorf("%s served %d bytes (HTTP %d), Nebraska offers %d", it.url, d.Size, status, size)
-			case d.SHA1Base64() != it.sha1:
-				return fmt.Errorf("served SHA-1 %s (base64), Nebraska offers %s", d.SHA1Base64(), it.sha1)
-			case !it.extra && d.SHA256Base64() != it.sha256b64:
-				return fmt.Errorf("served SHA-256 %s, Nebraska's postinstall sha256 is %s (base64)", d.SHA256Hex(), it.sha256b64)
-			case it.extra && d.SHA256Hex() != it.sha256hex:
-				return fmt.Errorf("served SHA-256 %s, Nebraska's hash_sha256 is %s", d.SHA256Hex(), it.sha256hex)
-			}
-			res, err := verify.Payload(e.ctx, f, d.Size, pubs, verify.PayloadOptions{Sources: apply.Sources{TempDir: tmp}, Extra: it.extra})
-			if err != nil {
-				return err
-			}
-			c.Detail = fmt.Sprintf("%d bytes as offered, signed by %s, rebuilt", d.Size, res.Summary.Signatures[len(res.Summary.Signatures)-1].KeyFingerprint)
-			if res.OSVersion != "" {
-				c.Detail += ", installs " + res.OSVersion
-			}
-			return nil
-		}()
-		if err != nil {
-			c.Error = oneLine(err.Error())
-			if firstErr == nil {
-				firstErr = fmt.Errorf("%w: %s: %w", verify.ErrVerification, it.name, err)
-			}
-		}
-		checks = append(checks, c)
-	}
-	return checks, firstErr
-}
-
-// progressWriter reports bytes written.
-type progressWriter struct {
-	w  io.Writer
-	n  int64
-	fn func(int64)
-}
-
-func (p *progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.n += int64(n)
-	p.fn(p.n)
-	return n, err
+	progress, end := showProgress(e, "")
+	defer end()
+	return push.VerifyServed(e.ctx, fetch, pubs, p, os.TempDir(), progress)
 }

@@ -561,3 +561,28 @@ func TestRequiresVersion(t *testing.T) {
 		}
 	}
 }
+
+// A token file or a store password file that others can read is refused
+// with the key files' message, before anything is sent.
+func TestSecretFilesPrivate(t *testing.T) {
+	tmp, _ := fixtures(t)
+	s := nebraskatest.Start(t)
+	tok := tmp + "/nebraska.token"
+	os.WriteFile(tok, []byte("secret-token\n"), 0o644)
+	os.Chmod(tok, 0o644)
+	code, _, errOut := runAugen("push", "status", "--server", s.URL, "--token-file", tok, "--channel", "stable")
+	if code == 0 || !strings.Contains(errOut, "has mode 0644: others can read it (chmod 600 it") || strings.Contains(errOut, "secret-token") {
+		t.Fatalf("0644 token file: exit %d\n%s", code, errOut)
+	}
+	if n := len(s.Log()); n != 0 {
+		t.Fatalf("%d requests sent with a refused token file", n)
+	}
+	pw := tmp + "/store.password"
+	os.WriteFile(pw, []byte("hunter2\n"), 0o640)
+	os.Chmod(pw, 0o640)
+	t.Setenv("AUGEN_STORE_PASSWORD_FILE", pw)
+	code, _, errOut = runAugen("push", "--policy", tmp+"/none.json", "--server", s.URL, "--channel", "stable", "--store", "https://127.0.0.1:1/x/", tmp+"/none.tar")
+	if code == 0 || !strings.Contains(errOut, "has mode 0640: others can read it") || strings.Contains(errOut, "hunter2") {
+		t.Fatalf("0640 store password file: exit %d\n%s", code, errOut)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/release"
+	"github.com/augen-project/augen/unpack"
 )
 
 const releaseUsage = `Usage: augen release IMAGE.bin.bz2 --version V|--version-file version.txt [--board B] --key URI... [--bundle-key URI...]
@@ -48,6 +49,7 @@ func releaseCmd(e *env, args []string) error {
 	fs.StringArrayVar(&extras, "extra", nil, "an extra payload `file` to ship (oem-*.gz, flatcar-*.gz; repeatable)")
 	uf := addUnpackFlags(fs)
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
+	fs.BoolVar(&bf.official, "official", false, officialUsage+"; the CI image's OpenPGP signature (--signature) or DIGESTS (--digests) must be checked")
 	out := fs.StringP("output", "o", "", "write the release bundle to `path`")
 	asJSON := fs.Bool("json", false, "print what was written as JSON")
 	if err := parse(fs, args); err != nil {
@@ -67,12 +69,19 @@ func releaseCmd(e *env, args []string) error {
 	if len(bf.keys) == 0 {
 		bf.keys = keys
 	}
-	payloadKeys, err := openKeys(e, keys, signerOptions(e, *insecure))
+	if err := checkOfficial(bf.official, append(append([]string{}, keys...), bf.keys...), *insecure); err != nil {
+		return err
+	}
+	if bf.official && *uf.signature == "" && *uf.digests == "" {
+		return withHint(usagef("--official needs the CI image checked: give its OpenPGP signature (--signature, --signing-key) or its DIGESTS file (--digests)"),
+			"an official release is built only from an image proven to be the one CI built")
+	}
+	payloadKeys, err := openKeys(e, keys, keyOptions(e, *insecure, bf.official))
 	if err != nil {
 		return err
 	}
 	defer closeKeys(payloadKeys)
-	bundleKeys, err := openBundleKeys(e, bf.keys, *insecure)
+	bundleKeys, err := openBundleKeys(e, bf.keys, *insecure, bf.official)
 	if err != nil {
 		return err
 	}
@@ -119,6 +128,7 @@ func releaseCmd(e *env, args []string) error {
 		return err
 	}
 	st := res.Statement
+	fmt.Fprintln(e.stderr, inputChecks(fs.Arg(0), res.Image, *uf.digests != ""))
 	fmt.Fprintf(e.stderr, "wrote %s: %s %s, %d payload(s), signed by %d key(s)\n", *out, st.Predicate.Board, st.Predicate.Version, len(st.Predicate.Payloads), len(bundleKeys))
 	if *asJSON {
 		r := bundleJSON(*out, st)
@@ -195,4 +205,20 @@ func regularFile(path, what string) error {
 		return usagef("%s: %s is not a regular file", what, path)
 	}
 	return nil
+}
+
+// inputChecks is the line every signing command prints about its CI image:
+// which of the image's own checks ran.
+func inputChecks(image string, res *unpack.Result, digests bool) string {
+	var ran []string
+	if res.SignedBy != "" {
+		ran = append(ran, "OpenPGP signature by "+res.SignedBy)
+	}
+	if digests {
+		ran = append(ran, "DIGESTS")
+	}
+	if len(ran) == 0 {
+		return "warning: " + image + ": the CI image's own checks did not run (no --signature, no --digests): nothing proves it is the image CI built; --official requires one"
+	}
+	return "input checks: " + image + ": " + strings.Join(ran, ", ") + " verified; GPT and the kernel's dm-verity root hash checked"
 }

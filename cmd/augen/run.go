@@ -395,6 +395,17 @@ func progressOut(e *env, what string) (func(done, total, out int64), func()) {
 		}
 }
 
+// keyOptions are signerOptions for a command that may be --official: then
+// a TPM key must have an auth value.
+func keyOptions(e *env, insecure, official bool) *signer.Options {
+	o := signerOptions(e, insecure)
+	o.RequireAuth = official
+	return o
+}
+
+// officialUsage is --official's flag text on every signing command.
+const officialUsage = "an official release: hardware keys only (pkcs11:, tpm: with an auth value), never key files"
+
 // checkOfficial enforces --official: hardware keys only.
 func checkOfficial(official bool, uris []string, insecure bool) error {
 	if !official {
@@ -444,6 +455,8 @@ func openKey(e *env, uri string, opts *signer.Options) (signer.Signer, error) {
 	switch {
 	case err == nil:
 		return k, nil
+	case errors.Is(err, signer.ErrInsecure) && strings.Contains(err.Error(), "pin-source"):
+		return nil, withHint(err, "chmod 600 the PIN file (a PIN others can read is no secret)")
 	case errors.Is(err, signer.ErrInsecure):
 		return nil, withHint(err, "chmod 600 the key file; --allow-insecure-key-file accepts it anyway (never for official keys)")
 	case errors.Is(err, signer.ErrUnsupported) && !strings.Contains(uri, ":"):

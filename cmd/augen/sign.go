@@ -48,7 +48,7 @@ func signCmd(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := openKey(e, *keyURI, signerOptions(e, *insecure))
+	s, err := openKey(e, *keyURI, keyOptions(e, *insecure, *official))
 	if err != nil {
 		return err
 	}
