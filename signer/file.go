@@ -2,6 +2,9 @@ package signer
 
 import (
 	"crypto"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -73,18 +76,33 @@ func parsePrivate(b []byte) (crypto.Signer, error) {
 		if err != nil {
 			return nil, err
 		}
-		s, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("unsupported %T key", k)
+		rk, isRSA := k.(*rsa.PrivateKey)
+		if !isRSA {
+			return nil, fmt.Errorf("this is %s private key; update_engine verifies only RSA signatures: an RSA key (2048 bits) is needed", keyKind(k))
 		}
-		if rk, isRSA := s.(*rsa.PrivateKey); isRSA {
-			if err := rk.Validate(); err != nil {
-				return nil, err
-			}
+		if err := rk.Validate(); err != nil {
+			return nil, err
 		}
-		return s, nil
+		return rk, nil
+	case "EC PRIVATE KEY":
+		return nil, errors.New("this is an EC private key; update_engine verifies only RSA signatures: an RSA private key (2048 bits) is needed")
 	case "PUBLIC KEY", "RSA PUBLIC KEY":
-		return nil, errors.New("this is a public key; signing needs the private key")
+		return nil, errors.New("this is a public key; signing needs the RSA private key (augen key pubkey prints a public key's fingerprint)")
+	case "CERTIFICATE":
+		return nil, errors.New("this is a certificate; signing needs the RSA private key")
 	}
-	return nil, fmt.Errorf("PEM block %q is not a private key", blk.Type)
+	return nil, fmt.Errorf("PEM block %q is not a private key; an RSA private key (RSA PRIVATE KEY or PRIVATE KEY) is needed", blk.Type)
+}
+
+// keyKind names a parsed private key's type with its article.
+func keyKind(k any) string {
+	switch k.(type) {
+	case *ecdsa.PrivateKey:
+		return "an EC (ECDSA)"
+	case ed25519.PrivateKey:
+		return "an Ed25519"
+	case *ecdh.PrivateKey:
+		return "an ECDH"
+	}
+	return fmt.Sprintf("a %T", k)
 }

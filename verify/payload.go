@@ -31,6 +31,12 @@ type PayloadOptions struct {
 	// WantPartition and WantKernel, if set, name files the rebuilt
 	// partition and kernel must equal.
 	WantPartition, WantKernel string
+	// Keep, if set, is shown each rebuilt target ("partition", "KERNEL")
+	// once its hash matched, to copy it out (payload apply); an error
+	// from it fails the verification. What it wrote is only good if
+	// Payload then returns no error: the checks after it (the kernel
+	// against the /usr, the file unchanged) still run.
+	Keep func(target string, r io.ReaderAt, size int64) error
 	// Extra verifies an extra payload (a systemd-sysext image) by the
 	// rules of ue-rs, which installs extras (apply.SimulateExtra); the
 	// rebuilt image is then named "image", and WantPartition compares it.
@@ -82,14 +88,22 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 	var usrSize int64
 	var kernelErr error
 	sources := opts.Sources
+	var keepErr error
+	keep := func(target string, r io.ReaderAt, size int64) {
+		if opts.Keep != nil && keepErr == nil {
+			keepErr = opts.Keep(target, r, size)
+		}
+	}
 	sources.InspectPartition = func(r io.ReaderAt, size int64) {
 		usr, usrSize = r, size
 		if v, _, err := osrelease.Version(ctx, r, size); err == nil {
 			res.OSVersion = v
 		}
+		keep("partition", r, size)
 	}
 	sources.InspectKernel = func(r io.ReaderAt, size int64) {
 		res.KernelArch, kernelErr = kernelMatchesUsr(usr, usrSize, r, size)
+		keep("KERNEL", r, size)
 	}
 	opts.Sources = sources
 	if opts.Extra {
@@ -104,6 +118,9 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 	}
 	if kernelErr != nil {
 		return nil, fmt.Errorf("%w: %w", ErrVerification, kernelErr)
+	}
+	if keepErr != nil {
+		return nil, keepErr
 	}
 	if hex.EncodeToString(pr2.SignedHash()) != s.SignedHash {
 		return nil, fmt.Errorf("%w: the payload changed while it was verified", ErrVerification)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"crypto"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/augen-project/augen/pubkey"
 	"github.com/augen-project/augen/signer"
@@ -17,7 +19,8 @@ const keyPubkeyUsage = `Usage: augen key pubkey URI [-o PUB.pem] [--json]
 Prints the public key of the key URI names, as SubjectPublicKeyInfo PEM: the
 file clients have baked in as update-payload-key.pub.pem, and what
 "augen payload verify --pubkey" takes. Its fingerprint (SHA-256 of the DER)
-goes to stderr, or into --json.
+goes to stderr, or into --json. Given a public key file (file:PUB.pem),
+it prints that key and its fingerprint: how to tell which key a PEM is.
 
 Key URIs: file:PATH, pkcs11:… (RFC 7512; PIN from pin-source=, $AUGEN_PKCS11_PIN
 or a prompt), tpm:handle=0x81…|key=PATH[;device=/dev/tpmrm0|unix:SOCKET].
@@ -93,12 +96,45 @@ func keyPubkey(e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return withHint(usagef("expected one key URI"), `run "augen key pubkey --help"`)
 	}
+	if path, ok := strings.CutPrefix(fs.Arg(0), "file:"); ok {
+		if pub, err := pubkey.Load(path); err == nil {
+			return printPublic(e, fs.Arg(0), pub, *out, *asJSON)
+		}
+	}
 	s, err := openKey(e, fs.Arg(0), signerOptions(e, *insecure))
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	return printKey(e, s, *out, *asJSON)
+}
+
+// printPublic prints a public key given as a file, as printKey does.
+func printPublic(e *env, uri string, pub crypto.PublicKey, out string, asJSON bool) error {
+	b, err := pubkey.PEM(pub)
+	if err != nil {
+		return err
+	}
+	fp, err := pubkey.Fingerprint(pub)
+	if err != nil {
+		return err
+	}
+	k := keyJSON{URI: uri, Fingerprint: fp, PEM: string(b)}
+	if r, ok := pub.(*rsa.PublicKey); ok {
+		k.Bits = r.N.BitLen()
+	}
+	if asJSON {
+		return writeJSON(e.stdout, k)
+	}
+	if out != "" {
+		if err := writeText(e, out, b); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprint(e.stdout, k.PEM)
+	}
+	fmt.Fprintf(e.stderr, "%s: a public key, fingerprint %s\n", uri, fp)
+	return nil
 }
 
 const keyGenerateUsage = `Usage: augen key generate URI [--bits 2048] [--no-auth] [-o PUB.pem] [--json]

@@ -88,6 +88,7 @@ func commands() []command {
 		{"payload build", "build a full update payload from a USR image (and kernel)", payloadBuild},
 		{"payload inspect", "show what a payload holds", payloadInspect},
 		{"payload verify", "check a payload's rules, signature, and rebuild its targets", payloadVerify},
+		{"payload apply", "write the partition and kernel a payload makes, after every check of payload verify", payloadApply},
 		{"payload digest", "prepare a payload for offline signing (two-pass, step 1)", payloadDigest},
 		{"payload attach", "attach offline signatures (two-pass, step 2)", payloadAttach},
 		{"unpack", "extract and check USR-A and the kernel from a production image", unpackCmd},
@@ -189,6 +190,16 @@ func subcommands(group string) []command {
 // suggest names the closest command to what was typed ("did you mean"),
 // or returns fallback when none is close.
 func suggest(typed, fallback string) string {
+	// A subcommand typed without its group ("augen build").
+	var whole []string
+	for _, c := range commands() {
+		if strings.HasSuffix(c.name, " "+typed) {
+			whole = append(whole, "\"augen "+c.name+"\"")
+		}
+	}
+	if len(whole) > 0 {
+		return "did you mean " + strings.Join(whole, " or ") + "?"
+	}
 	best, bestD := "", 3 // at most 2 edits away
 	for _, c := range commands() {
 		if d := editDistance(typed, c.name); d < bestD {
@@ -276,7 +287,13 @@ func parse(fs *pflag.FlagSet, args []string) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err // pflag has printed the usage
 		}
-		return withHint(usagef("%v", err), fmt.Sprintf("run \"augen %s --help\"", fs.Name()))
+		hint := habitHint(args, func(name string) bool {
+			return fs.Lookup(name) != nil || (len(name) == 1 && fs.ShorthandLookup(name) != nil)
+		})
+		if hint == "" {
+			hint = fmt.Sprintf("run \"augen %s --help\"", fs.Name())
+		}
+		return withHint(usagef("%v", err), hint)
 	}
 	if p := fs.Lookup("progress"); p != nil {
 		switch v := p.Value.String(); v {
@@ -459,6 +476,8 @@ func openKey(e *env, uri string, opts *signer.Options) (signer.Signer, error) {
 		return nil, withHint(err, "chmod 600 the PIN file (a PIN others can read is no secret)")
 	case errors.Is(err, signer.ErrInsecure):
 		return nil, withHint(err, "chmod 600 the key file; --allow-insecure-key-file accepts it anyway (never for official keys)")
+	case plusHint(uri) != "":
+		return nil, withHint(err, plusHint(uri))
 	case errors.Is(err, signer.ErrUnsupported) && !strings.Contains(uri, ":"):
 		// A bare path, as core_sign_update and delta_generator take it.
 		return nil, withHint(err, fmt.Sprintf("a key file is named with file:, as in --key file:%s (other keys: pkcs11:…, tpm:…)", uri))

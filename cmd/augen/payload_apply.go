@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/augen-project/augen/filekind"
+	"github.com/augen-project/augen/payload/apply"
+	"github.com/augen-project/augen/verify"
+)
+
+const payloadApplyUsage = `Usage: augen payload apply PAYLOAD --pubkey PUB.pem... [--old OLD.bin --old-kernel K0]
+                           -o NEW.bin [--kernel-out NEW.vmlinuz]
+
+Writes the partition (and, with --kernel-out, the kernel) that update_engine
+would write when it installs PAYLOAD: what delta_generator's apply mode was
+used for when debugging a delta. It runs every check of "augen payload
+verify" first and as it goes (the format, the signature update_engine
+checks against a --pubkey key, the client's rules for every operation, the
+rebuilt hashes the manifest promises, the kernel against its /usr), and
+writes its outputs only if all of them pass: a failed apply leaves nothing.
+A delta applies to --old (a USR image, plain or .bz2, or a production
+image, unpacked) and --old-kernel; neither is written to (the client
+applies in place; augen works on copies in $TMPDIR).
+
+Example:
+  augen payload apply delta-from-4459.1.0.gz --pubkey official-v2.pub.pem \
+      --old flatcar_production_image-4459.1.0.bin.bz2 -o usr-4459.2.1.bin --kernel-out vmlinuz-4459.2.1
+`
+
+func payloadApply(e *env, args []string) (err error) {
+	fs := newFlags(e, "payload apply", payloadApplyUsage)
+	var pubPaths []string
+	fs.StringArrayVar(&pubPaths, "pubkey", nil, "a trusted public key `PEM` (repeatable; required)")
+	old := fs.String("old", "", "the old USR `image` a delta applies to (plain or .bz2, or a production image, unpacked)")
+	oldKernel := fs.String("old-kernel", "", "the old kernel `file` a delta applies to")
+	out := fs.StringP("output", "o", "", "write the rebuilt partition to `path`")
+	kernelOut := fs.String("kernel-out", "", "write the rebuilt kernel to `path`")
+	uf := sizeOnlyUnpackFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || *out == "" {
+		return withHint(usagef("expected one payload and -o"), `run "augen payload apply --help"`)
+	}
+	defer hintKind(&err, fs.Arg(0), filekind.Payload)
+	if len(pubPaths) == 0 {
+		return withHint(usagef("--pubkey is required: a payload is applied only once it is verified against the key clients trust"),
+			"that key is /usr/share/update_engine/update-payload-key.pub.pem on the clients")
+	}
+	if *kernelOut != "" && *kernelOut == *out {
+		return usagef("-o and --kernel-out name the same file")
+	}
+	pubs, err := loadPubkeys(pubPaths)
+	if err != nil {
+		return err
+	}
+	if *old != "" {
+		usr, k, done, err := usrInput(e, uf, "--old", *old, *oldKernel, os.TempDir())
+		if err != nil {
+			return err
+		}
+		defer done()
+		*old, *oldKernel = usr, k
+	}
+	in, size, closeIn, err := openSeekable(e, fs.Arg(0), payloadSpoolLimit)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	part, err := createOutput(e, *out)
+	if err != nil {
+		return err
+	}
+	defer part.Abort()
+	var kern output
+	if *kernelOut != "" {
+		if kern, err = createOutput(e, *kernelOut); err != nil {
+			return err
+		}
+		defer kern.Abort()
+	}
+	written := map[string]int64{}
+	keep := func(target string, r io.ReaderAt, n int64) error {
+		var w io.Writer
+		switch {
+		case target == "partition":
+			w = part
+		case target == "KERNEL" && kern != nil:
+			w = kern
+		default:
+			return nil
+		}
+		if _, err := io.Copy(w, io.NewSectionReader(r, 0, n)); err != nil {
+			return fmt.Errorf("writing the rebuilt %s: %w", target, err)
+		}
+		written[target] = n
+		return nil
+	}
+	progress, endProgress := showProgress(e, "")
+	vr, err := verify.Payload(e.ctx, in, size, pubs, verify.PayloadOptions{
+		Sources: apply.Sources{Partition: *old, Kernel: *oldKernel, Progress: progress},
+		Keep:    keep,
+	})
+	endProgress()
+	if err != nil {
+		return err
+	}
+	if _, ok := written["partition"]; !ok {
+		return usagef("the payload rebuilds no partition")
+	}
+	if kern != nil {
+		if _, ok := written["KERNEL"]; !ok {
+			return usagef("--kernel-out: the payload rebuilds no kernel")
+		}
+	}
+	if err := part.Commit(); err != nil {
+		return err
+	}
+	if kern != nil {
+		if err := kern.Commit(); err != nil {
+			return err
+		}
+	}
+	for _, r := range vr.Rebuilt {
+		where := "not written"
+		switch {
+		case r.Name == "partition":
+			where = "written to " + *out
+		case r.Name == "KERNEL" && kern != nil:
+			where = "written to " + *kernelOut
+		case r.Name == "KERNEL":
+			where = "not written (give --kernel-out)"
+		}
+		fmt.Fprintf(e.stderr, "%s: rebuilt %-10s %d bytes, sha256 %x, %s\n", programName, r.Name, r.Size, r.SHA256, where)
+	}
+	return nil
+}
