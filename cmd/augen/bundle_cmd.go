@@ -270,7 +270,7 @@ func bundleInspect(e *env, args []string) (err error) {
 		if p.FromVersion != "" {
 			from = " from " + p.FromVersion
 		}
-		fmt.Fprintf(e.stdout, "  %-34s %-5s%s  %d bytes, sha256 %s\n", p.Name, p.Kind, from, p.Size, p.SHA256Base64)
+		fmt.Fprintf(e.stdout, "  %-34s %-5s%s  %d bytes, sha256 %s\n", p.Name, p.Kind, from, p.Size, p.SHA256Hex)
 	}
 	for _, s := range signers {
 		fmt.Fprintf(e.stdout, "  signed by %s\n", s)

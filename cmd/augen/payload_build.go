@@ -231,7 +231,7 @@ func reportBuild(e *env, out string, official, asJSON bool, res *payload.Result,
 	if asJSON {
 		return writeJSON(e.stdout, r)
 	}
-	fmt.Fprintf(e.stdout, "wrote %s\n  size         %d\n  sha256 (b64) %s\n  sha1 (b64)   %s\n", r.Output, h.Size, r.Omaha.SHA256Base64, r.Omaha.SHA1Base64)
+	fmt.Fprintf(e.stdout, "wrote %s\n  size          %d\n  sha256        %s\n  omaha sha256  %s (base64, as Omaha sends it)\n  omaha sha1    %s (base64)\n", r.Output, h.Size, r.Omaha.SHA256Hex, r.Omaha.SHA256Base64, r.Omaha.SHA1Base64)
 	if len(signers) == 0 {
 		fmt.Fprintf(e.stdout, "  unsigned: sign with \"augen payload digest\" and \"augen payload attach\"\n")
 	}

@@ -179,7 +179,7 @@ func printSummary(w io.Writer, name string, s *payload.Summary) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "  signed hash   %s\n", s.SignedHash)
-	fmt.Fprintf(w, "  omaha size    %d\n  omaha sha256  %s\n  omaha sha1    %s\n", s.Omaha.Size, s.Omaha.SHA256Base64, s.Omaha.SHA1Base64)
+	fmt.Fprintf(w, "  omaha size    %d\n  sha256        %s\n  omaha sha256  %s (base64, as Omaha sends it)\n  omaha sha1    %s (base64)\n", s.Omaha.Size, s.Omaha.SHA256Hex, s.Omaha.SHA256Base64, s.Omaha.SHA1Base64)
 }
 
 func printOps(w io.Writer, indent string, ops []payload.OpStats, partSize uint64) {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"crypto"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -390,6 +392,9 @@ func pushStatus(e *env, args []string) error {
 		sha := "(none: update_engine will reject it)"
 		if p.FlatcarAction != nil && p.FlatcarAction.SHA256 != "" {
 			sha = p.FlatcarAction.SHA256 + " (base64, as Omaha sends it)"
+			if b, err := base64.StdEncoding.DecodeString(p.FlatcarAction.SHA256); err == nil && len(b) == 32 {
+				sha = hex.EncodeToString(b) + " (Omaha: " + p.FlatcarAction.SHA256 + ")"
+			}
 		}
 		fmt.Fprintf(e.stdout, "  version  %s (package %s)\n  url      %s\n  size     %s\n  sha1     %s (base64)\n  sha256   %s\n", p.Version, p.ID, out.URL, p.Size, p.Hash, sha)
 		for _, f := range p.ExtraFiles {
