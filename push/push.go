@@ -104,6 +104,9 @@ type Options struct {
 	Log augen.Log
 	// Progress, if set, is called as uploads go ("uploading NAME").
 	Progress augen.Progress
+	// KeyLabel, if set, names a key in log lines from its fingerprint
+	// (verify.Trust.Label: the policy's name next to it).
+	KeyLabel func(id string) string
 }
 
 // Record is what a push did, for --json.
@@ -302,7 +305,15 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	if st.AppID != "" && !strings.EqualFold(st.AppID, o.AppID) {
 		return rec, fmt.Errorf("%w: the bundle is for app %s, the push for %s", ErrRefused, st.AppID, o.AppID)
 	}
-	o.Log("verify: " + fmt.Sprintf("%s %s %s: OK, %d payload(s), signed by %d trusted key(s), allowed on %s", o.Name, st.Board, st.Version, len(rep.Payloads), len(rep.BundleSigners), o.Channel))
+	label := o.KeyLabel
+	if label == nil {
+		label = func(id string) string { return id }
+	}
+	var by []string
+	for _, id := range rep.BundleSigners {
+		by = append(by, label(id))
+	}
+	o.Log("verify: " + fmt.Sprintf("%s %s %s: OK, %d payload(s), signed by %s, allowed on %s", o.Name, st.Board, st.Version, len(rep.Payloads), strings.Join(by, ", "), o.Channel))
 	arch := nebraska.ArchForBoard(st.Board)
 	if arch == 0 {
 		return rec, fmt.Errorf("board %q has no Nebraska arch", st.Board)

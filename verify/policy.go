@@ -43,10 +43,55 @@ type Policy struct {
 }
 
 // Key is a trusted public key: its fingerprint (hex SHA-256 of the
-// SubjectPublicKeyInfo) and its PEM.
+// SubjectPublicKeyInfo), its PEM, and optionally a name for people ("the
+// release officer", "payload-2026"), which every output shows next to the
+// fingerprint. The fingerprint is what is checked; the name only says who.
 type Key struct {
-	ID  string `json:"id"`
-	PEM string `json:"pem"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	PEM  string `json:"pem"`
+}
+
+// MaxKeyName bounds a key's name.
+const MaxKeyName = 64
+
+// CheckKeyName refuses a name that could not be shown on one line or
+// could pass for a fingerprint.
+func CheckKeyName(name string) error {
+	if len(name) > MaxKeyName {
+		return fmt.Errorf("key name %q: at most %d bytes", name, MaxKeyName)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || r == '(' || r == ')' {
+			return fmt.Errorf("key name %q: no control characters or parentheses", name)
+		}
+	}
+	if len(name) == 64 && hexOnly(name) {
+		return fmt.Errorf("key name %q looks like a fingerprint", name)
+	}
+	return nil
+}
+
+func hexOnly(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Name is the name the policy gives the key with this fingerprint ("" for
+// none or an unknown key).
+func (t *Trust) Name(id string) string { return t.names[id] }
+
+// Label is how outputs show a key: "NAME (fingerprint)", or the
+// fingerprint alone when the policy names it not.
+func (t *Trust) Label(id string) string {
+	if t != nil && t.names[id] != "" {
+		return t.names[id] + " (" + id + ")"
+	}
+	return id
 }
 
 // ChannelRule allows a channel when Threshold of Keys (all bundle keys if
@@ -61,6 +106,7 @@ type Trust struct {
 	Policy
 	bundle  map[string]crypto.PublicKey
 	payload map[string]crypto.PublicKey
+	names   map[string]string
 }
 
 // ParsePolicy reads and checks a policy strictly: no unknown fields,
@@ -85,8 +131,24 @@ func NewTrust(p Policy) (*Trust, error) {
 	if p.Version != PolicyVersion {
 		return nil, fmt.Errorf("policy: version %d (this augen reads version %d)", p.Version, PolicyVersion)
 	}
-	t := &Trust{Policy: p}
+	t := &Trust{Policy: p, names: map[string]string{}}
 	var err error
+	seen := map[string]string{}
+	for _, k := range append(append([]Key{}, p.BundleKeys...), p.PayloadKeys...) {
+		if k.Name == "" {
+			continue
+		}
+		if err := CheckKeyName(k.Name); err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		if other, dup := seen[k.Name]; dup && other != k.ID {
+			return nil, fmt.Errorf("policy: two keys are named %q", k.Name)
+		}
+		if n, ok := t.names[k.ID]; ok && n != k.Name {
+			return nil, fmt.Errorf("policy: key %s is named both %q and %q", k.ID, n, k.Name)
+		}
+		seen[k.Name], t.names[k.ID] = k.ID, k.Name
+	}
 	if t.bundle, err = parseKeys(p.BundleKeys, "bundle_keys"); err != nil {
 		return nil, err
 	}

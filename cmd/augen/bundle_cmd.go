@@ -214,10 +214,11 @@ func buildTime() (time.Time, error) {
 	return time.Now(), nil
 }
 
-const bundleInspectUsage = `Usage: augen bundle inspect release.tar [--json]
+const bundleInspectUsage = `Usage: augen bundle inspect release.tar [--policy policy.json] [--json]
 
 Shows a bundle's members, its release statement and who signed it, WITHOUT
-checking anything: use "augen verify" for that.
+checking anything: use "augen verify" for that. With --policy, signers are
+shown with the names the policy gives their keys.
 
 Example:
   augen bundle inspect release.tar --json
@@ -226,11 +227,16 @@ Example:
 func bundleInspect(e *env, args []string) (err error) {
 	fs := newFlags(e, "bundle inspect", bundleInspectUsage)
 	asJSON := fs.Bool("json", false, "print the statement and signatures as JSON")
+	policyPath := fs.String("policy", "", "show signers with the names this policy `file` gives their keys")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usagef("expected one bundle")
+	}
+	trust, err := optionalPolicy(*policyPath)
+	if err != nil {
+		return err
 	}
 	defer hintKind(&err, fs.Arg(0), filekind.Tar)
 	f, err := os.Open(fs.Arg(0))
@@ -273,12 +279,12 @@ func bundleInspect(e *env, args []string) (err error) {
 		fmt.Fprintf(e.stdout, "  %-34s %-5s%s  %d bytes, sha256 %s\n", p.Name, p.Kind, from, p.Size, p.SHA256Hex)
 	}
 	for _, s := range signers {
-		fmt.Fprintf(e.stdout, "  signed by %s\n", s)
+		fmt.Fprintf(e.stdout, "  signed by %s (not checked here)\n", trust.Label(s))
 	}
 	return nil
 }
 
-const bundleSignUsage = `Usage: augen bundle sign release.tar --key URI -o signed.tar
+const bundleSignUsage = `Usage: augen bundle sign release.tar --key URI [--policy policy.json] -o signed.tar
 
 Adds a signature to an existing bundle (a second officer, on another day)
 without rebuilding anything: payloads, names and times stay the same.
@@ -295,7 +301,12 @@ func bundleSign(e *env, args []string) (err error) {
 	official := fs.Bool("official", false, officialUsage)
 	out := fs.StringP("output", "o", "", "write the signed bundle to `path`")
 	asJSON := fs.Bool("json", false, "print what was written as JSON")
+	policyPath := fs.String("policy", "", "show the signers already there with the names this policy `file` gives their keys")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	trust, err := optionalPolicy(*policyPath)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || len(keys) == 0 || *out == "" {
@@ -321,7 +332,7 @@ func bundleSign(e *env, args []string) (err error) {
 				fmt.Fprintf(e.stderr, "%s:   %-34s %-5s %d bytes, sha256 %s\n", programName, p.Name, p.Kind, p.Size, p.SHA256Hex)
 			}
 			for _, sg := range env.Signatures {
-				fmt.Fprintf(e.stderr, "%s:   already signed by %s (not checked here: augen verify does)\n", programName, sg.KeyID)
+				fmt.Fprintf(e.stderr, "%s:   already signed by %s (not checked here: augen verify does)\n", programName, trust.Label(sg.KeyID))
 			}
 			for _, s := range signers {
 				if err := env.Sign(s); err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/augen-project/augen/verify"
 )
 
-const policyInitUsage = `Usage: augen policy init --bundle-key KEY... --payload-key KEY... [--threshold K]
+const policyInitUsage = `Usage: augen policy init --bundle-key [NAME=]KEY... --payload-key [NAME=]KEY... [--threshold K]
                         [--channel NAME]... [-o policy.json]
 
 Writes a starting trust policy (policy.json) so that nobody writes it by
@@ -21,11 +21,15 @@ many bundle keys must have signed: dev-channel, the bastion's everyday
 target, any one; the channels a stock Nebraska and Flatcar have (alpha,
 beta, stable, lts, edge) and each --channel, the threshold. Edit
 "channels" to restrict a channel to some keys.
+
+Each key may carry a name (NAME=KEY: "alice=alice.pub.pem",
+"payload-2026=pkcs11:…"), which verify, push, bundle sign and bundle
+inspect print next to its fingerprint; the fingerprint is what is checked.
 KEY is a public key PEM file or a key URI (file:, pkcs11:, tpm:).
 
 Example:
-  augen policy init --bundle-key release-officer.pub.pem \
-      --payload-key official-v2.pub.pem -o policy.json
+  augen policy init --bundle-key alice=release-officer.pub.pem \
+      --payload-key payload-2026=official-v2.pub.pem -o policy.json
 `
 
 func policyInit(e *env, args []string) error {
@@ -43,12 +47,27 @@ func policyInit(e *env, args []string) error {
 	if fs.NArg() != 0 || len(bundleKeys) == 0 || len(payloadKeys) == 0 {
 		return withHint(usagef("give at least one --bundle-key and one --payload-key"), `run "augen policy init --help"`)
 	}
+	names := map[string]string{}
 	load := func(list []string) ([]crypto.PublicKey, error) {
 		var pubs []crypto.PublicKey
 		for _, k := range list {
+			name, k := splitKeyName(k)
 			p, err := publicKeyOf(e, k)
 			if err != nil {
 				return nil, err
+			}
+			if name != "" {
+				if err := verify.CheckKeyName(name); err != nil {
+					return nil, usagef("%v", err)
+				}
+				fp, err := pubkey.Fingerprint(p)
+				if err != nil {
+					return nil, err
+				}
+				if other := names[fp]; other != "" && other != name {
+					return nil, usagef("key %s is named both %q and %q", fp, other, name)
+				}
+				names[fp] = name
 			}
 			pubs = append(pubs, p)
 		}
@@ -64,6 +83,14 @@ func policyInit(e *env, args []string) error {
 	}
 	p, err := verify.NewPolicy(bk, pk, *threshold, channels...)
 	if err != nil {
+		return usagef("%v", err)
+	}
+	for _, keys := range [][]verify.Key{p.BundleKeys, p.PayloadKeys} {
+		for i := range keys {
+			keys[i].Name = names[keys[i].ID]
+		}
+	}
+	if _, err := verify.NewTrust(*p); err != nil {
 		return usagef("%v", err)
 	}
 	b, err := json.MarshalIndent(p, "", "  ")
@@ -106,4 +133,27 @@ func loadPolicy(path string) (*verify.Trust, error) {
 		return nil, withHint(err, `make one with "augen policy init"`)
 	}
 	return t, nil
+}
+
+// splitKeyName takes "NAME=KEY" apart: NAME is a name when it holds no
+// '/', ':' or '.' (a file name, a URI scheme or path) and KEY is not an
+// existing file named with '=' in it.
+func splitKeyName(v string) (name, key string) {
+	n, k, ok := strings.Cut(v, "=")
+	if !ok || n == "" || strings.ContainsAny(n, "/:.") {
+		return "", v
+	}
+	if _, err := os.Stat(v); err == nil {
+		return "", v
+	}
+	return n, k
+}
+
+// optionalPolicy loads a policy if a path is given (nil otherwise: keys
+// are then shown by fingerprint alone).
+func optionalPolicy(path string) (*verify.Trust, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return loadPolicy(path)
 }

@@ -176,7 +176,7 @@ func pushCmd(e *env, args []string) error {
 	opts := push.Options{
 		Name: fs.Arg(0), Channel: *channel, Track: *track, AppID: *sf.appID,
 		Client: client, Store: st, PublicURL: *publicURL, FloorReason: *floorReason, Fetch: fetch, DryRun: *dryRun,
-		Log: logTo(e),
+		Log: logTo(e), KeyLabel: trust.Label,
 	}
 	// Mistakes that need no bundle are found before the bundle is read.
 	if err := push.Preflight(e.ctx, opts); err != nil {

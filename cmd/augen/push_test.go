@@ -586,3 +586,38 @@ func TestSecretFilesPrivate(t *testing.T) {
 		t.Fatalf("0640 store password file: exit %d\n%s", code, errOut)
 	}
 }
+
+// Keys named in the policy are shown by name next to their fingerprint.
+func TestNamedKeys(t *testing.T) {
+	tmp, vec := fixtures(t)
+	release, _ := pushFixture(t, tmp, "4459.2.1", false)
+	policy := tmp + "/named.json"
+	augen(t, "policy", "init", "--bundle-key", "alice="+vec+"/TEST-ONLY-key-b.pub.pem", "--bundle-key", "bob="+vec+"/TEST-ONLY-key-a.pub.pem",
+		"--payload-key", "bob="+vec+"/TEST-ONLY-key-a.pub.pem", "-o", policy)
+	const b = "alice (f82e2955179e9939e041eab90d4a14a3be71f8ef9407b6e8dd607df748ddeed2)"
+	const a = "(5783a7e03b32d98eef74a928ca9c69b11c9c3a832ee9f4717612e2cb64558f00)"
+	if out := augen(t, "verify", "--policy", policy, release); !strings.Contains(out, "signed by "+b) || !strings.Contains(out, "payload key bob "+a) {
+		t.Errorf("verify:\n%s", out)
+	}
+	if out := augen(t, "bundle", "inspect", "--policy", policy, release); !strings.Contains(out, "signed by "+b) {
+		t.Errorf("bundle inspect:\n%s", out)
+	}
+	code, _, errOut := runAugen("bundle", "sign", release, "--policy", policy, "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/signed.tar")
+	if code != 0 || !strings.Contains(errOut, "already signed by "+b) {
+		t.Errorf("bundle sign: exit %d\n%s", code, errOut)
+	}
+	s := nebraskatest.Start(t)
+	s.PackagesDir = t.TempDir()
+	devChannel(t, s)
+	code, _, errOut = runAugen("push", "--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", "file://"+s.PackagesDir, "--public-url", s.URL+"/flatcar/", "--dry-run", tmp+"/signed.tar")
+	if code != 0 || !strings.Contains(errOut, "signed by bob "+a+", "+b) {
+		t.Errorf("push: exit %d\n%s", code, errOut)
+	}
+	if code, _, errOut := runAugen("policy", "init", "--bundle-key", "x="+vec+"/TEST-ONLY-key-a.pub.pem", "--payload-key", "y="+vec+"/TEST-ONLY-key-a.pub.pem"); code != exitUsage || !strings.Contains(errOut, `named both "x" and "y"`) {
+		t.Errorf("a key named twice: exit %d\n%s", code, errOut)
+	}
+	// Names are checked: none may pass for a fingerprint or repeat.
+	if code, _, errOut := runAugen("policy", "init", "--bundle-key", "x="+vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", "x="+vec+"/TEST-ONLY-key-a.pub.pem"); code != exitUsage || !strings.Contains(errOut, `two keys are named "x"`) {
+		t.Errorf("a repeated name: exit %d\n%s", code, errOut)
+	}
+}

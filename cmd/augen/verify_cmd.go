@@ -86,6 +86,9 @@ func verifyCmd(e *env, args []string) (err error) {
 		}
 	} else if verr == nil {
 		fmt.Fprintf(e.stdout, "%s: OK: %s %s, signed by %d trusted key(s)\n", fs.Arg(0), rep.Board, rep.Version, len(rep.BundleSigners))
+		for _, id := range rep.BundleSigners {
+			fmt.Fprintf(e.stdout, "  signed by %s\n", trust.Label(id))
+		}
 		if rv := rep.Statement.Predicate.RequiresVersion; rv != "" {
 			fmt.Fprintf(e.stdout, "  requires machines at %s or later (older ones need a floor first)\n", rv)
 		}
@@ -94,7 +97,7 @@ func verifyCmd(e *env, args []string) (err error) {
 			if !p.Applied {
 				how = "checked, NOT applied (--allow-unapplied-deltas)"
 			}
-			fmt.Fprintf(e.stdout, "  %-34s %-5s %s, payload key %s\n", p.Name, p.Kind, how, p.SignedBy)
+			fmt.Fprintf(e.stdout, "  %-34s %-5s %s, payload key %s\n", p.Name, p.Kind, how, trust.Label(p.SignedBy))
 			if p.OSVersion != "" {
 				fmt.Fprintf(e.stdout, "  %-34s installs release %s (its /usr says so)\n", "", p.OSVersion)
 			}
