@@ -17,7 +17,14 @@ else
   export AUGEN_REQUIRE_TOOLS=1
 fi
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step says how long the one before it took, and the end the total:
+# the numbers the README's "about N minutes" comes from.
+start=$SECONDS last=$SECONDS
+step() {
+  if [ -n "${cur:-}" ]; then printf '(%s: %ds)\n' "$cur" $((SECONDS - last)); fi
+  cur=$*; last=$SECONDS
+  printf '\n== %s\n' "$*"
+}
 
 step "gofmt"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
@@ -55,9 +62,10 @@ go test -count=1 ./...
 
 step "fuzz (${fuzztime} each)"
 log=$(mktemp)
+trap 'rm -rf "$log" "${tmp:-}" "${sample:-}"' EXIT
 for target in "payload FuzzReader" "payload FuzzDecodeSignatures" "internal/pbzip2 FuzzDecodeOne" "internal/pbzip2 FuzzEncode" "internal/bsdiff FuzzPatch" \
     "internal/bsdiff FuzzDiff" "internal/gpt FuzzParsePrimary" "internal/fat FuzzFAT" "internal/pbzip2 FuzzReader" \
-    "bundle FuzzReadTar" "bundle FuzzParseStatement" "verify FuzzBundle" "internal/omaha FuzzParse" \
+    "bundle FuzzReadTar" "bundle FuzzParseStatement" "verify FuzzBundle" "internal/omaha FuzzRead" \
     "internal/ext4 FuzzReadFile" "internal/btrfs FuzzReadFile" "internal/btrfs FuzzWalk" "internal/fsmap FuzzRead" "payload/apply FuzzApply" "internal/strictjson FuzzDecode" "internal/pbzip2 FuzzBZRead"; do
   set -- $target
   # Minimization is bounded by executions, not time: a long minimization
@@ -94,5 +102,13 @@ rm -rf "$tmp"
 echo "image: ok"
 
 step "README sample"
-bash scripts/sample.sh >/dev/null
-echo "sample: ok"
+sample=$(mktemp -d)
+OUT=$sample/out bash scripts/sample.sh >/dev/null
+# The README's block, as written, in the folder the script filled.
+block=$(awk '/^It builds augen into/{f=1} f&&/^```sh$/{g=1;next} g&&/^```$/{exit} g' README.md)
+[ -n "$block" ] || { echo "the README's sample block is missing"; exit 1; }
+(cd "$sample/out" && eval "${block//\/tmp\/augen-sample/$sample/out}") >/dev/null
+rm -rf "$sample"
+echo "sample: ok (scripts/sample.sh, then the README's commands as written)"
+step "done"
+printf 'all checks passed in %dm%02ds\n' $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	toolkit "github.com/augen-project/augen"
 	"github.com/augen-project/augen/bundle"
@@ -37,6 +38,7 @@ func checkBeforeSigning(e *env, files []bundle.PayloadFile, payloadKeys []string
 		}
 		pubs = append(pubs, p)
 	}
+	var ran []string
 	for _, pf := range files {
 		res, err := checkOne(e, pf, pubs)
 		if err != nil {
@@ -45,6 +47,14 @@ func checkBeforeSigning(e *env, files []bundle.PayloadFile, payloadKeys []string
 		if kind := res.Summary.Kind; pf.Kind != bundle.KindExtra && kind != pf.Kind {
 			return fmt.Errorf("%w: %s is a %s payload, given as the %s payload", errNotSigned, pf.Path, kind, pf.Kind)
 		}
+		how := "signature and rules"
+		switch {
+		case pf.Kind == bundle.KindFull:
+			how = "signature, rules, applied, kernel against its /usr"
+		case pf.Kind == bundle.KindExtra:
+			how = "signature, ue-rs's rules, applied"
+		}
+		ran = append(ran, pf.Name+" ("+how+")")
 		if pf.Kind != bundle.KindFull {
 			continue
 		}
@@ -61,6 +71,7 @@ func checkBeforeSigning(e *env, files []bundle.PayloadFile, payloadKeys []string
 			return fmt.Errorf("%w: --board %s, but the full payload's kernel is an %s kernel (board %s)", errNotSigned, *board, res.KernelArch, have)
 		}
 	}
+	fmt.Fprintf(e.stderr, "input checks: %s; deltas are applied by augen verify --old\n", strings.Join(ran, "; "))
 	return nil
 }
 
