@@ -36,13 +36,18 @@ func pinSource(a *attrs, env, prompt string, opts *Options) ([]byte, error) {
 		return nil, fmt.Errorf("%w: set pin-source in the URI or %s (no terminal to ask on)", ErrPIN, env)
 	}
 	defer tty.Close()
+	return readTTY(tty, prompt)
+}
+
+// readTTY prompts on tty and reads a line without echo.
+func readTTY(tty *os.File, prompt string) ([]byte, error) {
 	fmt.Fprintf(tty, "%s: ", prompt)
-	pin, err := term.ReadPassword(int(tty.Fd()))
+	b, err := term.ReadPassword(int(tty.Fd()))
 	fmt.Fprintln(tty)
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading from the terminal: %v", ErrPIN, err)
 	}
-	return pin, nil
+	return b, nil
 }
 
 // promptTwice asks for a new secret on /dev/tty, without echo, twice, and
@@ -53,20 +58,11 @@ func promptTwice(prompt, env string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: give pin-source=file:… in the URI or set %s (no terminal to ask on), or --no-auth for a key without one", ErrNoAuth, env)
 	}
 	defer tty.Close()
-	read := func(p string) ([]byte, error) {
-		fmt.Fprintf(tty, "%s: ", p)
-		b, err := term.ReadPassword(int(tty.Fd()))
-		fmt.Fprintln(tty)
-		if err != nil {
-			return nil, fmt.Errorf("%w: reading from the terminal: %v", ErrPIN, err)
-		}
-		return b, nil
-	}
-	a, err := read(prompt)
+	a, err := readTTY(tty, prompt)
 	if err != nil {
 		return nil, err
 	}
-	b, err := read(prompt + " (again)")
+	b, err := readTTY(tty, prompt+" (again)")
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/payload/apply"
@@ -52,23 +51,11 @@ func payloadApply(e *env, args []string) (err error) {
 	if *kernelOut != "" && *kernelOut == *out {
 		return usagef("-o and --kernel-out name the same file")
 	}
-	pubs, err := loadPubkeys(pubPaths)
+	pubs, in, size, done, err := payloadInputs(e, uf, pubPaths, old, oldKernel, fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	if *old != "" {
-		usr, k, done, err := usrInput(e, uf, "--old", *old, *oldKernel, os.TempDir())
-		if err != nil {
-			return err
-		}
-		defer done()
-		*old, *oldKernel = usr, k
-	}
-	in, size, closeIn, err := openSeekable(e, fs.Arg(0), payloadSpoolLimit)
-	if err != nil {
-		return err
-	}
-	defer closeIn()
+	defer done()
 	part, err := createOutput(e, *out)
 	if err != nil {
 		return err

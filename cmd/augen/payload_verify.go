@@ -1,9 +1,11 @@
 package main
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"github.com/augen-project/augen/filekind"
+	"io"
 	"os"
 
 	"github.com/augen-project/augen/payload"
@@ -84,23 +86,11 @@ func payloadVerify(e *env, args []string) (err error) {
 		return withHint(usagef("--pubkey is required: a payload is verified against the key clients trust"),
 			"that key is /usr/share/update_engine/update-payload-key.pub.pem on the clients")
 	}
-	pubs, err := loadPubkeys(pubPaths)
+	pubs, in, size, done, err := payloadInputs(e, uf, pubPaths, old, oldKernel, fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	if *old != "" {
-		usr, k, done, err := usrInput(e, uf, "--old", *old, *oldKernel, os.TempDir())
-		if err != nil {
-			return err
-		}
-		defer done()
-		*old, *oldKernel = usr, k
-	}
-	in, size, closeIn, err := openSeekable(e, fs.Arg(0), payloadSpoolLimit)
-	if err != nil {
-		return err
-	}
-	defer closeIn()
+	defer done()
 	// Targets are simulated in $TMPDIR: a 1 GiB image needs 1 GiB there.
 	progress, endProgress := showProgress(e, "")
 	defer endProgress()
@@ -135,4 +125,35 @@ func payloadVerify(e *env, args []string) (err error) {
 		fmt.Fprintf(e.stdout, "  rebuilt %-10s %d bytes, sha256 %x\n", r.Name, r.Size, r.SHA256)
 	}
 	return nil
+}
+
+// payloadInputs reads what payload verify and payload apply take: the
+// public keys, the old USR image and kernel a delta applies to (a
+// production image unpacked; *old and *oldKernel are set to the files to
+// use), and the payload, seekable. done removes what was made.
+func payloadInputs(e *env, uf *unpackFlags, pubPaths []string, old, oldKernel *string, path string) (pubs []crypto.PublicKey, in io.ReaderAt, size int64, done func(), err error) {
+	var dones []func()
+	done = func() {
+		for i := len(dones) - 1; i >= 0; i-- {
+			dones[i]()
+		}
+	}
+	if pubs, err = loadPubkeys(pubPaths); err != nil {
+		return nil, nil, 0, nil, err
+	}
+	if *old != "" {
+		usr, k, d, err := usrInput(e, uf, "--old", *old, *oldKernel, os.TempDir())
+		if err != nil {
+			return nil, nil, 0, nil, err
+		}
+		dones = append(dones, d)
+		*old, *oldKernel = usr, k
+	}
+	in, size, closeIn, err := openSeekable(e, path, payloadSpoolLimit)
+	if err != nil {
+		done()
+		return nil, nil, 0, nil, err
+	}
+	dones = append(dones, closeIn)
+	return pubs, in, size, done, nil
 }
