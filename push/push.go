@@ -362,9 +362,7 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	case err != nil:
 		return rec, fmt.Errorf("reading the floors of %s: %w", o.Channel, err)
 	}
-	for _, f := range floors {
-		rec.Floors = append(rec.Floors, FloorInfo{Version: f.Version, PackageID: f.ID, Reason: deref(f.FloorReason)})
-	}
+	rec.Floors = FloorsOf(floors)
 	if len(floors) > 0 {
 		o.Log("floors: " + fmt.Sprintf("%s has %d floor(s): %s", o.Channel, len(floors), floorList(floors)))
 	}
@@ -507,6 +505,16 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	pr := rec.Probe
 	o.Log("probe: " + fmt.Sprintf("a machine (%s) at %s on track %s is offered %s, %d bytes, sha256 %s, %d extra file(s): as pushed", st.Board, pr.From, o.Track, pr.URL, pr.Size, pr.SHA256, pr.Extra))
 	return rec, nil
+}
+
+// FloorsOf is how a channel's floors are reported: version, package and
+// reason, in the server's order (oldest first).
+func FloorsOf(floors []nebraska.Package) []FloorInfo {
+	out := []FloorInfo{}
+	for _, f := range floors {
+		out = append(out, FloorInfo{Version: f.Version, PackageID: f.ID, Reason: deref(f.FloorReason)})
+	}
+	return out
 }
 
 func deref(s *string) string {

@@ -358,13 +358,7 @@ func pushStatus(e *env, args []string) error {
 			out.Groups = append(out.Groups, groupOut{g.Name, g.Track, g.PolicyUpdatesEnabled})
 		}
 	}
-	for _, f := range floors {
-		reason := ""
-		if f.FloorReason != nil {
-			reason = *f.FloorReason
-		}
-		out.Floors = append(out.Floors, push.FloorInfo{Version: f.Version, PackageID: f.ID, Reason: reason})
-	}
+	out.Floors = push.FloorsOf(floors)
 	if p := ch.Package; p != nil {
 		out.URL = strings.TrimSuffix(p.URL, "/") + "/" + p.Filename
 	}
