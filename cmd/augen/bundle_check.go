@@ -71,7 +71,7 @@ func checkBeforeSigning(e *env, files []bundle.PayloadFile, payloadKeys []string
 			return fmt.Errorf("%w: --board %s, but the full payload's kernel is an %s kernel (board %s)", errNotSigned, *board, res.KernelArch, have)
 		}
 	}
-	fmt.Fprintf(e.stderr, "input checks: %s; deltas are applied by augen verify --old\n", strings.Join(ran, "; "))
+	logTo(e)("input checks: " + strings.Join(ran, "; ") + "; deltas are applied by augen verify --old")
 	return nil
 }
 

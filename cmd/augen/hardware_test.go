@@ -228,4 +228,14 @@ func TestOfficialRelease(t *testing.T) {
 		}
 	}
 	augen(t, "bundle", "sign", tmp+"/r.tar", "--official", "--key", tpm, "-o", tmp+"/s.tar")
+
+	// payload build --from-image takes a CI image too: the same rule.
+	build := []string{"payload", "build", "--official", "--from-image", img, "--usr-size", "4MiB", "--key", tpm, "-o", tmp + "/p.gz"}
+	if code, _, errOut := runAugen(build...); code != exitUsage || !strings.Contains(errOut, "--official needs the CI image checked") {
+		t.Errorf("payload build --official --from-image without checks: exit %d\n%s", code, errOut)
+	}
+	code, _, errOut = runAugen(append(build, sig...)...)
+	if code != 0 || !strings.Contains(errOut, "input checks: "+img+": OpenPGP signature by") {
+		t.Errorf("payload build --official --from-image: exit %d\n%s", code, errOut)
+	}
 }

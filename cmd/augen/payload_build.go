@@ -135,6 +135,9 @@ func payloadBuild(e *env, args []string) error {
 	if *old != "" && *pcr != "" {
 		return usagef("--pcr-policy is not supported in delta payloads yet; build a full payload")
 	}
+	if err := officialImageChecked(*official && *fromImage != "", uf); err != nil {
+		return err
+	}
 	if *official && len(keys) == 0 {
 		return withHint(usagef("--official refuses to write an unsigned payload"), "give the release key with --key pkcs11:… or --key tpm:…")
 	}
@@ -271,9 +274,11 @@ func resolveInputs(e *env, uf *unpackFlags, in buildInputs, fromImage, oldFromIm
 			return in, cleanup, err
 		}
 		undo = append(undo, func() { tempfile.RemoveAll(tmp) })
-		if in.image, in.kernel, err = unpackTo(e, uf.withKernel(in.kernel), fromImage, tmp, "new"); err != nil {
+		var res *unpack.Result
+		if in.image, in.kernel, res, err = unpackChecked(e, uf.withKernel(in.kernel), fromImage, tmp, "new"); err != nil {
 			return in, cleanup, err
 		}
+		logTo(e)(inputChecks(fromImage, res, *uf.digests != ""))
 		if oldFromImage != "" {
 			if in.old, in.oldKernel, err = unpackTo(e, uf.withKernel(in.oldKernel), oldFromImage, tmp, "old"); err != nil {
 				return in, cleanup, err
@@ -386,11 +391,17 @@ func buildDelta(e *env, w io.Writer, opts generate.BuildOptions, old, oldKernel,
 // unpackTo unpacks a production image into dir as NAME.usr and NAME.vmlinuz
 // (unpack.ToDir), with the checks and progress the flags ask for.
 func unpackTo(e *env, u *unpackFlags, image, dir, name string) (string, string, error) {
+	usr, kernel, _, err := unpackChecked(e, u, image, dir, name)
+	return usr, kernel, err
+}
+
+// unpackChecked is unpackTo that also returns what unpacking found (which
+// of the image's own checks ran).
+func unpackChecked(e *env, u *unpackFlags, image, dir, name string) (string, string, *unpack.Result, error) {
 	opts, checks, end, err := u.options(e, image, dir)
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	defer end()
-	usr, kernel, _, err := unpack.ToDir(e.ctx, image, dir, name, opts, checks)
-	return usr, kernel, err
+	return unpack.ToDir(e.ctx, image, dir, name, opts, checks)
 }

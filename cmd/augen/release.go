@@ -72,9 +72,8 @@ func releaseCmd(e *env, args []string) error {
 	if err := checkOfficial(bf.official, append(append([]string{}, keys...), bf.keys...), *insecure); err != nil {
 		return err
 	}
-	if bf.official && *uf.signature == "" && *uf.digests == "" {
-		return withHint(usagef("--official needs the CI image checked: give its OpenPGP signature (--signature, --signing-key) or its DIGESTS file (--digests)"),
-			"an official release is built only from an image proven to be the one CI built")
+	if err := officialImageChecked(bf.official, uf); err != nil {
+		return err
 	}
 	payloadKeys, err := openKeys(e, keys, keyOptions(e, *insecure, bf.official))
 	if err != nil {
@@ -128,7 +127,7 @@ func releaseCmd(e *env, args []string) error {
 		return err
 	}
 	st := res.Statement
-	fmt.Fprintln(e.stderr, inputChecks(fs.Arg(0), res.Image, *uf.digests != ""))
+	logTo(e)(inputChecks(fs.Arg(0), res.Image, *uf.digests != ""))
 	fmt.Fprintf(e.stderr, "wrote %s: %s %s, %d payload(s), signed by %d key(s)\n", *out, st.Predicate.Board, st.Predicate.Version, len(st.Predicate.Payloads), len(bundleKeys))
 	if *asJSON {
 		r := bundleJSON(*out, st)
@@ -221,4 +220,14 @@ func inputChecks(image string, res *unpack.Result, digests bool) string {
 		return "warning: " + image + ": the CI image's own checks did not run (no --signature, no --digests): nothing proves it is the image CI built; --official requires one"
 	}
 	return "input checks: " + image + ": " + strings.Join(ran, ", ") + " verified; GPT and the kernel's dm-verity root hash checked"
+}
+
+// officialImageChecked refuses an --official build from a CI image whose
+// own checks (OpenPGP signature, DIGESTS) were not asked for.
+func officialImageChecked(official bool, uf *unpackFlags) error {
+	if official && *uf.signature == "" && *uf.digests == "" {
+		return withHint(usagef("--official needs the CI image checked: give its OpenPGP signature (--signature, --signing-key) or its DIGESTS file (--digests)"),
+			"an official release is built only from an image proven to be the one CI built")
+	}
+	return nil
 }
