@@ -132,7 +132,9 @@ func (pr *Reader) readHeader() error {
 		return invalidf("not a CrAU payload: magic at byte 0 is %q, want %q", h[:4], Magic)
 	}
 	if v := binary.BigEndian.Uint64(h[4:12]); v != Version {
-		return invalidf("unsupported format version %d at byte 4 (Flatcar's client reads only version %d)", v, Version)
+		// The client does not read the version (delta_metadata.cc
+		// ParsePayload: "We don't check the version at all today").
+		return stricterf("header-version", "format version %d at byte 4; every generator writes %d, the only version augen knows", v, Version)
 	}
 	ms := binary.BigEndian.Uint64(h[12:20])
 	if ms == 0 || ms > uint64(pr.opts.MaxManifestSize) {
@@ -200,6 +202,12 @@ func (pr *Reader) nextOp() (*Op, error) {
 			return nil, err
 		}
 		if sum := sha256.Sum256(data); !bytes.Equal(sum[:], ref.op.GetDataSha256Hash()) {
+			if ref.proc >= 0 && pr.manifest.Procedures[ref.proc].Type == nil {
+				// The client skips an untyped procedure's operations
+				// without looking at their data (PerformOperation).
+				return nil, stricterf("skipped-operation-hash", "%s (a procedure of no known type, which the client skips): data at bytes %d..%d does not match its SHA-256 (manifest %x, data %x)",
+					o.Where(), o.FileOffset, o.FileOffset+int64(n), ref.op.GetDataSha256Hash(), sum)
+			}
 			return nil, invalidf("%s: data at bytes %d..%d does not match its SHA-256 (manifest %x, data %x)",
 				o.Where(), o.FileOffset, o.FileOffset+int64(n), ref.op.GetDataSha256Hash(), sum)
 		}

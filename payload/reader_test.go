@@ -278,7 +278,8 @@ func TestHeaderRules(t *testing.T) {
 		want string
 	}{
 		{"magic", hdr("CrAX", 1, 10), "not a CrAU payload"},
-		{"version 2", hdr("CrAU", 2, 10), "unsupported format version 2"},
+		{"version 2", hdr("CrAU", 2, 10), "format version 2 at byte 4"},
+		{"version 0", hdr("CrAU", 0, 10), "stricter than the client (header-version)"},
 		{"huge manifest", hdr("CrAU", 1, 1<<40), "manifest size 1099511627776"},
 		{"empty manifest", hdr("CrAU", 1, 0), "manifest size 0"},
 		{"short", []byte("CrA"), "truncated"},

@@ -79,12 +79,14 @@ func DecodeSignatures(b []byte) (*SignaturesMsg, error) {
 	// Versions are slots, numbered 3-N … 2 by every generator. Anything
 	// else means the blob was altered (it is outside the signed region).
 	want := SignatureVersions(len(msg.Signatures))
+	// The client takes the first entry with version 2 and ignores the rest
+	// (payload_signer.cc VerifySignatureBlob), so these are augen's rules.
 	for i, s := range msg.Signatures {
 		if s.Version == nil || len(s.GetData()) == 0 {
-			return nil, invalidf("signature %d has no version or no data", i)
+			return nil, stricterf("signature-versions", "signature %d has no version or no data", i)
 		}
 		if s.GetVersion() != want[i] {
-			return nil, invalidf("signature %d has version %d; with %d signatures the versions are %v", i, s.GetVersion(), len(want), want)
+			return nil, stricterf("signature-versions", "signature %d has version %d; with %d signatures the versions are %v", i, s.GetVersion(), len(want), want)
 		}
 	}
 	return msg, nil

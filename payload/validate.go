@@ -26,7 +26,7 @@ func (pr *Reader) checkManifest() error {
 		return err
 	}
 	if opi := m.GetOldPartitionInfo(); opi != nil {
-		if err := checkInfo(opi, "old_partition_info"); err != nil {
+		if err := checkOldInfo(opi, "old_partition_info"); err != nil {
 			return err
 		}
 	}
@@ -40,11 +40,17 @@ func (pr *Reader) checkManifest() error {
 			if p.GetNewInfo() == nil {
 				return invalidf("manifest: %s (%s) has no new_info", where, p.GetType())
 			}
+			if ni := p.GetNewInfo(); ni.Size == nil && len(ni.GetHash()) == 0 {
+				// KernelVerifierAction skips a file whose new size is 0 and
+				// hash empty ("a new kernel was never installed"), after the
+				// operations wrote it and it was cut to 0 bytes.
+				return stricterf("procedure-new-info", "manifest: %s (%s) has an empty new_info: the client would install the file unverified", where, p.GetType())
+			}
 			if err := checkInfo(p.GetNewInfo(), where+".new_info"); err != nil {
 				return err
 			}
 			if p.GetOldInfo() != nil {
-				if err := checkInfo(p.GetOldInfo(), where+".old_info"); err != nil {
+				if err := checkOldInfo(p.GetOldInfo(), where+".old_info"); err != nil {
 					return err
 				}
 			}
@@ -107,12 +113,25 @@ func (pr *Reader) checkManifest() error {
 	return nil
 }
 
+// checkInfo checks a new_info: the client hashes its size's bytes of the
+// rebuilt target and compares the hash.
 func checkInfo(info *InstallInfo, where string) error {
 	if len(info.GetHash()) != sha256.Size {
 		return invalidf("manifest: %s.hash is %d bytes, want a %d-byte SHA-256", where, len(info.GetHash()), sha256.Size)
 	}
 	if info.Size == nil {
-		return invalidf("manifest: %s.size is missing", where)
+		// The client reads an absent size as 0.
+		return stricterf("info-size", "manifest: %s.size is missing", where)
+	}
+	return nil
+}
+
+// checkOldInfo checks an old_info: the client compares its hash with the
+// hash of the whole running partition or kernel and never reads its size
+// (payload_processor.cc VerifySource), so only the hash matters here.
+func checkOldInfo(info *InstallInfo, where string) error {
+	if len(info.GetHash()) != sha256.Size {
+		return invalidf("manifest: %s.hash is %d bytes, want a %d-byte SHA-256 (the client compares it with the running system's)", where, len(info.GetHash()), sha256.Size)
 	}
 	return nil
 }

@@ -189,6 +189,7 @@ func Cases() []*Case {
 	c = delta("partition-size-unaligned", "stricter", "partition-size", old, []*payload.Operation{op(payload.OpReplace, Ext(1, 1))}, [][]byte{blk(1)})
 	c.M.NewPartitionInfo.Size = proto.Uint64(Blocks*bs - 100)
 	add(c)
+	cs = append(cs, machineCases(old, kOld, blk)...)
 	return cs
 }
 

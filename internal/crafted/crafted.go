@@ -47,6 +47,8 @@ type Case struct {
 	KeepHashes bool
 	// Fix, if set, edits the manifest after data offsets and hashes are set.
 	Fix func(m *payload.Manifest)
+	// Edit, if set, edits the payload's bytes once they are assembled.
+	Edit func(b []byte) []byte
 }
 
 // Ops returns the case's operations in execution order.
@@ -94,6 +96,9 @@ func (c *Case) Payload() ([]byte, error) {
 	out.Write(hdr[:])
 	out.Write(mb)
 	out.Write(data.Bytes())
+	if c.Edit != nil {
+		return c.Edit(out.Bytes()), nil
+	}
 	return out.Bytes(), nil
 }
 

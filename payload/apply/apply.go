@@ -71,11 +71,20 @@ type Targets struct {
 	// Limit is the partition's size in bytes: no operation may read or
 	// write past it (rounded up to a whole block).
 	Limit uint64
+	// PartitionSize, for a delta, is the size of the running partition
+	// the target was copied from: the client's reads past it fail (a short
+	// read of the device). 0 means unknown: reads past the target's end
+	// read zeros.
+	PartitionSize uint64
 	// Procedures maps a procedure type to its file target. A file target
 	// starts as the procedure's old_info.size bytes (a copy of the old
 	// file) or empty (a full procedure); reads past its current end fail,
 	// as the client's reads of the file do.
 	Procedures map[payload.ProcedureType]Target
+	// FileSizes holds the current size of a delta procedure's file target
+	// (the whole old file, as KernelCopierAction copies it); absent means
+	// the procedure's old_info.size.
+	FileSizes map[payload.ProcedureType]uint64
 	// Counters, if set, is told how much work the payload caused, so that
 	// tests can prove a crafted payload was stopped early.
 	Counters *Counters

@@ -179,16 +179,29 @@ func TestReferenceFuzz(t *testing.T) {
 	n := envInt("AUGEN_REF_FUZZ_N", 400)
 	seed := uint64(envInt("AUGEN_REF_FUZZ_SEED", 1))
 	r := rand.New(rand.NewPCG(seed, 7))
-	var seeds []*crafted.Case
+	var seeds, deltas []*crafted.Case
 	for _, c := range crafted.Cases() {
 		if c.Want == crafted.Accept && c.Class != "10-work" {
 			seeds = append(seeds, c)
+			if c.M.OldPartitionInfo != nil {
+				deltas = append(deltas, c)
+			}
 		}
 	}
 	counts := map[string]int{}
-	disagree := 0
+	disagree, machines := 0, 0
 	for i := 0; i < n; i++ {
-		m := crafted.Mutate(r, seeds[r.IntN(len(seeds))])
+		var m *crafted.Case
+		if i%3 == 2 {
+			// The machine varied: the running partition and kernel.
+			m = crafted.MutateMachine(r, deltas[r.IntN(len(deltas))])
+			if r.IntN(2) == 0 {
+				m = crafted.Mutate(r, m)
+			}
+			machines++
+		} else {
+			m = crafted.Mutate(r, seeds[r.IntN(len(seeds))])
+		}
 		o, err := crafted.Compare(context.Background(), bin, m, t.TempDir())
 		if err != nil {
 			t.Fatalf("mutant %d of %s: %v", i, m.Name, err)
@@ -209,7 +222,7 @@ func TestReferenceFuzz(t *testing.T) {
 	for _, k := range keys {
 		t.Logf("%5d  %s", counts[k], k)
 	}
-	t.Logf("%d mutants compared with the client (seed %d): %d disagreements", n, seed, disagree)
+	t.Logf("%d mutants compared with the client (seed %d), %d of them with the machine varied: %d disagreements", n, seed, machines, disagree)
 }
 
 func envInt(name string, def int) int {

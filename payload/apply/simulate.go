@@ -11,6 +11,7 @@ import (
 	"github.com/augen-project/augen"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/augen-project/augen/ctxio"
 	"github.com/augen-project/augen/payload"
@@ -30,8 +31,18 @@ type Sources struct {
 	// Partition is the old USR image; required when the payload has
 	// old_partition_info (a delta).
 	Partition string
+	// PartitionSize is the size of the machine's USR partition that holds
+	// Partition, followed by zeros: what a machine's partition holds past
+	// the image (the install image leaves it zero, and every update copies
+	// the running partition whole into the other one). The client reads and
+	// hashes that whole device (FilesystemCopierAction), so a delta applies
+	// on partitions of one size only. 0 means the larger of Partition's
+	// size and the payload's old_partition_info.size: the partition the
+	// delta says it was made for.
+	PartitionSize uint64
 	// Kernel is the old kernel; required when the kernel procedure has
-	// old_info.
+	// old_info. The client hashes and copies the whole file
+	// (KernelCopierAction).
 	Kernel string
 	// TempDir holds the simulated targets ("" means os.TempDir()).
 	TempDir string
@@ -89,6 +100,11 @@ func (r Rebuilt) MarshalJSON() ([]byte, error) {
 func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, error) {
 	m := pr.Manifest()
 	npi := m.GetNewPartitionInfo()
+	if npi.GetSize() == 0 {
+		// The client hashes 0 bytes of the partition, and the machine
+		// then boots whatever the other partition held.
+		return nil, fmt.Errorf("%w: new_partition_info.size is 0: the payload installs no /usr: %w", ErrApply, augen.Stricter("no-partition"))
+	}
 	if npi.GetSize()%payload.BlockSize != 0 {
 		return nil, fmt.Errorf("%w: new_partition_info.size %d is not a multiple of %d (the client hashes that prefix; augen requires whole blocks): %w",
 			ErrApply, npi.GetSize(), payload.BlockSize, augen.Stricter("partition-size"))
@@ -106,18 +122,25 @@ func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, 
 		return nil, err
 	}
 	defer tempfile.Remove(part)
+	t := &Targets{Partition: part, Limit: npi.GetSize(), Procedures: map[payload.ProcedureType]Target{}, Counters: src.Counters}
 	if opi := m.GetOldPartitionInfo(); opi != nil {
 		if src.Partition == "" {
 			return nil, fmt.Errorf("%w: this is a delta payload: give the image it applies to (--old)", ErrNeedSource)
 		}
-		if err := fillFrom(ctx, part, src.Partition, opi, "old partition"); err != nil {
+		device, err := fillPartition(ctx, part, src.Partition, src.PartitionSize, opi)
+		if err != nil {
 			return nil, err
 		}
-	}
-	if err := part.Truncate(int64(max(npi.GetSize(), m.GetOldPartitionInfo().GetSize()))); err != nil {
+		if npi.GetSize() > device {
+			// The client's target is the other USR partition, as large as
+			// this one: it cannot hold more (debug-apply's file grows).
+			return nil, fmt.Errorf("%w: the payload installs a partition of %d bytes, larger than the %d-byte partition it applies on: %w",
+				ErrApply, npi.GetSize(), device, augen.Stricter("partition-grows"))
+		}
+		t.PartitionSize = device
+	} else if err := part.Truncate(int64(npi.GetSize())); err != nil {
 		return nil, err
 	}
-	t := &Targets{Partition: part, Limit: npi.GetSize(), Procedures: map[payload.ProcedureType]Target{}, Counters: src.Counters}
 	if src.Progress != nil {
 		stage, total, meta := src.stage("applying"), int64(pr.DataSize()), pr.MetadataSize()
 		t.Progress = func(off int64) { src.Progress(stage, max(off-meta, 0), total) }
@@ -136,12 +159,24 @@ func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, 
 		}
 		defer tempfile.Remove(f)
 		if oi := p.GetOldInfo(); oi != nil {
-			if p.GetType() != payload.ProcKernel || src.Kernel == "" {
-				return nil, fmt.Errorf("%w: the %s procedure is a delta: give the old file it applies to (--old-kernel)", ErrNeedSource, p.GetType())
+			if p.GetType() != payload.ProcKernel {
+				// The client only ever hashes and copies an old kernel
+				// (KernelCopierAction); augen has no running PCR policy
+				// to start from.
+				return nil, fmt.Errorf("%w: the %s procedure is a delta (it has old_info); augen verifies delta procedures for the kernel only, so it cannot check what this one installs: %w",
+					ErrApply, p.GetType(), augen.Stricter("delta-procedure"))
 			}
-			if err := fillFrom(ctx, f, src.Kernel, oi, "old kernel"); err != nil {
+			if src.Kernel == "" {
+				return nil, fmt.Errorf("%w: the KERNEL procedure is a delta: give the old kernel it applies to (--old-kernel, or --old with a production image)", ErrNeedSource)
+			}
+			n, err := fillKernel(ctx, f, src.Kernel, oi)
+			if err != nil {
 				return nil, err
 			}
+			if t.FileSizes == nil {
+				t.FileSizes = map[payload.ProcedureType]uint64{}
+			}
+			t.FileSizes[p.GetType()] = n
 		}
 		procFiles[p.GetType()] = f
 		t.Procedures[p.GetType()] = f
@@ -200,24 +235,103 @@ func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, 
 	return out, nil
 }
 
-// fillFrom copies the first info.size bytes of path into f, checking them
-// against info.hash as the client's VerifySource does.
-func fillFrom(ctx context.Context, f *os.File, path string, info *payload.InstallInfo, what string) error {
+// fillPartition copies the old image at path into f and extends it with
+// zeros to size bytes (0: the larger of the image's size and info.size),
+// and checks the whole of it against info.hash as the client's
+// VerifySource does: FilesystemCopierAction hashes the running partition
+// device to its end, whatever info.size says (payload_processor.cc
+// compares hashes only). It returns the partition's size.
+func fillPartition(ctx context.Context, f *os.File, path string, size uint64, info *payload.InstallInfo) (uint64, error) {
 	in, err := os.Open(path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer in.Close()
 	h := sha256.New()
-	n, err := ctxio.Copy(ctx, io.MultiWriter(f, h), io.LimitReader(in, int64(info.GetSize())))
+	n, err := ctxio.Copy(ctx, io.MultiWriter(f, h), io.LimitReader(in, MaxPartitionSize+1))
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if uint64(n) != info.GetSize() {
-		return fmt.Errorf("%w: %s %s is %d bytes, the payload applies to %d", ErrMismatch, what, path, n, info.GetSize())
+	if n > MaxPartitionSize {
+		return 0, fmt.Errorf("%w: the old image %s is over augen's limit of %d bytes", ErrApply, path, uint64(MaxPartitionSize))
 	}
-	if sum := h.Sum(nil); !bytes.Equal(sum, info.GetHash()) {
-		return fmt.Errorf("%w: %s %s has SHA-256 %x, the payload applies to %x", ErrMismatch, what, path, sum, info.GetHash())
+	image := uint64(n)
+	if size == 0 {
+		size = max(image, info.GetSize())
+	}
+	if size < image {
+		return 0, fmt.Errorf("%w: the old image %s (%d bytes) does not fit a partition of %d bytes", ErrMismatch, path, image, size)
+	}
+	if size > MaxPartitionSize {
+		return 0, fmt.Errorf("%w: a partition of %d bytes is over augen's limit of %d", ErrApply, size, uint64(MaxPartitionSize))
+	}
+	if err := hashZeros(ctx, h, size-image); err != nil {
+		return 0, err
+	}
+	if err := f.Truncate(int64(size)); err != nil {
+		return 0, err
+	}
+	if err := verifySource(h.Sum(nil), info, "old partition", path, image, size); err != nil {
+		return 0, err
+	}
+	return size, nil
+}
+
+// fillKernel copies the whole old kernel file at path into f and checks
+// its hash against info.hash, as KernelCopierAction and VerifySource do
+// (the file's whole length; info.size is not read). It returns the size.
+func fillKernel(ctx context.Context, f *os.File, path string, info *payload.InstallInfo) (uint64, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	h := sha256.New()
+	n, err := ctxio.Copy(ctx, io.MultiWriter(f, h), io.LimitReader(in, MaxFileSize+1))
+	if err != nil {
+		return 0, err
+	}
+	if n > MaxFileSize {
+		return 0, fmt.Errorf("%w: the old kernel %s is over augen's limit of %d bytes", ErrApply, path, uint64(MaxFileSize))
+	}
+	if err := verifySource(h.Sum(nil), info, "old kernel", path, uint64(n), uint64(n)); err != nil {
+		return 0, err
+	}
+	return uint64(n), nil
+}
+
+// verifySource is payload_processor.cc VerifyHash: the hash of the whole
+// running partition or kernel must be the old info's (an empty one fails
+// the client's CHECK).
+func verifySource(sum []byte, info *payload.InstallInfo, what, path string, image, size uint64) error {
+	if len(info.GetHash()) == 0 {
+		return fmt.Errorf("%w: the payload's %s info has no hash (the client aborts)", ErrApply, what)
+	}
+	if bytes.Equal(sum, info.GetHash()) {
+		return nil
+	}
+	on := fmt.Sprintf("%s (%d bytes)", path, image)
+	if size != image {
+		on = fmt.Sprintf("%s (%d bytes) in a partition of %d bytes, the rest zeros,", path, image, size)
+	}
+	hint := ""
+	if info.GetSize() != size {
+		hint = fmt.Sprintf("; the payload was made for a %s of %d bytes", strings.TrimPrefix(what, "old "), info.GetSize())
+	}
+	return fmt.Errorf("%w: the delta does not apply to %s %s: SHA-256 %x, the payload applies to %x%s",
+		ErrMismatch, what, on, sum, info.GetHash(), hint)
+}
+
+// hashZeros feeds n zero bytes to h.
+func hashZeros(ctx context.Context, h io.Writer, n uint64) error {
+	var buf [1 << 16]byte
+	for n > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k := min(n, uint64(len(buf)))
+		h.Write(buf[:k])
+		n -= k
 	}
 	return nil
 }

@@ -43,6 +43,11 @@ func newState(m *payload.Manifest, t *Targets) (*state, error) {
 		st.part = &target{t: t.Partition, name: "partition", limit: limit}
 		if m.GetOldPartitionInfo() == nil {
 			st.part.full(m.GetNewPartitionInfo().GetSize())
+		} else if t.PartitionSize > 0 {
+			// A delta's target starts as a copy of the whole running
+			// partition: reads past its end fail, as the client's short
+			// read of the device does (PReadAll, bspatch's pread).
+			st.part.file, st.part.size = true, t.PartitionSize
 		}
 	}
 	// The budget: WorkFactor times what the payload rebuilds and reads.
@@ -59,6 +64,9 @@ func newState(m *payload.Manifest, t *Targets) (*state, error) {
 		g := &target{t: f, name: p.GetType().String(), limit: MaxFileSize, file: true}
 		if oi := p.GetOldInfo(); oi != nil {
 			g.size = oi.GetSize()
+			if n, ok := t.FileSizes[p.GetType()]; ok {
+				g.size = n
+			}
 		} else {
 			g.full(p.GetNewInfo().GetSize())
 		}

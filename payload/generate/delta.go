@@ -29,6 +29,16 @@ type DeltaOptions struct {
 	// Old and New are the partition images; they must be the same size,
 	// a multiple of 4096 (delta_generator's rule).
 	Old, New File
+	// PartitionSize is the size of the USR partition on the machines the
+	// delta is for (0: the old image's size). The client hashes its whole
+	// running partition (FilesystemCopierAction reads the device to its
+	// end) and compares that with old_partition_info, so the old info
+	// describes the old image followed by zeros up to PartitionSize: what
+	// a machine's partition holds past the image, since the install image
+	// leaves it zero and every update copies it along (doc/payload-format.md
+	// §3.1). Flatcar's partitions are 1 GiB (installed before 2025-09) or
+	// 2 GiB; a delta applies on one of them only.
+	PartitionSize int64
 	// OldKernel and Kernel: with both, the kernel procedure is a delta;
 	// with only Kernel, a full kernel procedure.
 	OldKernel, Kernel File
@@ -83,6 +93,9 @@ func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, e
 		return nil, nil, fmt.Errorf("%w: old (%d bytes) and new (%d bytes) images must have the same size, a non-zero multiple of %d",
 			ErrInput, opts.Old.Size, opts.New.Size, payload.BlockSize)
 	}
+	if opts.PartitionSize != 0 && opts.PartitionSize < opts.Old.Size {
+		return nil, nil, fmt.Errorf("%w: the partition size %d is smaller than the old image (%d bytes), which the partition holds", ErrInput, opts.PartitionSize, opts.Old.Size)
+	}
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -110,9 +123,9 @@ func Delta(ctx context.Context, opts DeltaOptions) (*payload.Manifest, []byte, e
 	hashed := make(chan struct{})
 	go func() {
 		defer close(hashed)
-		oldSums, oldInfo, oldErr = blockSums(opts.Old)
+		oldSums, oldInfo, oldErr = blockSums(opts.Old, max(opts.PartitionSize-opts.Old.Size, 0))
 	}()
-	newSums, newInfo, err := blockSums(opts.New)
+	newSums, newInfo, err := blockSums(opts.New, 0)
 	<-hashed
 	if err = cmp.Or(oldErr, err); err != nil {
 		return nil, nil, err
@@ -246,7 +259,10 @@ func extents(start, n uint64) []*payload.Extent {
 }
 
 // blockSums hashes every block of f (and the whole file) in one read.
-func blockSums(f File) ([][16]byte, *payload.InstallInfo, error) {
+//
+// The returned info covers the image followed by pad zero bytes (the rest
+// of the partition the image sits in).
+func blockSums(f File, pad int64) ([][16]byte, *payload.InstallInfo, error) {
 	sums := make([][16]byte, f.Size/payload.BlockSize)
 	whole := sha256.New()
 	buf := make([]byte, 1<<20)
@@ -270,8 +286,18 @@ func blockSums(f File) ([][16]byte, *payload.InstallInfo, error) {
 	if blk != len(sums) {
 		return nil, nil, fmt.Errorf("%w: image shorter than its size", ErrInput)
 	}
-	return sums, &payload.InstallInfo{Size: proto.Uint64(uint64(f.Size)), Hash: whole.Sum(nil)}, nil
+	if pad > 0 {
+		if _, err := io.CopyN(whole, zeroReader{}, pad); err != nil {
+			return nil, nil, err
+		}
+	}
+	return sums, &payload.InstallInfo{Size: proto.Uint64(uint64(f.Size + pad)), Hash: whole.Sum(nil)}, nil
 }
+
+// zeroReader reads zeros forever.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 // diffAll plans the changed files (diffFile) and the changed runs left
 // (diffRun) on several goroutines. The result is in job order, so the same
