@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/spf13/pflag"
 
 	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/tempfile"
@@ -67,4 +68,27 @@ func sizeOnlyUnpackFlags(fs interface {
 		usrSize:    fs.String("usr-size", "1GiB", "when a production image is given, how much of its USR-A is the USR image (bytes, or with KiB/MiB/GiB)"),
 		kernelPath: &kp, fullCheck: &full, digests: &none, signature: &none, signingKey: &none,
 	}
+}
+
+// partitionSize is --partition-size of payload verify and payload apply:
+// the machine's USR partition a delta is applied on.
+type partitionSize struct{ s *string }
+
+func partitionSizeFlag(fs *pflag.FlagSet) partitionSize {
+	return partitionSize{fs.String("partition-size", "", "with --old: apply the delta on a USR partition of `SIZE` holding the old image, the rest zeros, as machines have it (bytes, or with KiB/MiB/GiB; default: the size the delta was made for, or the image's if larger)")}
+}
+
+// bytes is the size given (0: none), checked to go with --old.
+func (p partitionSize) bytes(old string) (uint64, error) {
+	if *p.s == "" {
+		return 0, nil
+	}
+	if old == "" {
+		return 0, withHint(usagef("--partition-size goes with --old"), "it is the size of the partition the old image sits in on a machine")
+	}
+	n, err := parseSize(*p.s)
+	if err != nil {
+		return 0, withHint(err, "e.g. --partition-size 2GiB (Flatcar's machines installed since 2025-09) or 1GiB")
+	}
+	return uint64(n), nil
 }

@@ -34,6 +34,7 @@ func payloadApply(e *env, args []string) (err error) {
 	fs.StringArrayVar(&pubPaths, "pubkey", nil, "a trusted public key `PEM` (repeatable; required)")
 	old := fs.String("old", "", "the old USR `image` a delta applies to (plain or .bz2, or a production image, unpacked)")
 	oldKernel := fs.String("old-kernel", "", "the old kernel `file` a delta applies to")
+	partSize := partitionSizeFlag(fs)
 	out := fs.StringP("output", "o", "", "write the rebuilt partition to `path`")
 	kernelOut := fs.String("kernel-out", "", "write the rebuilt kernel to `path`")
 	uf := sizeOnlyUnpackFlags(fs)
@@ -51,6 +52,11 @@ func payloadApply(e *env, args []string) (err error) {
 	if *kernelOut != "" && *kernelOut == *out {
 		return usagef("-o and --kernel-out name the same file")
 	}
+	partition, err := partSize.bytes(*old)
+	if err != nil {
+		return err
+	}
+	oldName, oldKernelName := *old, *oldKernel
 	pubs, in, size, done, err := payloadInputs(e, uf, pubPaths, old, oldKernel, fs.Arg(0))
 	if err != nil {
 		return err
@@ -87,7 +93,8 @@ func payloadApply(e *env, args []string) (err error) {
 	}
 	progress, endProgress := showProgress(e, "")
 	vr, err := verify.Payload(e.ctx, in, size, pubs, verify.PayloadOptions{
-		Sources: apply.Sources{Partition: *old, Kernel: *oldKernel, Progress: progress},
+		Sources: apply.Sources{Partition: *old, PartitionSize: partition, Kernel: *oldKernel, Progress: progress,
+			PartitionName: oldName, KernelName: oldKernelName},
 		Keep:    keep,
 	})
 	endProgress()

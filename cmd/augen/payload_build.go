@@ -57,6 +57,15 @@ applying them in place never reads a block already overwritten; a cycle
 kernel is a delta too. Check it with "augen payload verify --old"; see what
 it does to each file with "augen payload inspect DELTA --image USR.bin".
 
+A delta applies on machines whose USR partition has one size: the client
+hashes its whole running partition (the image, then zeros to the end) and
+compares that with the delta's old side. Flatcar's partitions are 1 GiB
+on machines installed before 2025-09 and 2 GiB since, while the image stays
+1 GiB. --partition-size SIZE builds the delta for partitions of SIZE
+(--partition-size 2GiB for the newer machines); the default is the old
+image's own size, the 1 GiB machines (as delta_generator does). Build one
+delta per size ("augen release" does, with --partition-size repeated).
+
 Signing: each --key adds one signature, in the order given. update_engine
 checks ONLY the signature with version 2, which is the LAST key given; earlier
 keys are for other verifiers (and key rotation). Keys must be RSA (2048 bits
@@ -100,6 +109,7 @@ func payloadBuild(e *env, args []string) error {
 	oldFromImage := fs.String("old-from-image", "", "build a delta from this old production `image`")
 	uf := addUnpackFlags(fs)
 	oldKernel := fs.String("old-kernel", "", "with --old: the old kernel `file` (the kernel becomes a delta too)")
+	partSize := fs.String("partition-size", "", "with --old: build the delta for machines whose USR partition is `SIZE` (bytes, or with KiB/MiB/GiB; default: the old image's size, Flatcar's 1 GiB machines; 2GiB for machines installed since 2025-09)")
 	var keys []string
 	fs.StringArrayVar(&keys, "key", nil, "sign with this key `URI` (repeatable; the LAST is the one update_engine checks)")
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
@@ -134,6 +144,16 @@ func payloadBuild(e *env, args []string) error {
 	}
 	if *old != "" && *pcr != "" {
 		return usagef("--pcr-policy is not supported in delta payloads yet; build a full payload")
+	}
+	var partitionSize int64
+	if *partSize != "" {
+		if *old == "" && *oldFromImage == "" {
+			return withHint(usagef("--partition-size goes with a delta (--old or --old-from-image)"), "a full payload applies on a partition of any size")
+		}
+		var err error
+		if partitionSize, err = parseSize(*partSize); err != nil {
+			return withHint(err, "e.g. --partition-size 2GiB (Flatcar's machines installed since 2025-09) or 1GiB")
+		}
 	}
 	if err := officialImageChecked(*official && *fromImage != "", uf); err != nil {
 		return err
@@ -207,7 +227,7 @@ func payloadBuild(e *env, args []string) error {
 	opts.Progress, done = showProgress(e, "building")
 	var res *payload.Result
 	if *old != "" {
-		res, err = buildDelta(e, f, opts, *old, *oldKernel, *kernel, &closers)
+		res, err = buildDelta(e, f, opts, *old, *oldKernel, *kernel, partitionSize, &closers)
 	} else {
 		res, err = generate.BuildFull(e.ctx, f, opts)
 	}
@@ -354,7 +374,7 @@ func tempDirFor(out string) string {
 }
 
 // buildDelta builds a delta from old to the image in opts.
-func buildDelta(e *env, w io.Writer, opts generate.BuildOptions, old, oldKernel, kernel string, closers *[]io.Closer) (*payload.Result, error) {
+func buildDelta(e *env, w io.Writer, opts generate.BuildOptions, old, oldKernel, kernel string, partitionSize int64, closers *[]io.Closer) (*payload.Result, error) {
 	file := func(path, what string) (generate.File, error) {
 		in, err := openInput(path, what, closers)
 		if err != nil {
@@ -374,6 +394,11 @@ func buildDelta(e *env, w io.Writer, opts generate.BuildOptions, old, oldKernel,
 		return nil, withHint(fmt.Errorf("old image %s is %d bytes, the image %d: a delta needs images of the same size", old, d.Old.Size, d.New.Size),
 			"both are the first 1 GiB of USR-A")
 	}
+	if partitionSize != 0 && partitionSize < d.Old.Size {
+		return nil, withHint(usagef("--partition-size %d is smaller than the old image %s (%d bytes), which the partition holds", partitionSize, old, d.Old.Size),
+			"Flatcar's USR partitions are 1GiB or 2GiB")
+	}
+	d.PartitionSize = partitionSize
 	if kernel != "" {
 		d.Kernel = generate.File{R: opts.Kernel.R.(io.ReaderAt), Size: opts.Kernel.Size}
 	}

@@ -48,6 +48,8 @@ type verifyResult struct {
 	Error   string           `json:"error,omitempty"`
 	Summary *payload.Summary `json:"summary"`
 	Rebuilt []apply.Rebuilt  `json:"rebuilt"`
+	// PartitionSize is the USR partition a delta was applied on.
+	PartitionSize uint64 `json:"partition_size,omitempty"`
 }
 
 func payloadVerify(e *env, args []string) (err error) {
@@ -56,6 +58,7 @@ func payloadVerify(e *env, args []string) (err error) {
 	fs.StringArrayVar(&pubPaths, "pubkey", nil, "a trusted public key `PEM` (repeatable; required)")
 	old := fs.String("old", "", "the old USR `image` a delta applies to (plain or .bz2, or a production image, unpacked)")
 	oldKernel := fs.String("old-kernel", "", "the old kernel `file` a delta applies to")
+	partSize := partitionSizeFlag(fs)
 	image := fs.String("image", "", "check the rebuilt partition equals this `image`")
 	kernel := fs.String("kernel", "", "check the rebuilt kernel equals this `file`")
 	unsigned := fs.Bool("unsafe-allow-unsigned", false, "check an unsigned payload (no signature check at all)")
@@ -86,6 +89,11 @@ func payloadVerify(e *env, args []string) (err error) {
 		return withHint(usagef("--pubkey is required: a payload is verified against the key clients trust"),
 			"that key is /usr/share/update_engine/update-payload-key.pub.pem on the clients")
 	}
+	partition, err := partSize.bytes(*old)
+	if err != nil {
+		return err
+	}
+	oldName, oldKernelName := *old, *oldKernel
 	pubs, in, size, done, err := payloadInputs(e, uf, pubPaths, old, oldKernel, fs.Arg(0))
 	if err != nil {
 		return err
@@ -95,7 +103,8 @@ func payloadVerify(e *env, args []string) (err error) {
 	progress, endProgress := showProgress(e, "")
 	defer endProgress()
 	vr, err := verify.Payload(e.ctx, in, size, pubs, verify.PayloadOptions{
-		Sources:             apply.Sources{Partition: *old, Kernel: *oldKernel, Progress: progress},
+		Sources:             apply.Sources{Partition: *old, PartitionSize: partition, Kernel: *oldKernel, Progress: progress,
+			PartitionName: oldName, KernelName: oldKernelName},
 		UnsafeAllowUnsigned: *unsigned,
 		AllSignatures:       *allSigs,
 		WantPartition:       *image,
@@ -108,6 +117,9 @@ func payloadVerify(e *env, args []string) (err error) {
 	s, rebuilt := vr.Summary, vr.Rebuilt
 	res := verifyResult{Valid: true, Summary: s}
 	res.Rebuilt = rebuilt
+	if s.OldPartition != nil {
+		res.PartitionSize = appliedPartition(*old, partition, s.OldPartition.Size)
+	}
 	if *asJSON {
 		return writeJSON(e.stdout, res)
 	}
@@ -121,10 +133,38 @@ func payloadVerify(e *env, args []string) (err error) {
 		}
 	}
 	fmt.Fprintln(e.stdout, ")")
+	if res.PartitionSize > 0 {
+		fmt.Fprintf(e.stdout, "  applied on a USR partition of %s holding %s (the rest zeros)\n", humanBytes(res.PartitionSize), oldName)
+	}
 	for _, r := range res.Rebuilt {
 		fmt.Fprintf(e.stdout, "  rebuilt %-10s %d bytes, sha256 %x\n", r.Name, r.Size, r.SHA256)
 	}
 	return nil
+}
+
+// appliedPartition is the partition apply.Simulate applied a delta on:
+// the size given, or the larger of the old image and the delta's
+// old_partition_info.size.
+func appliedPartition(old string, given, made uint64) uint64 {
+	if given > 0 {
+		return given
+	}
+	st, err := os.Stat(old)
+	if err != nil {
+		return made
+	}
+	return max(uint64(st.Size()), made)
+}
+
+// humanBytes is n in bytes, with its size in GiB or MiB when whole.
+func humanBytes(n uint64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d bytes (%d GiB)", n, n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d bytes (%d MiB)", n, n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // payloadInputs reads what payload verify and payload apply take: the

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +12,6 @@ import (
 	"github.com/augen-project/augen"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/augen-project/augen/ctxio"
 	"github.com/augen-project/augen/payload"
@@ -40,6 +40,9 @@ type Sources struct {
 	// size and the payload's old_partition_info.size: the partition the
 	// delta says it was made for.
 	PartitionSize uint64
+	// PartitionName and KernelName, if set, name Partition and Kernel in
+	// errors (the user's file, when Partition was unpacked from it).
+	PartitionName, KernelName string
 	// Kernel is the old kernel; required when the kernel procedure has
 	// old_info. The client hashes and copies the whole file
 	// (KernelCopierAction).
@@ -127,7 +130,7 @@ func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, 
 		if src.Partition == "" {
 			return nil, fmt.Errorf("%w: this is a delta payload: give the image it applies to (--old)", ErrNeedSource)
 		}
-		device, err := fillPartition(ctx, part, src.Partition, src.PartitionSize, opi)
+		device, err := fillPartition(ctx, part, src.Partition, cmp.Or(src.PartitionName, src.Partition), src.PartitionSize, opi)
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +172,7 @@ func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, 
 			if src.Kernel == "" {
 				return nil, fmt.Errorf("%w: the KERNEL procedure is a delta: give the old kernel it applies to (--old-kernel, or --old with a production image)", ErrNeedSource)
 			}
-			n, err := fillKernel(ctx, f, src.Kernel, oi)
+			n, err := fillKernel(ctx, f, src.Kernel, cmp.Or(src.KernelName, src.Kernel), oi)
 			if err != nil {
 				return nil, err
 			}
@@ -241,7 +244,7 @@ func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, 
 // VerifySource does: FilesystemCopierAction hashes the running partition
 // device to its end, whatever info.size says (payload_processor.cc
 // compares hashes only). It returns the partition's size.
-func fillPartition(ctx context.Context, f *os.File, path string, size uint64, info *payload.InstallInfo) (uint64, error) {
+func fillPartition(ctx context.Context, f *os.File, path, name string, size uint64, info *payload.InstallInfo) (uint64, error) {
 	in, err := os.Open(path)
 	if err != nil {
 		return 0, err
@@ -253,14 +256,14 @@ func fillPartition(ctx context.Context, f *os.File, path string, size uint64, in
 		return 0, err
 	}
 	if n > MaxPartitionSize {
-		return 0, fmt.Errorf("%w: the old image %s is over augen's limit of %d bytes", ErrApply, path, uint64(MaxPartitionSize))
+		return 0, fmt.Errorf("%w: the old image %s is over augen's limit of %d bytes", ErrApply, name, uint64(MaxPartitionSize))
 	}
 	image := uint64(n)
 	if size == 0 {
 		size = max(image, info.GetSize())
 	}
 	if size < image {
-		return 0, fmt.Errorf("%w: the old image %s (%d bytes) does not fit a partition of %d bytes", ErrMismatch, path, image, size)
+		return 0, fmt.Errorf("%w: the old image %s (%d bytes) does not fit a partition of %d bytes", ErrMismatch, name, image, size)
 	}
 	if size > MaxPartitionSize {
 		return 0, fmt.Errorf("%w: a partition of %d bytes is over augen's limit of %d", ErrApply, size, uint64(MaxPartitionSize))
@@ -271,7 +274,7 @@ func fillPartition(ctx context.Context, f *os.File, path string, size uint64, in
 	if err := f.Truncate(int64(size)); err != nil {
 		return 0, err
 	}
-	if err := verifySource(h.Sum(nil), info, "old partition", path, image, size); err != nil {
+	if err := verifySource(h.Sum(nil), info, "old partition", name, image, size); err != nil {
 		return 0, err
 	}
 	return size, nil
@@ -280,7 +283,7 @@ func fillPartition(ctx context.Context, f *os.File, path string, size uint64, in
 // fillKernel copies the whole old kernel file at path into f and checks
 // its hash against info.hash, as KernelCopierAction and VerifySource do
 // (the file's whole length; info.size is not read). It returns the size.
-func fillKernel(ctx context.Context, f *os.File, path string, info *payload.InstallInfo) (uint64, error) {
+func fillKernel(ctx context.Context, f *os.File, path, name string, info *payload.InstallInfo) (uint64, error) {
 	in, err := os.Open(path)
 	if err != nil {
 		return 0, err
@@ -292,9 +295,9 @@ func fillKernel(ctx context.Context, f *os.File, path string, info *payload.Inst
 		return 0, err
 	}
 	if n > MaxFileSize {
-		return 0, fmt.Errorf("%w: the old kernel %s is over augen's limit of %d bytes", ErrApply, path, uint64(MaxFileSize))
+		return 0, fmt.Errorf("%w: the old kernel %s is over augen's limit of %d bytes", ErrApply, name, uint64(MaxFileSize))
 	}
-	if err := verifySource(h.Sum(nil), info, "old kernel", path, uint64(n), uint64(n)); err != nil {
+	if err := verifySource(h.Sum(nil), info, "old kernel", name, uint64(n), uint64(n)); err != nil {
 		return 0, err
 	}
 	return uint64(n), nil
@@ -310,16 +313,19 @@ func verifySource(sum []byte, info *payload.InstallInfo, what, path string, imag
 	if bytes.Equal(sum, info.GetHash()) {
 		return nil
 	}
-	on := fmt.Sprintf("%s (%d bytes)", path, image)
+	on := fmt.Sprintf("%s %s (%d bytes)", what, path, image)
 	if size != image {
-		on = fmt.Sprintf("%s (%d bytes) in a partition of %d bytes, the rest zeros,", path, image, size)
+		on = fmt.Sprintf("%s %s (%d bytes) in a partition of %d bytes, the rest zeros", what, path, image, size)
 	}
 	hint := ""
-	if info.GetSize() != size {
-		hint = fmt.Sprintf("; the payload was made for a %s of %d bytes", strings.TrimPrefix(what, "old "), info.GetSize())
+	if info.GetSize() != size && info.GetSize() != 0 {
+		hint = fmt.Sprintf("; its %s info says %d bytes", what, info.GetSize())
+		if what == "old partition" {
+			hint = fmt.Sprintf("; it was made for a partition of %d bytes (--partition-size)", info.GetSize())
+		}
 	}
-	return fmt.Errorf("%w: the delta does not apply to %s %s: SHA-256 %x, the payload applies to %x%s",
-		ErrMismatch, what, on, sum, info.GetHash(), hint)
+	return fmt.Errorf("%w: the delta does not apply to the %s: SHA-256 %x, the delta applies to %x%s",
+		ErrMismatch, on, sum, info.GetHash(), hint)
 }
 
 // hashZeros feeds n zero bytes to h.
