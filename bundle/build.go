@@ -110,6 +110,8 @@ func describe(pf PayloadFile, keys []crypto.PublicKey) (*PayloadEntry, []string,
 		}
 		if sum.OldPartition != nil && pf.Kind == KindDelta {
 			e.OldPartition = &Digests{Size: int64(sum.OldPartition.Size), SHA256: sum.OldPartition.SHA256}
+			// augen's deltas describe the whole partition they are for.
+			e.PartitionSize = int64(sum.OldPartition.Size)
 		}
 	}
 	return e, signers, nil

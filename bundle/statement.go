@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/augen-project/augen"
 	"regexp"
+	"strconv"
 
 	"github.com/augen-project/augen/internal/strictjson"
 )
@@ -77,6 +78,13 @@ type PayloadEntry struct {
 	// it is given against them.
 	OldPartition *Digests `json:"old_partition,omitempty"`
 	OldKernel    *Digests `json:"old_kernel,omitempty"`
+	// PartitionSize (deltas) is the size of the USR partition on the
+	// machines the delta is for: the client hashes that whole partition,
+	// the old image followed by zeros, so a delta applies on one size only
+	// (Flatcar's 1 GiB and 2 GiB partitions). verify --old applies it on a
+	// partition of this size. Bundles from before the field leave it out;
+	// it is then old_partition.size.
+	PartitionSize int64 `json:"partition_size,omitempty"`
 	// Installer names whose rules the payload is verified by: machines
 	// apply full and delta payloads with update_engine and install extras
 	// (systemd-sysext images) with ue-rs. Bundles from before the field
@@ -205,8 +213,11 @@ func (s *Statement) Check() error {
 				return badStatement("the full payload must be flatcar_production_update.gz with its partition hashes")
 			}
 		case KindDelta:
-			if !semver.MatchString(p.FromVersion) || p.Name != "delta-from-"+p.FromVersion+".gz" || p.NewPartition == nil {
+			if !semver.MatchString(p.FromVersion) || (p.Name != "delta-from-"+p.FromVersion+".gz" && p.Name != DeltaName(p.FromVersion, p.PartitionSize)) || p.NewPartition == nil {
 				return badStatement("delta %s: from version %q", p.Name, p.FromVersion)
+			}
+			if p.PartitionSize < 0 || p.PartitionSize > 0 && (p.OldPartition == nil || p.OldPartition.Size != p.PartitionSize) {
+				return badStatement("delta %s: partition_size %d is not the size its old partition is described over", p.Name, p.PartitionSize)
 			}
 		case KindExtra:
 			if p.FromVersion != "" {
@@ -220,4 +231,23 @@ func (s *Statement) Check() error {
 		return badStatement("%d full payloads; a release has exactly one", full)
 	}
 	return nil
+}
+
+// DeltaName is the bundle name of a delta from version from built for USR
+// partitions of partitionSize bytes, when a release has deltas for more
+// than one size: delta-from-VERSION-for-2GiB.gz. A release with one size
+// names its delta delta-from-VERSION.gz.
+func DeltaName(from string, partitionSize int64) string {
+	return "delta-from-" + from + "-for-" + SizeLabel(partitionSize) + ".gz"
+}
+
+// SizeLabel writes a size as 2GiB or 6MiB when it is whole, else in bytes.
+func SizeLabel(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	}
+	return strconv.FormatInt(n, 10)
 }

@@ -69,6 +69,11 @@ type Options struct {
 	// the release directly (bundle.Release.RequiresVersion).
 	RequiresVersion string
 	Deltas          []Delta
+	// PartitionSizes are the USR partition sizes deltas are built for,
+	// one delta per source and size (generate.DeltaOptions.PartitionSize):
+	// a delta applies only on machines whose partition has its size.
+	// Empty means one delta per source, for partitions of the image's size.
+	PartitionSizes []int64
 	// Extras are payloads shipped as they are (oem-*.gz, flatcar-*.gz).
 	Extras []string
 	// Unpack tunes unpacking every image (TempDir and Progress are set
@@ -196,7 +201,7 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 	for _, s := range opts.PayloadSigners {
 		signers, sizes, pubs = append(signers, s), append(sizes, s.SignatureSize()), append(pubs, s.Public())
 	}
-	build := func(name, oldUSR, oldKernel string) error {
+	build := func(name, oldUSR, oldKernel string, partitionSize int64) error {
 		f, err := os.Create(filepath.Join(tmp, name))
 		if err != nil {
 			return err
@@ -221,7 +226,7 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 		old, oldK := in[2], in[3]
 		do := generate.DeltaBuildOptions{SignatureSizes: sizes, Sign: payload.SignWith(signers)}
 		do.Old, do.New, do.OldKernel, do.Kernel = old.Delta, img.Delta, oldK.Delta, k.Delta
-		do.Progress, do.Log = progress, opts.Log
+		do.Progress, do.Log, do.PartitionSize = progress, opts.Log, partitionSize
 		_, err = generate.BuildDelta(ctx, f, do)
 		return err
 	}
@@ -242,16 +247,25 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 		olds[i] = [2]string{oldUSR, oldKernel}
 	}
 	files := []bundle.PayloadFile{{Path: filepath.Join(tmp, "flatcar_production_update.gz"), Name: "flatcar_production_update.gz", Kind: bundle.KindFull}}
-	if err := build(files[0].Name, "", ""); err != nil {
+	if err := build(files[0].Name, "", "", 0); err != nil {
 		return nil, err
+	}
+	partitions := opts.PartitionSizes
+	if len(partitions) == 0 {
+		partitions = []int64{0}
 	}
 	for i, d := range opts.Deltas {
 		oldUSR, oldKernel := olds[i][0], olds[i][1]
-		name := "delta-from-" + d.Version + ".gz"
-		if err := build(name, oldUSR, oldKernel); err != nil {
-			return nil, err
+		for _, size := range partitions {
+			name := "delta-from-" + d.Version + ".gz"
+			if len(partitions) > 1 {
+				name = bundle.DeltaName(d.Version, size)
+			}
+			if err := build(name, oldUSR, oldKernel, size); err != nil {
+				return nil, err
+			}
+			files = append(files, bundle.PayloadFile{Path: filepath.Join(tmp, name), Name: name, Kind: bundle.KindDelta, FromVersion: d.Version})
 		}
-		files = append(files, bundle.PayloadFile{Path: filepath.Join(tmp, name), Name: name, Kind: bundle.KindDelta, FromVersion: d.Version})
 	}
 	for _, x := range opts.Extras {
 		files = append(files, bundle.PayloadFile{Path: x, Name: filepath.Base(x), Kind: bundle.KindExtra})

@@ -26,6 +26,9 @@ import (
 // Old is the previous release a delta applies to.
 type Old struct {
 	Partition, Kernel string
+	// PartitionName and KernelName, if set, name them in errors (the
+	// user's production image they were unpacked from).
+	PartitionName, KernelName string
 }
 
 // Options tune Bundle.
@@ -81,6 +84,10 @@ type PayloadReport struct {
 	SignedHash     string          `json:"signed_hash"`
 	SignatureSizes []int           `json:"signature_sizes"`
 	Applied        bool            `json:"applied"`
+	// PartitionSize (deltas) is the USR partition the delta is for (and
+	// was applied on): the statement's partition_size, or its manifest's
+	// old_partition_info.size.
+	PartitionSize int64 `json:"partition_size,omitempty"`
 	Rebuilt        []apply.Rebuilt `json:"rebuilt,omitempty"`
 	// OSVersion is the version the rebuilt partition declares
 	// (/usr/lib/os-release), which must be the statement's; VersionNote
@@ -274,6 +281,7 @@ func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts
 	if err := ctx.Err(); err != nil {
 		return nil, rep, err
 	}
+	checkOneRelease(rep, st)
 	if len(rep.Failures) > 0 {
 		return failed()
 	}
@@ -346,6 +354,12 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 	name := m.Name
 	sub, entry := st.Member(name)
 	pr := PayloadReport{Name: name, Kind: entry.Kind}
+	if entry.Kind == bundle.KindDelta {
+		pr.PartitionSize = entry.PartitionSize
+		if pr.PartitionSize == 0 && entry.OldPartition != nil {
+			pr.PartitionSize = entry.OldPartition.Size
+		}
+	}
 	defer func() { rep.Payloads = append(rep.Payloads, pr) }()
 	prd, err := payload.NewReader(body, nil)
 	if err != nil {
@@ -371,7 +385,13 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 		if entry.Kind == bundle.KindDelta {
 			checkOldVersion(ctx, rep, name, entry.FromVersion, old.Partition)
 		}
-		src := apply.Sources{Partition: old.Partition, Kernel: old.Kernel, TempDir: opts.TempDir, Progress: opts.Progress, Name: name}
+		src := apply.Sources{Partition: old.Partition, Kernel: old.Kernel, TempDir: opts.TempDir, Progress: opts.Progress, Name: name,
+			PartitionName: old.PartitionName, KernelName: old.KernelName}
+		if entry.Kind == bundle.KindDelta {
+			// The partition the delta was built for, as the statement
+			// records it; without the field, the one its manifest says.
+			src.PartitionSize = uint64(entry.PartitionSize)
+		}
 		var part io.ReaderAt
 		var partSize int64
 		src.InspectPartition = func(r io.ReaderAt, size int64) {
@@ -575,4 +595,61 @@ func checkVersion(ctx context.Context, rep *Report, pr *PayloadReport, name, wan
 	default:
 		pr.OSVersion = got
 	}
+}
+
+// checkOneRelease refuses a release whose payloads install different
+// systems: every delta must install the /usr and kernel the full payload
+// installs (as the statement records them, from the manifests, and as
+// the simulated applies rebuilt them), or machines that take the delta
+// run another release than those that take the full payload.
+func checkOneRelease(rep *Report, st *bundle.Statement) {
+	var full *bundle.PayloadEntry
+	for i := range st.Predicate.Payloads {
+		if p := &st.Predicate.Payloads[i]; p.Kind == bundle.KindFull {
+			full = p
+		}
+	}
+	if full == nil {
+		return
+	}
+	rebuilt := map[string]map[string][sha256.Size]byte{}
+	for _, pr := range rep.Payloads {
+		for _, r := range pr.Rebuilt {
+			if rebuilt[pr.Name] == nil {
+				rebuilt[pr.Name] = map[string][sha256.Size]byte{}
+			}
+			rebuilt[pr.Name][r.Name] = r.SHA256
+		}
+	}
+	same := func(a, b *bundle.Digests) bool {
+		return (a == nil) == (b == nil) && (a == nil || *a == *b)
+	}
+	for _, p := range st.Predicate.Payloads {
+		if p.Kind != bundle.KindDelta {
+			continue
+		}
+		if !same(p.NewPartition, full.NewPartition) {
+			rep.fail(p.Name, "release", "installs another /usr than %s (sha256 %s, the full payload's %s): machines taking the delta would run another release", full.Name, digestOf(p.NewPartition), digestOf(full.NewPartition))
+			continue
+		}
+		if !same(p.Kernel, full.Kernel) {
+			rep.fail(p.Name, "release", "installs another kernel than %s (sha256 %s, the full payload's %s)", full.Name, digestOf(p.Kernel), digestOf(full.Kernel))
+			continue
+		}
+		d, f := rebuilt[p.Name], rebuilt[full.Name]
+		for _, target := range []string{"partition", "KERNEL"} {
+			dh, ok1 := d[target]
+			fh, ok2 := f[target]
+			if ok1 && ok2 && dh != fh {
+				rep.fail(p.Name, "release", "applied, it rebuilt another %s than %s (sha256 %x, the full payload's %x)", target, full.Name, dh, fh)
+			}
+		}
+	}
+}
+
+func digestOf(d *bundle.Digests) string {
+	if d == nil {
+		return "none"
+	}
+	return d.SHA256
 }

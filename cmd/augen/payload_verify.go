@@ -134,7 +134,11 @@ func payloadVerify(e *env, args []string) (err error) {
 	}
 	fmt.Fprintln(e.stdout, ")")
 	if res.PartitionSize > 0 {
-		fmt.Fprintf(e.stdout, "  applied on a USR partition of %s holding %s (the rest zeros)\n", humanBytes(res.PartitionSize), oldName)
+		rest := ""
+		if st, err := os.Stat(*old); err == nil && uint64(st.Size()) < res.PartitionSize {
+			rest = ", the image then zeros"
+		}
+		fmt.Fprintf(e.stdout, "  applied on %s as a USR partition of %s%s\n", oldName, humanBytes(res.PartitionSize), rest)
 	}
 	for _, r := range res.Rebuilt {
 		fmt.Fprintf(e.stdout, "  rebuilt %-10s %d bytes, sha256 %x\n", r.Name, r.Size, r.SHA256)

@@ -15,7 +15,7 @@ import (
 
 const releaseUsage = `Usage: augen release IMAGE.bin.bz2 --version V|--version-file version.txt [--board B] --key URI... [--bundle-key URI...]
                      [--delta-from OLD_VERSION=OLD_IMAGE.bin.bz2]... [--extra oem-NAME.gz]...
-                     [--requires-version V0] -o release.tar
+                     [--partition-size SIZE]... [--requires-version V0] -o release.tar
 
 The signing side in one command: unpack the CI image (with its checks:
 GPT, the verity root hash against the kernel, --signature/--digests when
@@ -23,6 +23,15 @@ given), build the full payload and a delta from each --delta-from image,
 sign the payloads with --key (the LAST is the one update_engine checks),
 and bundle them with extra payloads into one release, signed with
 --bundle-key (default: the --key keys). Check it with "augen verify".
+
+A delta applies only on machines whose USR partition has the size it was
+built for: the client hashes the whole running partition (the image, then
+zeros). Flatcar's partitions are 1 GiB on machines installed before
+2025-09 and 2 GiB since. --partition-size SIZE (repeatable) builds one delta
+per source and size, named delta-from-VERSION-for-SIZE.gz when there are
+several (e.g. --partition-size 1GiB --partition-size 2GiB); the default is
+one delta for partitions of the image's size. The statement records each
+delta's partition size, and "augen verify --old" applies it on one.
 
 --requires-version V0 records in the signed statement that machines older
 than V0 must not update to this release directly (they first need a floor:
@@ -47,6 +56,8 @@ func releaseCmd(e *env, args []string) error {
 	fs.StringArrayVar(&bf.keys, "bundle-key", nil, "sign the bundle with this key `URI` (repeatable; default: the --key keys)")
 	fs.StringArrayVar(&deltas, "delta-from", nil, "also build a delta from an older CI image, as `VERSION=IMAGE` (repeatable)")
 	fs.StringArrayVar(&extras, "extra", nil, "an extra payload `file` to ship (oem-*.gz, flatcar-*.gz; repeatable)")
+	var partSizes []string
+	fs.StringArrayVar(&partSizes, "partition-size", nil, "build each delta for machines whose USR partition is `SIZE` (repeatable: one delta per size; default: the image's size)")
 	uf := addUnpackFlags(fs)
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
 	fs.BoolVar(&bf.official, "official", false, officialUsage+"; the CI image's OpenPGP signature (--signature) or DIGESTS (--digests) must be checked")
@@ -63,6 +74,10 @@ func releaseCmd(e *env, args []string) error {
 	}
 	// Everything that can be checked before hours of work is checked now.
 	plan, err := checkReleaseArgs(e, fs.Arg(0), *bf.board, *uf.usrSize, deltas, extras)
+	if err != nil {
+		return err
+	}
+	partitions, err := checkPartitionSizes(partSizes, *uf.usrSize, len(deltas) > 0)
 	if err != nil {
 		return err
 	}
@@ -96,6 +111,7 @@ func releaseCmd(e *env, args []string) error {
 	}
 	end()
 	opts := release.Options{Image: fs.Arg(0), Version: *bf.version, RequiresVersion: *bf.requiresVersion, Board: *bf.board, AppID: *bf.appID, Extras: extras,
+		PartitionSizes: partitions,
 		Unpack: uo, Checks: checks, Augen: version, MTime: mtime, TempDir: tempDirFor(*out),
 		Log: logTo(e)}
 	for _, d := range plan {
@@ -230,4 +246,33 @@ func officialImageChecked(official bool, uf *unpackFlags) error {
 			"an official release is built only from an image proven to be the one CI built")
 	}
 	return nil
+}
+
+// checkPartitionSizes reads release's --partition-size values: each at
+// least the USR image's size, none twice, and only with a --delta-from.
+func checkPartitionSizes(values []string, usrSize string, deltas bool) ([]int64, error) {
+	if len(values) > 0 && !deltas {
+		return nil, withHint(usagef("--partition-size goes with --delta-from"), "a full payload applies on a partition of any size")
+	}
+	usr, err := parseSize(usrSize)
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	seen := map[int64]bool{}
+	for _, v := range values {
+		n, err := parseSize(v)
+		if err != nil {
+			return nil, withHint(err, "e.g. --partition-size 1GiB --partition-size 2GiB (Flatcar's two kinds of machine)")
+		}
+		if n < usr {
+			return nil, withHint(usagef("--partition-size %s is smaller than the USR image (--usr-size %s), which the partition holds", v, usrSize), "Flatcar's USR partitions are 1GiB or 2GiB")
+		}
+		if seen[n] {
+			return nil, usagef("--partition-size %s given twice", v)
+		}
+		seen[n] = true
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -98,6 +98,9 @@ func verifyCmd(e *env, args []string) (err error) {
 				how = "checked, NOT applied (--allow-unapplied-deltas)"
 			}
 			fmt.Fprintf(e.stdout, "  %-34s %-5s %s, payload key %s\n", p.Name, p.Kind, how, trust.Label(p.SignedBy))
+			if p.PartitionSize > 0 {
+				fmt.Fprintf(e.stdout, "  %-34s for machines whose USR partition is %s\n", "", humanBytes(uint64(p.PartitionSize)))
+			}
 			if p.OSVersion != "" {
 				fmt.Fprintf(e.stdout, "  %-34s installs release %s (its /usr says so)\n", "", p.OSVersion)
 			}
@@ -152,13 +155,17 @@ func oldReleases(e *env, uf *unpackFlags, olds []string) (map[string]verify.Old,
 			done()
 			return nil, nil, usagef("--old %s given twice", v)
 		}
+		usrName, kernelName := usr, kernel
 		usr, kernel, d, err := usrInput(e, uf, "--old "+v, usr, kernel, os.TempDir())
 		if err != nil {
 			done()
 			return nil, nil, err
 		}
 		dones = append(dones, d)
-		m[v] = verify.Old{Partition: usr, Kernel: kernel}
+		if kernelName == "" {
+			kernelName = usrName + " (its kernel)"
+		}
+		m[v] = verify.Old{Partition: usr, Kernel: kernel, PartitionName: usrName, KernelName: kernelName}
 	}
 	return m, done, nil
 }
