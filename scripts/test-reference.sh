@@ -9,7 +9,10 @@
 #   - the mutating differential run: REF_FUZZ_N mutants (default 1500)
 #     from seed REF_FUZZ_SEED (default: a new one each run, printed);
 #   - augen's own full and delta payloads (test vectors, ext2/ext4/btrfs
-#     pairs) applied by the client byte for byte.
+#     pairs) applied by the client byte for byte, deltas also on partitions
+#     twice the image, and at Flatcar's sizes: a 1 GiB image in 1 GiB and
+#     2 GiB partitions, each delta applied on its own and refused on the
+#     other.
 # AUGEN_UPDATE_REFERENCE=1 rewrites reference.json from the client.
 # The client's runtime libraries come from scripts/install-deps.sh.
 set -euo pipefail
@@ -28,4 +31,4 @@ seed=${REF_FUZZ_SEED:-$(( $(date +%s) % 100000 + 1 ))}
 echo "reference: $dir; mutation seed $seed (REF_FUZZ_SEED=$seed reproduces it)"
 export AUGEN_UE_TOOLS=$dir AUGEN_REF_FUZZ_SEED=$seed AUGEN_REF_FUZZ_N=${REF_FUZZ_N:-1500}
 go test -count=1 -v -run '^(TestReferenceCorpus|TestReferenceFuzz)$' ./payload/apply 2>&1 | grep -v '^=== RUN\|client .*augen' 
-go test -count=1 -run '^TestOwnPayloadsInClient$' -v ./payload/generate 2>&1 | grep -v '^=== RUN'
+go test -count=1 -run '^(TestOwnPayloadsInClient|TestFlatcarPartitionSizesInClient)$' -v ./payload/generate 2>&1 | grep -v '^=== RUN'

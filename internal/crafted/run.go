@@ -161,9 +161,14 @@ func (e *ClientError) Error() string {
 	return fmt.Sprintf("the client refused the payload (status %d): %s", e.Status, e.Log)
 }
 
-// runClient applies payload b in place to the files part and kernel
+// RunClient applies payload b in place to the files part and kernel
 // ("" for none) with the client's own code: delta_generator-apply from
-// bin, with bin's bspatch first on PATH and a fresh prefs directory.
+// bin, with bin's bspatch first on PATH and a fresh prefs directory. A
+// refusal is a *ClientError.
+func RunClient(ctx context.Context, bin string, b []byte, part, kernel, dir string) error {
+	return runClient(ctx, bin, b, part, kernel, dir)
+}
+
 func runClient(ctx context.Context, bin string, b []byte, part, kernel, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
