@@ -3,6 +3,7 @@ package bsdiff
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"strings"
 	"testing"
 
@@ -32,7 +33,7 @@ func TestIdleTriplesBounded(t *testing.T) {
 	if p.Len() > 4096 {
 		t.Fatalf("patch is %d bytes", p.Len())
 	}
-	_, triples, err := apply(memOld(make([]byte, 4096)), p.Bytes(), 4096)
+	triples, err := apply(memOld(make([]byte, 4096)), p.Bytes(), 4096, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "stricter than the client") {
 		t.Fatalf("got %v", err)
 	}

@@ -16,10 +16,12 @@
 package bsdiff
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"github.com/augen-project/augen"
+	"io"
 	"math"
 
 	"github.com/augen-project/augen/internal/pbzip2"
@@ -81,18 +83,36 @@ func (m memOld) ReadAt(p []byte, off int64) error {
 // Patch applies patch to old and returns the new data, refusing patches
 // whose output would exceed max bytes.
 func Patch(old, patch []byte, max int64) ([]byte, error) {
-	out, _, err := apply(memOld(old), patch, max)
-	return out, err
+	var out bytes.Buffer
+	_, err := apply(memOld(old), patch, max, &out)
+	return out.Bytes(), err
 }
 
-// PatchOld is Patch with the old data read through old, as the client's
-// bspatch reads it.
-func PatchOld(old Old, patch []byte, max int64) ([]byte, error) {
-	out, _, err := apply(old, patch, max)
-	return out, err
+// PatchTo applies patch to old, as the client's bspatch reads it, and
+// writes the new data to w as it is made: memory is a chunk of it, not its
+// size. It returns the bytes written; after an error, what was written is
+// not the patch's output.
+func PatchTo(old Old, patch []byte, max int64, w io.Writer) (int64, error) {
+	cw := &countWriter{w: w}
+	_, err := apply(old, patch, max, cw)
+	return cw.n, err
 }
 
-// apply is Patch that also returns how many control triples it read.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// chunk bounds the diff bytes and old bytes held at once.
+const chunk = 1 << 20
+
+// apply is PatchTo that returns how many control triples it read.
 //
 // bspatch's own rules: the header's lengths and new size are not
 // negative, every add and copy length is not negative and stays within
@@ -106,22 +126,26 @@ func PatchOld(old Old, patch []byte, max int64) ([]byte, error) {
 // most one triple per output byte (plus one), so a small patch of idle
 // triples cannot keep the applier busy for long; bspatch takes any number
 // (rule bsdiff-idle-triples).
-func apply(old Old, patch []byte, limit int64) ([]byte, int64, error) {
+//
+// Each of a triple's reads of the diff and extra streams is one read to
+// the stream model (pbzip2.BZRead), delivered in parts: the diff bytes are
+// added to the old bytes they land on a chunk at a time.
+func apply(old Old, patch []byte, limit int64, w io.Writer) (int64, error) {
 	if len(patch) < 32 {
-		return nil, 0, corrupt("%d bytes: shorter than the BSDIFF40 header", len(patch))
+		return 0, corrupt("%d bytes: shorter than the BSDIFF40 header", len(patch))
 	}
 	if string(patch[:8]) != Magic {
-		return nil, 0, corrupt("no BSDIFF40 header")
+		return 0, corrupt("no BSDIFF40 header")
 	}
 	ctrlLen, diffLen, newSize := offtin(patch[8:16]), offtin(patch[16:24]), offtin(patch[24:32])
 	if ctrlLen < 0 || diffLen < 0 || newSize < 0 {
-		return nil, 0, corrupt("negative length in the header (%d, %d, %d)", ctrlLen, diffLen, newSize)
+		return 0, corrupt("negative length in the header (%d, %d, %d)", ctrlLen, diffLen, newSize)
 	}
 	if ctrlLen > math.MaxInt64-32 || diffLen > math.MaxInt64-32-ctrlLen {
-		return nil, 0, corrupt("stream offsets overflow (bspatch cannot seek there)")
+		return 0, corrupt("stream offsets overflow (bspatch cannot seek there)")
 	}
 	if newSize > limit {
-		return nil, 0, corrupt("new size %d exceeds the %d bytes its destination holds", newSize, limit)
+		return 0, corrupt("new size %d exceeds the %d bytes its destination holds", newSize, limit)
 	}
 	at := func(off int64) []byte {
 		if off >= int64(len(patch)) {
@@ -131,64 +155,98 @@ func apply(old Old, patch []byte, limit int64) ([]byte, int64, error) {
 	}
 	ctrlMax := int64(24) * (newSize + 1)
 	ctrl := pbzip2.NewBZRead(at(32), int(min(ctrlMax, math.MaxInt32)))
-	diff := pbzip2.NewBZRead(at(32+ctrlLen), int(newSize))
-	extra := pbzip2.NewBZRead(at(32+ctrlLen+diffLen), int(newSize))
+	diff := pbzip2.NewBZRead(at(32+ctrlLen), int(min(newSize, math.MaxInt32)))
+	extra := pbzip2.NewBZRead(at(32+ctrlLen+diffLen), int(min(newSize, math.MaxInt32)))
 
-	out := make([]byte, newSize)
 	oldSize := old.Size()
 	var oldPos, newPos, triples int64
 	var triple [24]byte
-	var oldBuf []byte
-	for newPos < newSize {
-		if oldPos > oldSize {
-			return nil, triples, corrupt("old position %d is past the old data's end (%d): bspatch cannot seek there", oldPos, oldSize)
-		}
-		if triples > newPos+1 {
-			return nil, triples, stricter("bsdiff-idle-triples", "%d control triples for %d output bytes", triples, newPos)
-		}
-		triples++
-		for i := 0; i < 3; i++ {
-			if err := ctrl.ReadFull(triple[8*i : 8*i+8]); err != nil {
-				return nil, triples, streamErr("control", err)
-			}
-		}
-		add, copyLen, seek := offtin(triple[0:8]), offtin(triple[8:16]), offtin(triple[16:24])
-		if add < 0 || copyLen < 0 {
-			return nil, triples, corrupt("control triple (%d,%d,%d): negative length", add, copyLen, seek)
-		}
-		if add > newSize-newPos {
-			return nil, triples, corrupt("control triple (%d,%d,%d) at output byte %d adds past the new size %d", add, copyLen, seek, newPos, newSize)
-		}
-		seg := out[newPos : newPos+add]
-		if err := diff.ReadFull(seg); err != nil {
-			return nil, triples, streamErr("diff", err)
-		}
-		// Only the old bytes a diff byte lands on are read.
-		lo, hi := max(oldPos, 0), min(oldPos+add, oldSize)
+	var work, oldBuf []byte
+	// addOld adds to seg (the diff bytes for new positions starting at
+	// oldPos+off) the old bytes they land on, then writes seg.
+	addOld := func(seg []byte, from int64) error {
+		lo, hi := max(from, 0), min(from+int64(len(seg)), oldSize)
 		if lo < hi {
 			if int64(cap(oldBuf)) < hi-lo {
 				oldBuf = make([]byte, hi-lo)
 			}
 			b := oldBuf[:hi-lo]
 			if err := old.ReadAt(b, lo); err != nil {
-				return nil, triples, err
+				return err
 			}
-			d := seg[lo-oldPos:]
+			d := seg[lo-from:]
 			for i := range b {
 				d[i] += b[i]
 			}
 		}
+		_, err := w.Write(seg)
+		return err
+	}
+	for newPos < newSize {
+		if oldPos > oldSize {
+			return triples, corrupt("old position %d is past the old data's end (%d): bspatch cannot seek there", oldPos, oldSize)
+		}
+		if triples > newPos+1 {
+			return triples, stricter("bsdiff-idle-triples", "%d control triples for %d output bytes", triples, newPos)
+		}
+		triples++
+		for i := 0; i < 3; i++ {
+			if err := ctrl.ReadFull(triple[8*i : 8*i+8]); err != nil {
+				return triples, streamErr("control", err)
+			}
+		}
+		add, copyLen, seek := offtin(triple[0:8]), offtin(triple[8:16]), offtin(triple[16:24])
+		if add < 0 || copyLen < 0 {
+			return triples, corrupt("control triple (%d,%d,%d): negative length", add, copyLen, seek)
+		}
+		if add > newSize-newPos {
+			return triples, corrupt("control triple (%d,%d,%d) at output byte %d adds past the new size %d", add, copyLen, seek, newPos, newSize)
+		}
+		// Only the old bytes a diff byte lands on are read.
+		var done int64
+		var oldErr error
+		err := diff.ReadFunc(int(add), func(part []byte) error {
+			for len(part) > 0 {
+				k := min(len(part), chunk)
+				if cap(work) < k {
+					work = make([]byte, chunk)
+				}
+				seg := work[:k]
+				copy(seg, part)
+				if err := addOld(seg, oldPos+done); err != nil {
+					oldErr = err
+					return err
+				}
+				done += int64(k)
+				part = part[k:]
+			}
+			return nil
+		})
+		if oldErr != nil {
+			return triples, oldErr
+		}
+		if err != nil {
+			return triples, streamErr("diff", err)
+		}
 		newPos += add
 		oldPos += add
 		if copyLen > newSize-newPos {
-			return nil, triples, corrupt("control triple (%d,%d,%d) at output byte %d copies past the new size %d", add, copyLen, seek, newPos, newSize)
+			return triples, corrupt("control triple (%d,%d,%d) at output byte %d copies past the new size %d", add, copyLen, seek, newPos, newSize)
 		}
-		if err := extra.ReadFull(out[newPos : newPos+copyLen]); err != nil {
-			return nil, triples, streamErr("extra", err)
+		var writeErr error
+		err = extra.ReadFunc(int(copyLen), func(part []byte) error {
+			_, writeErr = w.Write(part)
+			return writeErr
+		})
+		if writeErr != nil {
+			return triples, writeErr
+		}
+		if err != nil {
+			return triples, streamErr("extra", err)
 		}
 		newPos += copyLen
 		if (seek > 0 && oldPos > math.MaxInt64-seek) || (seek < 0 && oldPos < math.MinInt64-seek) {
-			return nil, triples, stricter("bsdiff-overflow", "old position %d + seek %d overflows", oldPos, seek)
+			return triples, stricter("bsdiff-overflow", "old position %d + seek %d overflows", oldPos, seek)
 		}
 		oldPos += seek
 	}
@@ -197,10 +255,10 @@ func apply(old Old, patch []byte, limit int64) ([]byte, int64, error) {
 		r    *pbzip2.BZRead
 	}{{"control", ctrl}, {"diff", diff}, {"extra", extra}} {
 		if err := s.r.Close(); err != nil {
-			return nil, triples, streamErr(s.name, err)
+			return triples, streamErr(s.name, err)
 		}
 	}
-	return out, triples, nil
+	return triples, nil
 }
 
 // streamErr names the stream; a refusal libbzip2 would not make is marked

@@ -76,7 +76,19 @@ func (s *BZRead) feedTo(c uint64) {
 // ReadFull fills p, or fails as bspatch does when BZ2_bzRead returns
 // fewer bytes or an error. A read of nothing does nothing.
 func (s *BZRead) ReadFull(p []byte) error {
-	if len(p) == 0 {
+	return s.ReadFunc(len(p), func(part []byte) error {
+		p = p[copy(p, part):]
+		return nil
+	})
+}
+
+// ReadFunc is ReadFull of n bytes handed to fn in consecutive parts as
+// they are decoded, so that a large read needs no buffer of its size: it
+// is one read to the model (a block end met within it is not a read's
+// end). A part is valid only during the call; an error from fn ends the
+// read with that error.
+func (s *BZRead) ReadFunc(n int, fn func(part []byte) error) error {
+	if n <= 0 {
 		return nil
 	}
 	if s.err != nil {
@@ -101,13 +113,13 @@ func (s *BZRead) ReadFull(p []byte) error {
 		s.d.level = int(s.data[3] - '0')
 		s.bit = 32
 	}
-	if len(p) > s.max-s.total {
-		return s.fail(fmt.Errorf("%w: a read of %d bytes past the %d the stream may give", ErrCorrupt, len(p), s.max))
+	if n > s.max-s.total {
+		return s.fail(fmt.Errorf("%w: a read of %d bytes past the %d the stream may give", ErrCorrupt, n, s.max))
 	}
-	for len(p) > 0 {
+	for n > 0 {
 		if s.cur == nil {
 			if s.ended {
-				return s.fail(fmt.Errorf("%w: the stream ends %d bytes into a read of %d more (libbzip2 does not read on into another stream)", ErrCorrupt, s.total, len(p)))
+				return s.fail(fmt.Errorf("%w: the stream ends %d bytes into a read of %d more (libbzip2 does not read on into another stream)", ErrCorrupt, s.total, n))
 			}
 			if err := s.next(); err != nil {
 				return s.fail(err)
@@ -121,15 +133,19 @@ func (s *BZRead) ReadFull(p []byte) error {
 			if len(b.out) > 0 {
 				first = int(b.out[0])
 			}
-			if len(p) <= first {
+			if n <= first {
 				return s.fail(fmt.Errorf("%w: a read past a block that ends in four equal bytes without their count (%w: libbzip2 returns %d more of them, then fails)", ErrCorrupt, ErrStricterThanLibbzip2, first))
 			}
 			return s.fail(fmt.Errorf("%w: a read past a block that ends in four equal bytes without their count (libbzip2: BZ_DATA_ERROR)", ErrCorrupt))
 		}
-		n := copy(p, b.out[s.curPos:])
-		s.curPos += n
-		s.total += n
-		p = p[n:]
+		k := min(n, len(b.out)-s.curPos)
+		if err := fn(b.out[s.curPos : s.curPos+k]); err != nil {
+			s.err = err
+			return err
+		}
+		s.curPos += k
+		s.total += k
+		n -= k
 		if s.curPos < len(b.out) || b.pendingRun {
 			continue
 		}
@@ -140,7 +156,7 @@ func (s *BZRead) ReadFull(p []byte) error {
 		}
 		s.comb = (s.comb<<1 | s.comb>>31) ^ b.crc
 		s.cur = nil
-		if len(p) == 0 {
+		if n == 0 {
 			s.eager()
 		}
 	}

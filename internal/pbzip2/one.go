@@ -20,12 +20,31 @@ var decoders = sync.Pool{New: func() any { return &decoder{} }}
 // randomised blocks, over-subscribed Huffman codes. It runs on the calling
 // goroutine: a payload's blobs are small, and callers decode many at once.
 func DecodeOne(blob []byte, max int) ([]byte, error) {
+	out, _, err := decodeStream(blob, max, nil)
+	return out, err
+}
+
+// DecodeOneTo is DecodeOne that hands each block's output to emit as soon
+// as the block is decoded and checked, instead of returning it all: it
+// holds one block's output at a time (a large REPLACE_BZ is written while
+// it is decoded, as BzipExtentWriter writes it). It returns the bytes
+// emitted. On an error, what was emitted before it is the output of the
+// complete blocks before the bad one.
+func DecodeOneTo(blob []byte, max int, emit func([]byte) error) (int, error) {
+	_, n, err := decodeStream(blob, max, emit)
+	return n, err
+}
+
+// decodeStream decodes blob. Without emit it returns the whole output;
+// with emit, each block's output goes to emit and n counts it.
+func decodeStream(blob []byte, max int, emit func([]byte) error) (out []byte, n int, err error) {
 	if err := checkHeader(blob); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	level := int(blob[3] - '0')
 	bit := uint64(32)
-	out := make([]byte, 0, min(max, level*100000*2))
+	out = make([]byte, 0, min(max, level*100000*2))
+	total := 0 // bytes emitted
 	var combined uint32
 	d := decoders.Get().(*decoder)
 	defer decoders.Put(d)
@@ -34,50 +53,57 @@ func DecodeOne(blob []byte, max int) ([]byte, error) {
 	for n := 1; ; n++ {
 		switch at48(blob, bit) {
 		case blockMagic:
-			d.maxOut = max - len(out) + 1 // +1: never 0, which means no bound
+			d.maxOut = max - total - len(out) + 1 // +1: never 0, which means no bound
 			// The block is decoded straight into out's free capacity.
 			b, err := d.decodeBlock(blob, bit, out[len(out):])
 			d.maxOut = 0
 			if err != nil {
 				if err == errTruncated {
-					return nil, fmt.Errorf("%w: truncated inside block %d (%w: the client writes what the complete blocks hold)", ErrCorrupt, n, ErrStricterThanLibbzip2)
+					return nil, total, fmt.Errorf("%w: truncated inside block %d (%w: the client writes what the complete blocks hold)", ErrCorrupt, n, ErrStricterThanLibbzip2)
 				}
-				return nil, fmt.Errorf("%w: block %d at %s: %w", ErrCorrupt, n, where(bit), err)
+				return nil, total, fmt.Errorf("%w: block %d at %s: %w", ErrCorrupt, n, where(bit), err)
 			}
 			if b.pendingRun {
-				return nil, fmt.Errorf("%w: block %d ends in four equal bytes without their count (libbzip2: BZ_DATA_ERROR)", ErrCorrupt, n)
+				return nil, total, fmt.Errorf("%w: block %d ends in four equal bytes without their count (libbzip2: BZ_DATA_ERROR)", ErrCorrupt, n)
 			}
-			if len(out)+len(b.out) > max {
-				return nil, fmt.Errorf("%w: data decompresses to more than the %d bytes it may fill (%w)", ErrCorrupt, max, ErrTooLarge)
+			if total+len(out)+len(b.out) > max {
+				return nil, total, fmt.Errorf("%w: data decompresses to more than the %d bytes it may fill (%w)", ErrCorrupt, max, ErrTooLarge)
 			}
 			if len(b.out) > 0 && cap(out) > len(out) && &out[:len(out)+1][len(out)] == &b.out[0] {
 				out = out[:len(out)+len(b.out)] // decoded in place
 			} else {
 				out = append(out, b.out...)
 			}
+			if emit != nil {
+				if err := emit(out); err != nil {
+					return nil, total, err
+				}
+				total += len(out)
+				out = out[:0]
+			}
 			combined = (combined<<1 | combined>>31) ^ b.crc
 			bit = b.endBit
 		case endMagic:
 			if (bit+80+7)/8 > uint64(len(blob)) {
-				return nil, fmt.Errorf("%w: truncated in the end of stream marker (%w: the client writes the blocks' output)", ErrCorrupt, ErrStricterThanLibbzip2)
+				return nil, total, fmt.Errorf("%w: truncated in the end of stream marker (%w: the client writes the blocks' output)", ErrCorrupt, ErrStricterThanLibbzip2)
 			}
 			crc := uint32(at48(blob, bit+48) >> 16)
 			if crc != combined {
-				return nil, fmt.Errorf("%w: stream CRC mismatch (stored %08x, computed %08x)", ErrCorrupt, crc, combined)
+				return nil, total, fmt.Errorf("%w: stream CRC mismatch (stored %08x, computed %08x)", ErrCorrupt, crc, combined)
 			}
 			end := (bit + 80 + 7) / 8
 			if end != uint64(len(blob)) {
-				return nil, fmt.Errorf("%w: %d bytes after the end of the bzip2 stream (the client accepts exactly one stream)", ErrCorrupt, uint64(len(blob))-end)
+				return nil, total, fmt.Errorf("%w: %d bytes after the end of the bzip2 stream (the client accepts exactly one stream)", ErrCorrupt, uint64(len(blob))-end)
 			}
 			if out == nil {
 				out = []byte{}
 			}
-			return out, nil
+			return out, total + len(out), nil
 		default:
 			if prefixOfMagic(blob, bit) {
-				return nil, fmt.Errorf("%w: truncated after block %d (%w: the client writes the blocks' output)", ErrCorrupt, n-1, ErrStricterThanLibbzip2)
+				return nil, total, fmt.Errorf("%w: truncated after block %d (%w: the client writes the blocks' output)", ErrCorrupt, n-1, ErrStricterThanLibbzip2)
 			}
-			return nil, fmt.Errorf("%w: expected a block or the end of the stream at %s", ErrCorrupt, where(bit))
+			return nil, total, fmt.Errorf("%w: expected a block or the end of the stream at %s", ErrCorrupt, where(bit))
 		}
 	}
 }

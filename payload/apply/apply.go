@@ -85,6 +85,9 @@ type Targets struct {
 	// (the whole old file, as KernelCopierAction copies it); absent means
 	// the procedure's old_info.size.
 	FileSizes map[payload.ProcedureType]uint64
+	// TempDir holds the output of large operations while they are made
+	// ("" means os.TempDir()): memory stays bounded whatever the payload.
+	TempDir string
 	// Counters, if set, is told how much work the payload caused, so that
 	// tests can prove a crafted payload was stopped early.
 	Counters *Counters
@@ -130,6 +133,9 @@ const (
 	// another core; larger operations are decoded when they are applied,
 	// so at most 2×GOMAXPROCS small outputs are held at once.
 	aheadBytes = 4 << 20
+	// copyChunk is how much of a spooled output is copied to the target
+	// at a time.
+	copyChunk = 1 << 20
 	// wrapBlock is the first block whose byte offset no longer fits the
 	// int64 the client's code computes it in (start_block * 4096).
 	wrapBlock = 1 << 51
@@ -191,7 +197,14 @@ func Apply(ctx context.Context, pr *payload.Reader, t *Targets) error {
 				}
 				return
 			}
-			op.Data = append([]byte(nil), op.Data...)
+			// A small blob is copied so that it can be decoded ahead; a
+			// large one is used in place, and the next is read only once
+			// the applier is done with it: one large blob in memory.
+			if len(op.Data) <= aheadBytes {
+				op.Data = append([]byte(nil), op.Data...)
+			} else {
+				p.release = make(chan struct{})
+			}
 			if op.GetType() == payload.OpReplaceBz {
 				p.room, p.bound, p.err = room(op, limitFor(t, op))
 			}
@@ -209,6 +222,13 @@ func Apply(ctx context.Context, pr *payload.Reader, t *Targets) error {
 			case <-stop:
 				return
 			}
+			if p.release != nil {
+				select {
+				case <-p.release:
+				case <-stop:
+					return
+				}
+			}
 		}
 	}()
 	err = st.applyInOrder(ctx, items, counters)
@@ -223,7 +243,10 @@ func Apply(ctx context.Context, pr *payload.Reader, t *Targets) error {
 }
 
 type pending struct {
-	op      *payload.Op
+	op *payload.Op
+	// release, if set, is closed once op's data (the reader's own
+	// buffer) is no longer used.
+	release chan struct{}
 	err     error
 	room    uint64 // bytes the destination can take (REPLACE_BZ)
 	bound   string // the rule that cut room short, if any
@@ -325,62 +348,76 @@ func opWork(op *payload.Operation, limit uint64) uint64 {
 }
 
 func (st *state) applyInOrder(ctx context.Context, items <-chan *pending, c *Counters) error {
-	m := st.m
 	for p := range items {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		<-p.done
-		if p.err == io.EOF {
+		if err := st.applyOne(ctx, p, c); err == io.EOF {
 			return nil
-		}
-		if p.err != nil && p.op == nil {
-			return p.err
-		}
-		op := p.op
-		if st.progress != nil {
-			st.progress(op.FileOffset + int64(op.GetDataLength()))
-		}
-		var g *target
-		if op.Procedure < 0 {
-			g = st.part
-		} else {
-			proc := m.Procedures[op.Procedure]
-			if proc.Type == nil {
-				continue // the client skips untyped procedures; data was consumed
-			}
-			g = st.files[proc.GetType()]
-		}
-		if g == nil {
-			continue
-		}
-		c.Operations.Add(1)
-		if op.GetType() == payload.OpReplaceBz {
-			if p.err != nil {
-				var fe failure
-				if errors.As(p.err, &fe) {
-					return p.err
-				}
-				return bzErr(op, p.err, p.bound)
-			}
-			data := p.decoded
-			if data == nil {
-				var err error
-				if data, err = pbzip2.DecodeOne(op.Data, int(p.room)); err != nil {
-					return bzErr(op, err, p.bound)
-				}
-				c.Decompressed.Add(int64(len(data)))
-			}
-			if err := g.writeExtents(op, op.DstExtents, data, true); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := g.applyOp(op); err != nil {
+		} else if err != nil {
 			return err
 		}
 	}
 	return errors.New("apply: the payload reader stopped without an end")
+}
+
+// applyOne applies one operation; io.EOF means the payload ended.
+func (st *state) applyOne(ctx context.Context, p *pending, c *Counters) error {
+	if p.release != nil {
+		defer close(p.release)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	<-p.done
+	if p.err == io.EOF {
+		return io.EOF
+	}
+	if p.err != nil && p.op == nil {
+		return p.err
+	}
+	op := p.op
+	if st.progress != nil {
+		st.progress(op.FileOffset + int64(op.GetDataLength()))
+	}
+	var g *target
+	if op.Procedure < 0 {
+		g = st.part
+	} else {
+		proc := st.m.Procedures[op.Procedure]
+		if proc.Type == nil {
+			return nil // the client skips untyped procedures; data was consumed
+		}
+		g = st.files[proc.GetType()]
+	}
+	if g == nil {
+		return nil
+	}
+	c.Operations.Add(1)
+	if op.GetType() != payload.OpReplaceBz {
+		return g.applyOp(op)
+	}
+	if p.err != nil {
+		var fe failure
+		if errors.As(p.err, &fe) {
+			return p.err
+		}
+		return bzErr(op, p.err, p.bound)
+	}
+	if p.decoded != nil {
+		return g.writeExtents(op, op.DstExtents, p.decoded, true)
+	}
+	// A large blob is written block by block as it is decoded, as
+	// BzipExtentWriter writes it: memory is one bzip2 block's output, not
+	// the operation's.
+	w := &extentWriter{g: g, op: op}
+	n, err := pbzip2.DecodeOneTo(op.Data, int(p.room), w.write)
+	c.Decompressed.Add(int64(n))
+	if err != nil {
+		var fe failure
+		if errors.As(err, &fe) {
+			return err
+		}
+		return bzErr(op, err, p.bound)
+	}
+	return w.finish()
 }
 
 // bzErr is the error for a REPLACE_BZ blob the decoder refused.
@@ -504,7 +541,9 @@ func (g *target) bsdiff(op *payload.Op) error {
 		}
 		zeroAt = end - (payload.BlockSize - tail)
 	}
-	out, err := bsdiff.PatchOld(&oldView{g: g, op: op, segs: src, size: srcLen}, op.Data, int64(dstLen))
+	out := &spool{dir: g.tempDir}
+	defer out.close()
+	n, err := bsdiff.PatchTo(&oldView{g: g, op: op, segs: src, size: srcLen}, op.Data, int64(dstLen), out)
 	if err != nil {
 		var fe failure
 		if errors.As(err, &fe) {
@@ -516,22 +555,32 @@ func (g *target) bsdiff(op *payload.Op) error {
 		return failf(op, "%v", err)
 	}
 	// bspatch writes the new data (which may be shorter than dst_length)
-	// through the destination extents.
+	// through the destination extents, once it is whole.
 	var rs ranges
-	rest := out
+	rest, from := uint64(n), out.reader()
+	var pos uint64
+	buf := make([]byte, min(rest, copyChunk))
 	for _, s := range dst {
-		if len(rest) == 0 {
+		if rest == 0 {
 			break
 		}
-		n := min(uint64(len(rest)), s.n)
+		k := min(rest, s.n)
 		if s.block != payload.SparseHole {
 			off := s.block * payload.BlockSize
-			if _, err := g.t.WriteAt(rest[:n], int64(off)); err != nil {
-				return err
+			for done := uint64(0); done < k; {
+				c := min(k-done, uint64(len(buf)))
+				if _, err := from.ReadAt(buf[:c], int64(pos+done)); err != nil {
+					return err
+				}
+				if _, err := g.t.WriteAt(buf[:c], int64(off+done)); err != nil {
+					return err
+				}
+				done += c
 			}
-			rs.add(off, n)
+			rs.add(off, k)
 		}
-		rest = rest[n:]
+		pos += k
+		rest -= k
 	}
 	if tail != 0 {
 		n := payload.BlockSize - tail
@@ -621,5 +670,57 @@ func (g *target) writeExtents(op *payload.Op, extents []*payload.Extent, data []
 		data = data[n:]
 	}
 	g.wrote(rs)
+	return nil
+}
+
+// extentWriter writes data across an operation's destination extents as
+// it comes, skipping sparse holes (DirectExtentWriter), and pads the last
+// block with zeros when it is finished (ZeroPadExtentWriter).
+type extentWriter struct {
+	g     *target
+	op    *payload.Op
+	ext   int    // the extent being written
+	off   uint64 // bytes of it written
+	total uint64
+	rs    ranges
+}
+
+func (w *extentWriter) write(p []byte) error {
+	for len(p) > 0 {
+		if w.ext >= len(w.op.DstExtents) {
+			return failf(w.op, "its data exceed its destination extents (%d bytes)", extentBytes(w.op.DstExtents))
+		}
+		e := w.op.DstExtents[w.ext]
+		size := satMul(e.GetNumBlocks(), payload.BlockSize)
+		n := min(uint64(len(p)), size-w.off)
+		if s := e.GetStartBlock(); s != payload.SparseHole {
+			at := satAdd(satMul(s, payload.BlockSize), w.off)
+			if at >= w.g.limit || n > w.g.limit-at {
+				return beyond(w.op, w.g.limit, "writes block %d", s)
+			}
+			if _, err := w.g.t.WriteAt(p[:n], int64(at)); err != nil {
+				return err
+			}
+			w.rs.add(at, n)
+		}
+		p = p[n:]
+		w.off += n
+		w.total += n
+		if w.off == size {
+			w.ext, w.off = w.ext+1, 0
+		}
+	}
+	return nil
+}
+
+// finish pads the last block written with zeros and records what was
+// written.
+func (w *extentWriter) finish() error {
+	if r := w.total % payload.BlockSize; r != 0 {
+		if err := w.write(make([]byte, payload.BlockSize-r)); err != nil {
+			return err
+		}
+	}
+	w.g.wrote(w.rs)
 	return nil
 }

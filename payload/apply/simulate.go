@@ -125,7 +125,7 @@ func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, 
 		return nil, err
 	}
 	defer tempfile.Remove(part)
-	t := &Targets{Partition: part, Limit: npi.GetSize(), Procedures: map[payload.ProcedureType]Target{}, Counters: src.Counters}
+	t := &Targets{Partition: part, Limit: npi.GetSize(), Procedures: map[payload.ProcedureType]Target{}, Counters: src.Counters, TempDir: src.TempDir}
 	if opi := m.GetOldPartitionInfo(); opi != nil {
 		if src.Partition == "" {
 			return nil, fmt.Errorf("%w: this is a delta payload: give the image it applies to (--old)", ErrNeedSource)

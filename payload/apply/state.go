@@ -21,9 +21,10 @@ type state struct {
 
 // target is one partition or file with what the client's reads of it see.
 type target struct {
-	t     Target
-	name  string
-	limit uint64 // bytes it may be accessed up to (augen's bound)
+	t       Target
+	tempDir string // where large operation outputs are spooled
+	name    string
+	limit   uint64 // bytes it may be accessed up to (augen's bound)
 	// file: reads past size fail, as the client's pread and bspatch's
 	// getc fail past a file's end; writes extend it.
 	file bool
@@ -40,7 +41,7 @@ func newState(m *payload.Manifest, t *Targets) (*state, error) {
 	st := &state{m: m, files: map[payload.ProcedureType]*target{}, progress: t.Progress}
 	limit := payload.Blocks(t.Limit) * payload.BlockSize
 	if t.Partition != nil {
-		st.part = &target{t: t.Partition, name: "partition", limit: limit}
+		st.part = &target{t: t.Partition, tempDir: t.TempDir, name: "partition", limit: limit}
 		if m.GetOldPartitionInfo() == nil {
 			st.part.full(m.GetNewPartitionInfo().GetSize())
 		} else if t.PartitionSize > 0 {
@@ -61,7 +62,7 @@ func newState(m *payload.Manifest, t *Targets) (*state, error) {
 		if f == nil {
 			continue
 		}
-		g := &target{t: f, name: p.GetType().String(), limit: MaxFileSize, file: true}
+		g := &target{t: f, tempDir: t.TempDir, name: p.GetType().String(), limit: MaxFileSize, file: true}
 		if oi := p.GetOldInfo(); oi != nil {
 			g.size = oi.GetSize()
 			if n, ok := t.FileSizes[p.GetType()]; ok {
