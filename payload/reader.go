@@ -23,10 +23,13 @@ type ReaderOptions struct {
 	Prepared bool
 }
 
-// DefaultMaxBlobSize bounds one operation's data. Full payloads use ~1 MiB
-// blobs; a delta's whole-kernel operation or a large BSDIFF patch stays far
-// below this.
-const DefaultMaxBlobSize = 256 << 20
+// DefaultMaxBlobSize bounds one operation's data, which a verifier holds in
+// memory while the operation is applied (doc/hostile-input.md: verification
+// runs in 256 MiB). Full payloads use ~1 MiB blobs; augen's deltas send a
+// kernel of more than half of this in 1 MiB pieces, and split files into
+// pieces of at most 8 MiB. A delta_generator delta carries its kernel as
+// one operation: one of a kernel over 64 MiB is refused (rule limits).
+const DefaultMaxBlobSize = 64 << 20
 
 // Op is one operation as the client executes it, with its data.
 type Op struct {
@@ -148,6 +151,9 @@ func (pr *Reader) readHeader() error {
 	// The manifest gets its own buffer: nothing parsed from it may alias
 	// memory that operation data reuses.
 	pr.buf = nil
+	if c := manifestCost(mb); c > MaxManifestMemory {
+		return stricterf("limits", "the manifest declares so many operations and extents that parsing it would take %d MiB, more than augen's limit of %d MiB", c>>20, MaxManifestMemory>>20)
+	}
 	m := &Manifest{}
 	if err := strictUnmarshal(mb, m); err != nil {
 		return fmt.Errorf("%w: manifest (bytes %d..%d): %w", ErrInvalid, HeaderSize, HeaderSize+ms, err)

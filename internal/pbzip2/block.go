@@ -405,8 +405,7 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 					return nil, errTooLarge
 				}
 				if k+int(c) > len(o) {
-					o = slices.Grow(o[:k], int(c)+n-i)
-					o = o[:cap(o)]
+					o = grow(o, k, int(c), int(c)+n-i, tt, p, i, n, -1, 0, d.maxOut)
 				}
 				fill(o[k:k+int(c)], byte(last))
 				k += int(c)
@@ -420,8 +419,7 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 			last, same = int(c), 1
 		}
 		if k == len(o) {
-			o = slices.Grow(o[:k], n-i)
-			o = o[:cap(o)]
+			o = grow(o, k, 1, n-i, tt, p, i, n, last, same, d.maxOut)
 		}
 		o[k] = c
 		k++
@@ -440,6 +438,48 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 		}
 	}
 	return b, nil
+}
+
+// grow makes room in o (k bytes used) for the now bytes step i writes; by
+// default for at least need more (doubling). A large block of long runs
+// (up to ~46 MB from 900 kB) is sized once, exactly, by counting what the
+// rest of the walk will write (cheap next to the walk that writes it): a
+// verifier then holds each block's output once, not a copy twice its
+// size. p is the next symbol's position and last/same the run state after
+// step i.
+func grow(o []byte, k, now, need int, tt []uint32, p uint32, i, n, last, same int, maxOut int) []byte {
+	want := max(need, k)
+	if k+need > 1<<20 {
+		exact := now + restOfBlock(tt, p, i, n, last, same)
+		if maxOut <= 0 || k+exact <= maxOut+n {
+			want = exact
+		}
+	}
+	o = slices.Grow(o[:k], want)
+	return o[:cap(o)]
+}
+
+// restOfBlock counts the bytes the inverse-BWT walk writes after step i,
+// by the decoding loop's own rules, from the run state last/same.
+func restOfBlock(tt []uint32, p uint32, i, n, last, same int) int {
+	total := 0
+	for j := i + 1; j < n; j++ {
+		e := tt[p]
+		p = e >> 8
+		c := int(byte(e))
+		if same == 4 {
+			total += c
+			same, last = 0, -1
+			continue
+		}
+		if c == last {
+			same++
+		} else {
+			last, same = c, 1
+		}
+		total++
+	}
+	return total
 }
 
 // fill sets every byte of s to c.

@@ -3,6 +3,7 @@ package pbzip2
 import (
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // bzChunk is BZ_MAX_UNUSED: BZ2_bzRead hands libbzip2 its FILE's bytes
@@ -12,6 +13,9 @@ const bzChunk = 5000
 // blockSlack is how far a block's output may run past what a stream may
 // give in all before BZRead refuses to decode it.
 const blockSlack = 1 << 20
+
+// spares are output buffers of closed streams, for the next ones.
+var spares sync.Pool
 
 // BZRead is one bzip2 stream read the way bspatch reads each of a patch's
 // three streams: libbzip2's BZ2_bzRead on a FILE that starts where the
@@ -45,6 +49,7 @@ type BZRead struct {
 	bit     uint64 // where the next block or end marker starts
 	fed     uint64 // bytes handed to the decompressor (chunks of bzChunk)
 	cur     *block // the block being read, nil between blocks
+	spare   []byte // the output buffer of blocks read before
 	curPos  int
 	ended   bool
 	comb    uint32
@@ -173,8 +178,18 @@ func (s *BZRead) next() error {
 		// what is read and never looks at the rest): up to blockSlack
 		// more is decoded; a block larger still is refused.
 		s.d.maxOut = s.max - s.total + blockSlack
-		b, err := s.d.decodeBlock(s.data, s.bit, nil)
+		// The last block's output, all read, is reused: a stream of many
+		// large blocks costs one block's memory.
+		if s.spare == nil {
+			if b, ok := spares.Get().(*[]byte); ok {
+				s.spare = *b
+			}
+		}
+		b, err := s.d.decodeBlock(s.data, s.bit, s.spare[:0])
 		s.d.maxOut = 0
+		if b != nil {
+			s.spare = b.out
+		}
 		s.errAt = s.d.errBit + 24 // a code is known bad up to 20 bits on
 		if err == errTruncated {
 			return fmt.Errorf("%w: the patch ends inside a block (libbzip2: BZ_UNEXPECTED_EOF)", ErrCorrupt)
@@ -235,6 +250,12 @@ func (s *BZRead) eager() {
 // Close reports an error libbzip2 met, or may have met, after the last
 // read was satisfied: nil when there was none.
 func (s *BZRead) Close() error {
+	if s.spare != nil {
+		// The output buffer goes to the next stream read.
+		b := s.spare[:0]
+		spares.Put(&b)
+		s.spare, s.cur = nil, nil
+	}
 	if s.err != nil || s.late == nil {
 		return nil
 	}

@@ -453,16 +453,50 @@ func (g *target) applyOp(op *payload.Op) error {
 		} else if r < n {
 			return beyond(op, g.limit, "writes %d bytes", n)
 		}
-		buf := make([]byte, 0, n)
+		if n <= spoolMem {
+			buf := make([]byte, 0, n)
+			for _, e := range op.SrcExtents {
+				size := e.GetNumBlocks() * payload.BlockSize
+				b := buf[len(buf) : len(buf)+int(size)]
+				if err := g.read(op, b, e.GetStartBlock()*payload.BlockSize, "reads"); err != nil {
+					return err
+				}
+				buf = buf[:len(buf)+int(size)]
+			}
+			return g.writeExtents(op, op.DstExtents, buf, false)
+		}
+		// A large MOVE reads every source into a spool before it writes
+		// (the client's buffer), a chunk at a time.
+		sp := &spool{dir: g.tempDir}
+		defer sp.close()
+		chunkBuf := make([]byte, copyChunk)
 		for _, e := range op.SrcExtents {
 			size := e.GetNumBlocks() * payload.BlockSize
-			b := buf[len(buf) : len(buf)+int(size)]
-			if err := g.read(op, b, e.GetStartBlock()*payload.BlockSize, "reads"); err != nil {
+			for done := uint64(0); done < size; {
+				c := min(size-done, copyChunk)
+				if err := g.read(op, chunkBuf[:c], e.GetStartBlock()*payload.BlockSize+done, "reads"); err != nil {
+					return err
+				}
+				if _, err := sp.Write(chunkBuf[:c]); err != nil {
+					return err
+				}
+				done += c
+			}
+		}
+		w := &extentWriter{g: g, op: op}
+		from := sp.reader()
+		for pos := int64(0); pos < sp.n; {
+			c := min(sp.n-pos, copyChunk)
+			if _, err := from.ReadAt(chunkBuf[:c], pos); err != nil {
 				return err
 			}
-			buf = buf[:len(buf)+int(size)]
+			if err := w.write(chunkBuf[:c]); err != nil {
+				return err
+			}
+			pos += c
 		}
-		return g.writeExtents(op, op.DstExtents, buf, false)
+		w.g.wrote(w.rs)
+		return nil
 	case payload.OpBsdiff:
 		return g.bsdiff(op)
 	}

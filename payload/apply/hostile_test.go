@@ -9,6 +9,7 @@ import (
 	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/internal/testutil"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -247,14 +248,14 @@ func TestIdleTriplesThroughApply(t *testing.T) {
 }
 
 // Class 10: a small payload of data-less MOVEs that each move the whole
-// partition (200,000 of them: a 3 MB manifest) would keep the applier
+// partition (100,000 of them: a 1.6 MB manifest) would keep the applier
 // busy for hours; the work all operations declare is checked before any
 // runs.
 func TestWorkBoundedBeforeApplying(t *testing.T) {
 	m := oneOp(256, payload.OpReplace, ext(0, 256))
 	move := &payload.Operation{Type: payload.OpMove.Enum(), SrcExtents: []*payload.Extent{ext(0, 256)}, DstExtents: []*payload.Extent{ext(0, 256)}}
 	blobs := [][]byte{make([]byte, 256*payload.BlockSize)}
-	for range 200000 {
+	for range 100000 {
 		m.PartitionOperations = append(m.PartitionOperations, move)
 		blobs = append(blobs, nil)
 	}
@@ -267,4 +268,111 @@ func TestWorkBoundedBeforeApplying(t *testing.T) {
 	if n := c.Operations.Load(); n != 0 {
 		t.Fatalf("%d operations ran", n)
 	}
+}
+
+// A 15 MB manifest of 700,000 MOVEs would take over 500 MiB once parsed:
+// its operations are counted on its bytes and it is refused before it is
+// parsed, having allocated little more than the manifest itself.
+func TestManifestMemoryBoundedBeforeParsing(t *testing.T) {
+	m := oneOp(256, payload.OpReplace, ext(0, 256))
+	move := &payload.Operation{Type: payload.OpMove.Enum(), SrcExtents: []*payload.Extent{ext(0, 256)}, DstExtents: []*payload.Extent{ext(0, 256)}}
+	blobs := [][]byte{make([]byte, 256*payload.BlockSize)}
+	for range 700000 {
+		m.PartitionOperations = append(m.PartitionOperations, move)
+		blobs = append(blobs, nil)
+	}
+	b := craft(t, m, blobs)
+	testutil.SaveCrafted(t, "700k-moves.payload", b)
+	m, blobs = nil, nil
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := payload.NewReader(bytes.NewReader(b), nil)
+	runtime.ReadMemStats(&after)
+	if augen.StricterRule(err) != "limits" {
+		t.Fatalf("got %v", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 3*uint64(len(b))+(1<<20) {
+		t.Fatalf("allocated %d bytes for a %d-byte payload before refusing it", n, len(b))
+	}
+}
+
+// A payload of a few KB whose three BSDIFF operations each rebuild 256 MiB
+// (one control triple adding 256 MiB of compressed zeros to the old data)
+// once made the verifier hold each operation's output, and its old data,
+// whole in memory (over 1 GiB peak). Each output now goes through a spool
+// (a temporary file past 8 MiB) and the old data is read a chunk at a
+// time: the whole apply allocates a small part of one operation's size.
+// scripts/hostile-inputs.sh measures augen's peak RSS on it.
+func TestBigOperationsInBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("rebuilds 768 MiB")
+	}
+	const n = 256 << 20
+	blocks := uint64(3 * n / payload.BlockSize)
+	patch := bsdiffPatch(t, n, [3]int64{n, 0, 0}, make([]byte, n), nil)
+	zeros := sha256Zeros(3 * n)
+	m := &payload.Manifest{
+		BlockSize:        proto.Uint32(payload.BlockSize),
+		OldPartitionInfo: &payload.InstallInfo{Size: proto.Uint64(3 * n), Hash: zeros},
+		NewPartitionInfo: &payload.InstallInfo{Size: proto.Uint64(3 * n), Hash: zeros},
+	}
+	var blobs [][]byte
+	for i := uint64(0); i < 3; i++ {
+		third := blocks / 3
+		m.PartitionOperations = append(m.PartitionOperations, &payload.Operation{Type: payload.OpBsdiff.Enum(),
+			SrcExtents: []*payload.Extent{ext(i*third, third)}, SrcLength: proto.Uint64(n),
+			DstExtents: []*payload.Extent{ext(i*third, third)}, DstLength: proto.Uint64(n)})
+		blobs = append(blobs, patch)
+	}
+	b := craft(t, m, blobs)
+	testutil.SaveCrafted(t, "big-bsdiffs.payload", b)
+	dir := t.TempDir()
+	old := dir + "/old"
+	if err := os.WriteFile(old, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(old, 3*n); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := payload.NewReader(bytes.NewReader(b), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := apply.Simulate(context.Background(), pr, apply.Sources{Partition: old, TempDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	// Before, the outputs and old data alone were 1.5 GiB of allocations.
+	if a := after.TotalAlloc - before.TotalAlloc; a > n*3/4 {
+		t.Fatalf("allocated %d MiB in all to apply three 256 MiB operations", a>>20)
+	}
+}
+
+// bsdiffPatch is a BSDIFF40 patch of one control triple.
+func bsdiffPatch(t *testing.T, newSize int64, triple [3]int64, diff, extra []byte) []byte {
+	t.Helper()
+	var ctrl [24]byte
+	for i, v := range triple {
+		binary.LittleEndian.PutUint64(ctrl[8*i:], uint64(v))
+	}
+	c, d, e := bz2(t, ctrl[:]), bz2(t, diff), bz2(t, extra)
+	hdr := make([]byte, 32)
+	copy(hdr, "BSDIFF40")
+	binary.LittleEndian.PutUint64(hdr[8:], uint64(len(c)))
+	binary.LittleEndian.PutUint64(hdr[16:], uint64(len(d)))
+	binary.LittleEndian.PutUint64(hdr[24:], uint64(newSize))
+	return append(append(append(hdr, c...), d...), e...)
+}
+
+func sha256Zeros(n int) []byte {
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	for ; n > 0; n -= len(buf) {
+		h.Write(buf[:min(n, len(buf))])
+	}
+	return h.Sum(nil)
 }

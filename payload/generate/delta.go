@@ -676,9 +676,30 @@ func kernelProcedure(oldK, newK File, blobs *bytes.Buffer) (*payload.Procedure, 
 			o.srcLen, o.dstLen = uint64(len(ok)), uint64(len(nk))
 		}
 	}
-	p.Operations = []*payload.Operation{o.manifestOp(blobs)}
+	if len(o.data) <= kernelChunkFrom {
+		p.Operations = []*payload.Operation{o.manifestOp(blobs)}
+		return p, nil
+	}
+	// A kernel whose one operation would carry more than a verifier holds
+	// in memory (payload.DefaultMaxBlobSize) is sent as a full payload
+	// sends it: 1 MiB chunks.
+	for off := 0; off < len(nk); off += fullChunk {
+		end := min(off+fullChunk, len(nk))
+		c := &op{dst: extents(uint64(off)/payload.BlockSize, payload.Blocks(uint64(end-off)))}
+		if err := c.setFull(nk[off:end]); err != nil {
+			return nil, err
+		}
+		p.Operations = append(p.Operations, c.manifestOp(blobs))
+	}
 	return p, nil
 }
+
+// kernelChunkFrom is the size of a delta's kernel operation from which it
+// is split into fullChunk pieces instead.
+const (
+	kernelChunkFrom = payload.DefaultMaxBlobSize / 2
+	fullChunk       = 1 << 20
+)
 
 // breakCost is how many bytes of data making o full would add. A MOVE's
 // full size is not known without compressing it: estimate 2:1.

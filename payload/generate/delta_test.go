@@ -164,7 +164,7 @@ func TestDeltaRefusesWrongOld(t *testing.T) {
 	os.WriteFile(wrong, new, 0o644)
 	pr, _ := payload.NewReader(bytes.NewReader(p), nil)
 	_, err := apply.Simulate(context.Background(), pr, apply.Sources{Partition: wrong, TempDir: dir})
-	if !errors.Is(err, apply.ErrMismatch) || !strings.Contains(err.Error(), "the payload applies to") {
+	if !errors.Is(err, apply.ErrMismatch) || !strings.Contains(err.Error(), "the delta applies to") {
 		t.Fatalf("got %v", err)
 	}
 }
