@@ -81,14 +81,14 @@ type PayloadReport struct {
 	SignedBy string `json:"signed_by,omitempty"`
 	// SignedHash and SignatureSizes let a verifier rebuild the payload
 	// from its input and compare (augen verify --image).
-	SignedHash     string          `json:"signed_hash"`
-	SignatureSizes []int           `json:"signature_sizes"`
-	Applied        bool            `json:"applied"`
+	SignedHash     string `json:"signed_hash"`
+	SignatureSizes []int  `json:"signature_sizes"`
+	Applied        bool   `json:"applied"`
 	// PartitionSize (deltas) is the USR partition the delta is for (and
 	// was applied on): the statement's partition_size, or its manifest's
 	// old_partition_info.size.
-	PartitionSize int64 `json:"partition_size,omitempty"`
-	Rebuilt        []apply.Rebuilt `json:"rebuilt,omitempty"`
+	PartitionSize int64           `json:"partition_size,omitempty"`
+	Rebuilt       []apply.Rebuilt `json:"rebuilt,omitempty"`
 	// OSVersion is the version the rebuilt partition declares
 	// (/usr/lib/os-release), which must be the statement's; VersionNote
 	// says why it could not be read when the partition holds no

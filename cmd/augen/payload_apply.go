@@ -95,7 +95,7 @@ func payloadApply(e *env, args []string) (err error) {
 	vr, err := verify.Payload(e.ctx, in, size, pubs, verify.PayloadOptions{
 		Sources: apply.Sources{Partition: *old, PartitionSize: partition, Kernel: *oldKernel, Progress: progress,
 			PartitionName: oldName, KernelName: oldKernelName},
-		Keep:    keep,
+		Keep: keep,
 	})
 	endProgress()
 	if err != nil {

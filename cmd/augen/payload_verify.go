@@ -103,7 +103,7 @@ func payloadVerify(e *env, args []string) (err error) {
 	progress, endProgress := showProgress(e, "")
 	defer endProgress()
 	vr, err := verify.Payload(e.ctx, in, size, pubs, verify.PayloadOptions{
-		Sources:             apply.Sources{Partition: *old, PartitionSize: partition, Kernel: *oldKernel, Progress: progress,
+		Sources: apply.Sources{Partition: *old, PartitionSize: partition, Kernel: *oldKernel, Progress: progress,
 			PartitionName: oldName, KernelName: oldKernelName},
 		UnsafeAllowUnsigned: *unsigned,
 		AllSignatures:       *allSigs,

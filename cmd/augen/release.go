@@ -112,7 +112,7 @@ func releaseCmd(e *env, args []string) error {
 	end()
 	opts := release.Options{Image: fs.Arg(0), Version: *bf.version, RequiresVersion: *bf.requiresVersion, Board: *bf.board, AppID: *bf.appID, Extras: extras,
 		PartitionSizes: partitions,
-		Unpack: uo, Checks: checks, Augen: version, MTime: mtime, TempDir: tempDirFor(*out),
+		Unpack:         uo, Checks: checks, Augen: version, MTime: mtime, TempDir: tempDirFor(*out),
 		Log: logTo(e)}
 	for _, d := range plan {
 		opts.Deltas = append(opts.Deltas, release.Delta{Version: d.version, Image: d.image})
