@@ -276,6 +276,9 @@ func bundleInspect(e *env, args []string) (err error) {
 		if p.FromVersion != "" {
 			from = " from " + p.FromVersion
 		}
+		if p.PartitionSize > 0 {
+			from += " for " + bundle.SizeLabel(p.PartitionSize) + " partitions"
+		}
 		fmt.Fprintf(e.stdout, "  %-34s %-5s%s  %d bytes, sha256 %s\n", p.Name, p.Kind, from, p.Size, p.SHA256Hex)
 	}
 	for _, s := range signers {
