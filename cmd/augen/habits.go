@@ -43,6 +43,67 @@ var habits = []habit{
 	{"core_upload_update", "--server", "augen push --server URL"},
 }
 
+// tools maps the au-generator tools' names, typed as augen commands, to
+// what augen does instead.
+var tools = map[string]string{
+	"delta_generator":    `"augen payload build" (-new_image, -old_image), "augen payload verify" (-in_file with -public_key), "augen payload apply" (debug apply)`,
+	"core_sign_update":   `"augen payload build --image USR.bin --kernel VMLINUZ --key URI" (one --key per key), or "augen release" for the whole release`,
+	"core_upload_update": `"augen push" (with a release bundle from "augen release")`,
+	"generate_payload":   `"augen release" (see doc/migrating.md)`,
+}
+
+// toolHint says what augen does instead of an au-generator tool typed as
+// a command ("" when name is none).
+func toolHint(name string) string {
+	if t, ok := tools[name]; ok {
+		return fmt.Sprintf("%s is an au-generator tool; in augen: %s (doc/migrating.md)", name, t)
+	}
+	return ""
+}
+
+// habitWords finds every au-generator flag in args that the command does
+// not have itself, before pflag reads them: pflag would read
+// "-old_image=x" as -o with the value "ld_image=x" and write a file of
+// that name. A word after "--" is an argument.
+func habitWords(args []string, known func(name string) bool) []string {
+	var hints []string
+	seen := map[string]bool{}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(a, "=")
+		bare := strings.TrimLeft(name, "-")
+		if len(bare) < 2 || known(bare) || seen[bare] {
+			continue
+		}
+		for _, h := range habits {
+			if strings.TrimLeft(h.old, "-") == bare {
+				seen[bare] = true
+				hints = append(hints, fmt.Sprintf("%s is %s's flag; in augen: %s", name, h.tool, h.augen))
+				break
+			}
+		}
+	}
+	return hints
+}
+
+// swallowedHabit reports whether an -o value is the tail of a
+// delta_generator flag that starts with "o" (-old_image=x read as -o
+// "ld_image=x"), and names the flag.
+func swallowedHabit(value string) string {
+	name, _, _ := strings.Cut(value, "=")
+	for _, h := range habits {
+		if old := strings.TrimLeft(h.old, "-"); strings.HasPrefix(old, "o") && old[1:] == name {
+			return h.old
+		}
+	}
+	return ""
+}
+
 // habitHint finds an au-generator flag among args and says what augen
 // takes instead ("" when there is none). A flag augen itself has (--image,
 // --server) is not a habit of the command being run: known reports it.

@@ -124,7 +124,7 @@ func pushCmd(e *env, args []string) error {
 	policyPath := fs.String("policy", "", "the trust policy `file`")
 	sf := addServerFlags(fs)
 	channel := fs.String("channel", "", "the `channel` to point at the release (e.g. dev-channel)")
-	track := fs.String("track", "", "the `track` (GROUP= of update.conf) clients use (default: the channel's name)")
+	track := fs.String("track", "", "the `track` (GROUP= of update.conf) clients use (default: the channel's name); not core_upload_update's --track, which named the channel (--channel here)")
 	storeURL := fs.String("store", "", "where to upload: file:///DIR, https://HOST/PATH or s3://BUCKET/PREFIX")
 	publicURL := fs.String("public-url", "", "the base `URL` clients download from (default: the store's URL)")
 	floorReason := fs.String("floor-reason", "", "mark the release a floor of the channel, for this `reason` (machines below it are offered it first)")
@@ -137,11 +137,20 @@ func pushCmd(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"--policy", *policyPath}, {"--server", *sf.server}, {"--channel", *channel}, {"--store", *storeURL}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
 	switch {
 	case fs.NArg() != 1:
 		return withHint(usagef("expected one bundle"), `run "augen push --help"`)
-	case *policyPath == "" || *channel == "" || *storeURL == "":
-		return withHint(usagef("--policy, --server, --channel and --store are required"), `run "augen push --help"`)
+	case *channel == "" && *track != "":
+		return withHint(usagef("--channel is missing (--track %s is the track of the group that routes machines to the channel, not the channel)", *track),
+			fmt.Sprintf("core_upload_update's --track named the channel: give --channel %s", *track))
+	case len(missing) > 0:
+		return withHint(usagef("%s %s required", joinAnd(missing), map[bool]string{true: "is", false: "are"}[len(missing) == 1]), `run "augen push --help"`)
 	case fs.Changed("floor-reason") && strings.TrimSpace(*floorReason) == "":
 		return usagef("--floor-reason: give the reason machines must install this release first")
 	}
@@ -440,4 +449,12 @@ func verifyServed(e *env, fetch *http.Client, trust *verify.Trust, p *nebraska.P
 	progress, end := showProgress(e, "")
 	defer end()
 	return push.VerifyServed(e.ctx, fetch, pubs, p, os.TempDir(), progress)
+}
+
+// joinAnd joins names as "a", "a and b", "a, b and c".
+func joinAnd(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }

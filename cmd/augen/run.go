@@ -171,7 +171,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	fmt.Fprintf(stderr, "%s: error: unknown command %q\n", programName, args[0])
-	fmt.Fprintf(stderr, "%s: hint: %s\n", programName, suggest(args[0], `run "augen --help"`))
+	hint := toolHint(args[0])
+	if hint == "" {
+		hint = suggest(args[0], `run "augen --help"`)
+	}
+	fmt.Fprintf(stderr, "%s: hint: %s\n", programName, hint)
 	return exitUsage
 }
 
@@ -283,17 +287,33 @@ func newFlags(e *env, name, usage string) *pflag.FlagSet {
 
 // parse parses flags, turning pflag's errors into usage errors.
 func parse(fs *pflag.FlagSet, args []string) error {
+	known := func(name string) bool {
+		return fs.Lookup(name) != nil || (len(name) == 1 && fs.ShorthandLookup(name) != nil)
+	}
+	// au-generator's flags are recognised before pflag reads shorthands
+	// ("-old_image=x" is not -o "ld_image=x"): all of them at once, and
+	// nothing is done.
+	if hints := habitWords(args, known); len(hints) > 0 {
+		err := usagef("%s", strings.Join(hints, "; "))
+		if len(hints) == 1 {
+			return withHint(err, "doc/migrating.md maps au-generator's flags to augen's")
+		}
+		return withHint(usagef("%d au-generator flags: %s", len(hints), strings.Join(hints, "; ")), "doc/migrating.md maps au-generator's flags to augen's")
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err // pflag has printed the usage
 		}
-		hint := habitHint(args, func(name string) bool {
-			return fs.Lookup(name) != nil || (len(name) == 1 && fs.ShorthandLookup(name) != nil)
-		})
+		hint := habitHint(args, known)
 		if hint == "" {
 			hint = fmt.Sprintf("run \"augen %s --help\"", fs.Name())
 		}
 		return withHint(usagef("%v", err), hint)
+	}
+	if o := fs.Lookup("output"); o != nil && o.Changed {
+		if flag := swallowedHabit(o.Value.String()); flag != "" {
+			return withHint(usagef("-o %q looks like the rest of %s, delta_generator's flag", o.Value.String(), flag), "doc/migrating.md maps au-generator's flags to augen's")
+		}
 	}
 	if p := fs.Lookup("progress"); p != nil {
 		switch v := p.Value.String(); v {
