@@ -15,16 +15,44 @@ type Checks struct {
 	// file, and the public key it must come from; checked first.
 	Signature, SigningKey string
 	// Digests is CI's DIGESTS file: its SHA-512 and SHA-1 lines for the
-	// image must match what was read.
+	// image must match what was read. A clearsigned one (DIGESTS.asc) must
+	// verify with SigningKey first.
 	Digests string
+
+	digestsSignedBy string
+}
+
+// DigestsCheck is the DIGESTS file an image matched: SignedBy names the
+// OpenPGP key that signed it, "" for an unsigned file (which proves only
+// that the image is the one the file beside it names).
+type DigestsCheck struct {
+	File     string `json:"file"`
+	SignedBy string `json:"signed_by,omitempty"`
+}
+
+// String is how every command reports it.
+func (d *DigestsCheck) String() string {
+	if d.SignedBy != "" {
+		return "DIGESTS signed by " + d.SignedBy + " matched"
+	}
+	return "DIGESTS (unsigned) matched"
 }
 
 // File unpacks the image file at path into usr, with its checks: the
 // signature before anything is read, the DIGESTS file after (the file's
 // size is InputSize, for Progress).
 func File(ctx context.Context, path string, usr *os.File, opts Options, checks Checks) (*Result, []byte, error) {
-	if (checks.Signature == "") != (checks.SigningKey == "") {
-		return nil, nil, fmt.Errorf("a signature and its signing key go together")
+	if checks.Signature != "" && checks.SigningKey == "" {
+		return nil, nil, fmt.Errorf("a signature needs the key it must come from")
+	}
+	// The DIGESTS file is read, and its signature checked, before the
+	// image: a forged one stops the work before it starts.
+	var digests []byte
+	if checks.Digests != "" {
+		var err error
+		if digests, checks.digestsSignedBy, err = ReadDigests(checks.Digests, checks.SigningKey); err != nil {
+			return nil, nil, err
+		}
 	}
 	signedBy := ""
 	if checks.Signature != "" {
@@ -48,9 +76,10 @@ func File(ctx context.Context, path string, usr *os.File, opts Options, checks C
 	}
 	res.SignedBy = signedBy
 	if checks.Digests != "" {
-		if err := CheckDigests(checks.Digests, filepath.Base(path), res.Input); err != nil {
+		if err := checkDigests(digests, checks.Digests, filepath.Base(path), res.Input); err != nil {
 			return nil, nil, err
 		}
+		res.Digests = &DigestsCheck{File: checks.Digests, SignedBy: checks.digestsSignedBy}
 	}
 	return res, kernel, nil
 }
@@ -87,6 +116,10 @@ func CheckDigests(path, name string, d Digest) error {
 	if err != nil {
 		return err
 	}
+	return checkDigests(b, path, name, d)
+}
+
+func checkDigests(b []byte, path, name string, d Digest) error {
 	section, checked := "", 0
 	for _, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 )
 
@@ -22,28 +23,9 @@ const maxKeyFile = 1 << 20
 // It returns the signer's identity. The image is read once, before anything
 // is decoded: nothing is unpacked from an image whose origin is unproven.
 func VerifyImageSignature(imagePath, sigPath, keyFile string) (string, error) {
-	readSmall := func(p string) ([]byte, error) {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if st.Size() > maxKeyFile {
-			return nil, fmt.Errorf("%s is %d bytes: too large for a key or signature", p, st.Size())
-		}
-		return os.ReadFile(p)
-	}
-	kb, err := readSmall(keyFile)
+	ring, err := readKeyRing(keyFile)
 	if err != nil {
 		return "", err
-	}
-	var ring openpgp.EntityList
-	if bytes.Contains(kb, []byte("-----BEGIN PGP")) {
-		ring, err = openpgp.ReadArmoredKeyRing(bytes.NewReader(kb))
-	} else {
-		ring, err = openpgp.ReadKeyRing(bytes.NewReader(kb))
-	}
-	if err != nil || len(ring) == 0 {
-		return "", fmt.Errorf("signing key %s: not an OpenPGP public key (%v)", keyFile, err)
 	}
 	sb, err := readSmall(sigPath)
 	if err != nil {
@@ -71,8 +53,94 @@ func VerifyImageSignature(imagePath, sigPath, keyFile string) (string, error) {
 		}
 		return "", fmt.Errorf("%w: the OpenPGP signature %s does not verify %s: %s", ErrImage, sigPath, imagePath, why)
 	}
+	return signerName(signer), nil
+}
+
+func signerName(signer *openpgp.Entity) string {
 	for name := range signer.Identities {
-		return name, nil
+		return name
 	}
-	return fmt.Sprintf("%X", signer.PrimaryKey.Fingerprint), nil
+	return fmt.Sprintf("%X", signer.PrimaryKey.Fingerprint)
+}
+
+// readSmall reads a key, signature or DIGESTS file of at most maxKeyFile.
+func readSmall(p string) ([]byte, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > maxKeyFile {
+		return nil, fmt.Errorf("%s is %d bytes: too large for a key, signature or DIGESTS file", p, st.Size())
+	}
+	return os.ReadFile(p)
+}
+
+// readKeyRing reads the OpenPGP public keys in keyFile (armored or binary).
+func readKeyRing(keyFile string) (openpgp.EntityList, error) {
+	kb, err := readSmall(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	var ring openpgp.EntityList
+	if bytes.Contains(kb, []byte("-----BEGIN PGP")) {
+		ring, err = openpgp.ReadArmoredKeyRing(bytes.NewReader(kb))
+	} else {
+		ring, err = openpgp.ReadKeyRing(bytes.NewReader(kb))
+	}
+	if err != nil || len(ring) == 0 {
+		return nil, fmt.Errorf("signing key %s: not an OpenPGP public key (%v)", keyFile, err)
+	}
+	return ring, nil
+}
+
+// IsClearsigned reports whether the file at path is an OpenPGP
+// clearsigned message (Flatcar's DIGESTS.asc), by its first line.
+func IsClearsigned(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, 64)
+	n, _ := io.ReadFull(f, buf)
+	return bytes.HasPrefix(bytes.TrimLeft(buf[:n], " \t\r\n"), []byte(clearsignHeader))
+}
+
+const clearsignHeader = "-----BEGIN PGP SIGNED MESSAGE-----"
+
+// ReadDigests reads a DIGESTS file. A clearsigned one (DIGESTS.asc, as
+// Flatcar publishes it) is verified against keyFile first, and its signer
+// returned; an unsigned one ("" signer) proves nothing about the image by
+// itself: whoever can replace the image can replace the file beside it.
+func ReadDigests(path, keyFile string) (content []byte, signedBy string, err error) {
+	b, err := readSmall(path)
+	if err != nil {
+		return nil, "", err
+	}
+	if !bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte(clearsignHeader)) {
+		return b, "", nil
+	}
+	if keyFile == "" {
+		return nil, "", fmt.Errorf("%w: %s is signed: give the key it must come from (--signing-key)", ErrImage, path)
+	}
+	ring, err := readKeyRing(keyFile)
+	if err != nil {
+		return nil, "", err
+	}
+	block, rest := clearsign.Decode(b)
+	if block == nil {
+		return nil, "", fmt.Errorf("%w: %s: not a valid clearsigned message", ErrImage, path)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return nil, "", fmt.Errorf("%w: %s: %d bytes after the signed message", ErrImage, path, len(rest))
+	}
+	signer, err := block.VerifySignature(ring, nil)
+	if err != nil {
+		why := err.Error()
+		if errors.Is(err, pgperrors.ErrUnknownIssuer) || strings.Contains(why, "unknown issuer") {
+			why = "it was not made by any key in " + keyFile
+		}
+		return nil, "", fmt.Errorf("%w: the OpenPGP signature of %s does not verify: %s", ErrImage, path, why)
+	}
+	return block.Plaintext, signerName(signer), nil
 }

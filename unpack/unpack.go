@@ -112,7 +112,9 @@ type Result struct {
 	Input Digest `json:"input"`
 	// SignedBy names the OpenPGP key whose signature of the input was
 	// verified ("" when none was checked).
-	SignedBy   string          `json:"signed_by,omitempty"`
+	SignedBy string `json:"signed_by,omitempty"`
+	// Digests is the DIGESTS file the input matched (nil: none given).
+	Digests    *DigestsCheck   `json:"digests,omitempty"`
 	Compressed bool            `json:"compressed"`
 	FullCheck  bool            `json:"full_check"`
 	DiskSize   int64           `json:"disk_size"`

@@ -199,7 +199,7 @@ func TestOfficialRelease(t *testing.T) {
 	}{
 		{"key file", "--official refuses key files", []string{"--key", "file:" + tmp + "/key-a.pem"}},
 		{"bundle key file", "--official refuses key files", []string{"--key", tpm, "--bundle-key", "file:" + tmp + "/key-b.pem"}},
-		{"no image check", "--official needs the CI image checked", []string{"--key", tpm, "--bundle-key", p11}},
+		{"no image check", "--official needs the CI image's OpenPGP signature checked", []string{"--key", tpm, "--bundle-key", p11}},
 	} {
 		code, _, errOut := runAugen(append(append(append([]string{}, base...), c.args...), "-o", tmp+"/r.tar")...)
 		if code != exitUsage || !strings.Contains(errOut, c.want) {
@@ -231,7 +231,7 @@ func TestOfficialRelease(t *testing.T) {
 
 	// payload build --from-image takes a CI image too: the same rule.
 	build := []string{"payload", "build", "--official", "--from-image", img, "--usr-size", "4MiB", "--key", tpm, "-o", tmp + "/p.gz"}
-	if code, _, errOut := runAugen(build...); code != exitUsage || !strings.Contains(errOut, "--official needs the CI image checked") {
+	if code, _, errOut := runAugen(build...); code != exitUsage || !strings.Contains(errOut, "--official needs the CI image's OpenPGP signature checked") {
 		t.Errorf("payload build --official --from-image without checks: exit %d\n%s", code, errOut)
 	}
 	code, _, errOut = runAugen(append(build, sig...)...)

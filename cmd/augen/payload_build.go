@@ -298,7 +298,7 @@ func resolveInputs(e *env, uf *unpackFlags, in buildInputs, fromImage, oldFromIm
 		if in.image, in.kernel, res, err = unpackChecked(e, uf.withKernel(in.kernel), fromImage, tmp, "new"); err != nil {
 			return in, cleanup, err
 		}
-		logTo(e)(inputChecks(fromImage, res, *uf.digests != ""))
+		logTo(e)(inputChecks(fromImage, res))
 		if oldFromImage != "" {
 			if in.old, in.oldKernel, err = unpackTo(e, uf.withKernel(in.oldKernel), oldFromImage, tmp, "old"); err != nil {
 				return in, cleanup, err

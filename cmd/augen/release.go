@@ -143,7 +143,7 @@ func releaseCmd(e *env, args []string) error {
 		return err
 	}
 	st := res.Statement
-	logTo(e)(inputChecks(fs.Arg(0), res.Image, *uf.digests != ""))
+	logTo(e)(inputChecks(fs.Arg(0), res.Image))
 	fmt.Fprintf(e.stderr, "wrote %s: %s %s, %d payload(s), signed by %d key(s)\n", *out, st.Predicate.Board, st.Predicate.Version, len(st.Predicate.Payloads), len(bundleKeys))
 	if *asJSON {
 		r := bundleJSON(*out, st)
@@ -224,28 +224,35 @@ func regularFile(path, what string) error {
 
 // inputChecks is the line every signing command prints about its CI image:
 // which of the image's own checks ran.
-func inputChecks(image string, res *unpack.Result, digests bool) string {
-	var ran []string
-	if res.SignedBy != "" {
-		ran = append(ran, "OpenPGP signature by "+res.SignedBy)
-	}
-	if digests {
-		ran = append(ran, "DIGESTS")
-	}
-	if len(ran) == 0 {
+func inputChecks(image string, res *unpack.Result) string {
+	ran := imageChecks(res)
+	if ran == "" {
 		return "warning: " + image + ": the CI image's own checks did not run (no --signature, no --digests): nothing proves it is the image CI built; --official requires one"
 	}
-	return "input checks: " + image + ": " + strings.Join(ran, ", ") + " verified; GPT and the kernel's dm-verity root hash checked"
+	if res.SignedBy == "" && (res.Digests == nil || res.Digests.SignedBy == "") {
+		return "warning: " + image + ": " + ran + ", but nothing signed proves it is the image CI built (whoever can replace the image can replace the DIGESTS beside it); --official requires its .sig or DIGESTS.asc"
+	}
+	return "input checks: " + image + ": " + ran + "; GPT and the kernel's dm-verity root hash checked"
 }
 
 // officialImageChecked refuses an --official build from a CI image whose
-// own checks (OpenPGP signature, DIGESTS) were not asked for.
+// origin no OpenPGP signature will prove: its detached signature
+// (--signature) or a signed DIGESTS file (DIGESTS.asc) must be given. An
+// unsigned DIGESTS proves nothing: whoever can replace the image can
+// replace the file beside it.
 func officialImageChecked(official bool, uf *unpackFlags) error {
-	if official && *uf.signature == "" && *uf.digests == "" {
-		return withHint(usagef("--official needs the CI image checked: give its OpenPGP signature (--signature, --signing-key) or its DIGESTS file (--digests)"),
-			"an official release is built only from an image proven to be the one CI built")
+	if !official || *uf.signature != "" {
+		return nil
 	}
-	return nil
+	if *uf.digests != "" && unpack.IsClearsigned(*uf.digests) {
+		return nil
+	}
+	if *uf.digests != "" {
+		return withHint(usagef("--official: %s is not signed: an unsigned DIGESTS file proves nothing (whoever can replace the image can replace it)", *uf.digests),
+			"give the signed one, DIGESTS.asc, with --signing-key, or the image's .sig with --signature")
+	}
+	return withHint(usagef("--official needs the CI image's OpenPGP signature checked: give its .sig (--signature, --signing-key) or its signed DIGESTS.asc (--digests, --signing-key)"),
+		"an official release is built only from an image proven to be the one CI built")
 }
 
 // checkPartitionSizes reads release's --partition-size values: each at

@@ -100,7 +100,22 @@ func unpackCmd(e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "%s: OK\n  usr.bin   %d bytes of USR-A, sha256 %s\n  vmlinuz   %d bytes from %s, sha256 %s\n  verity    %s root %s matches the kernel\n  input     %d bytes, sha256 %s\n",
 		fs.Arg(0), res.USR.Size, res.USR.SHA256, res.Kernel.Size, res.KernelFrom, res.Kernel.SHA256,
 		res.Verity.Filesystem, res.Verity.RootHash, res.Input.Size, res.Input.SHA256)
+	if c := imageChecks(res); c != "" {
+		fmt.Fprintf(e.stdout, "  checks    %s\n", c)
+	}
 	return nil
+}
+
+// imageChecks says which of a CI image's own checks ran ("" for none).
+func imageChecks(res *unpack.Result) string {
+	var ran []string
+	if res.SignedBy != "" {
+		ran = append(ran, "OpenPGP signature by "+res.SignedBy+" verified")
+	}
+	if res.Digests != nil {
+		ran = append(ran, res.Digests.String())
+	}
+	return strings.Join(ran, ", ")
 }
 
 // unpackFlags are the flags unpack and payload build --from-image share.
@@ -167,8 +182,11 @@ func (u *unpackFlags) options(e *env, image, tmpDir string) (opts unpack.Options
 			return opts, checks, end, fmt.Errorf("%s is empty", *u.kernel)
 		}
 	}
-	if (*u.signature == "") != (*u.signingKey == "") {
-		return opts, checks, end, usagef("--signature and --signing-key go together")
+	switch {
+	case *u.signature != "" && *u.signingKey == "":
+		return opts, checks, end, withHint(usagef("--signature needs --signing-key, the OpenPGP key it must come from"), "Flatcar's is the buildbot key, F88CFEDEFF29A5B4D9523864E25D9AED0593B34A")
+	case *u.signingKey != "" && *u.signature == "" && (*u.digests == "" || !unpack.IsClearsigned(*u.digests)):
+		return opts, checks, end, withHint(usagef("--signing-key checks --signature or a signed DIGESTS file (--digests DIGESTS.asc), and neither was given"), "give the image's .sig with --signature")
 	}
 	opts.Progress, end = showProgress(e, "unpacking "+filepath.Base(image))
 	return opts, unpack.Checks{Signature: *u.signature, SigningKey: *u.signingKey, Digests: *u.digests}, end, nil
