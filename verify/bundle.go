@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/augen-project/augen"
@@ -113,13 +114,38 @@ type Failure struct {
 	Member string `json:"member"`
 	Check  string `json:"check"`
 	Error  string `json:"error"`
+	// Hint, if set, says what to do next.
+	Hint string `json:"hint,omitempty"`
 }
 
 // String is "member: check: error", the line augen verify prints.
 func (f Failure) String() string { return f.Member + ": " + f.Check + ": " + f.Error }
 
 func (r *Report) fail(member, check, format string, args ...any) {
-	r.Failures = append(r.Failures, Failure{Member: member, Check: check, Error: fmt.Sprintf(format, args...)})
+	r.failHint(member, check, "", format, args...)
+}
+
+func (r *Report) failHint(member, check, hint, format string, args ...any) {
+	r.Failures = append(r.Failures, Failure{Member: member, Check: check, Error: fmt.Sprintf(format, args...), Hint: hint})
+}
+
+// signHint is what to do when a bundle has too few signatures.
+const signHint = `another officer adds a signature with "augen bundle sign BUNDLE --key URI --policy POLICY -o SIGNED"`
+
+func sortedIDs(m map[string]crypto.PublicKey) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func untrustedNote(untrusted []string) string {
+	if len(untrusted) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; also signed by %d key(s) the policy does not trust (%s)", len(untrusted), strings.Join(untrusted, ", "))
 }
 
 // failed joins the failures for an error message.
@@ -322,8 +348,18 @@ func checkEnvelope(rep *Report, trust *Trust, opts Options, b []byte) *bundle.St
 		return nil
 	}
 	rep.BundleSigners = valid
-	if len(valid) < trust.Threshold {
-		rep.fail(member, "signatures", "signed by %d trusted bundle key(s), the policy needs %d", len(valid), trust.Threshold)
+	// A channel's rule replaces the policy's threshold (dev-channel: any
+	// one key); without a channel the policy's threshold applies. Either
+	// is met before the statement is parsed.
+	if opts.Channel != "" {
+		if err := trust.ChannelAllowed(opts.Channel, valid); err != nil {
+			rep.failHint(member, "channel", signHint, "%s%s", strings.TrimPrefix(err.Error(), ErrVerification.Error()+": "), untrustedNote(untrusted))
+			return nil
+		}
+	} else if len(valid) < trust.Threshold {
+		rep.failHint(member, "signatures", signHint,
+			"signed by %d of the policy's bundle keys (%s), the policy needs %d of %s%s",
+			len(valid), trust.labels(valid), trust.Threshold, trust.labels(sortedIDs(trust.BundleKeys())), untrustedNote(untrusted))
 		return nil
 	}
 	body, err := env.DecodedPayload()
@@ -339,11 +375,6 @@ func checkEnvelope(rep *Report, trust *Trust, opts Options, b []byte) *bundle.St
 	rep.Version, rep.Board = st.Predicate.Version, st.Predicate.Board
 	if !trust.BoardAllowed(st.Predicate.Board) {
 		rep.fail(member, "statement", "board %s is not allowed by the policy", st.Predicate.Board)
-	}
-	if opts.Channel != "" {
-		if err := trust.ChannelAllowed(opts.Channel, valid); err != nil {
-			rep.fail(member, "channel", "%v", err)
-		}
 	}
 	return st
 }

@@ -164,14 +164,29 @@ func TestBundleTrustFailures(t *testing.T) {
 	f := makeFixture(t)
 	// Signed by an untrusted key only.
 	untrusted := f.build(t, []crypto.Signer{f.keyA}, f.full)
-	if _, err := verifyBytes(untrusted, f.trust, f.opts(t)); err == nil || !strings.Contains(err.Error(), "signed by 0 trusted bundle key(s), the policy needs 1") {
+	if _, err := verifyBytes(untrusted, f.trust, f.opts(t)); err == nil || !strings.Contains(err.Error(), "channel dev-channel needs 1 signatures by its keys") ||
+		!strings.Contains(err.Error(), "the bundle has 0 (none); also signed by 1 key(s) the policy does not trust") {
 		t.Fatalf("untrusted: %v", err)
 	}
-	// One signature short of a threshold of 2.
+	noChannel := f.opts(t)
+	noChannel.Channel = ""
+	if _, err := verifyBytes(untrusted, f.trust, noChannel); err == nil || !strings.Contains(err.Error(), "signed by 0 of the policy's bundle keys (none), the policy needs 1 of") {
+		t.Fatalf("untrusted, no channel: %v", err)
+	}
+	// One signature short of a threshold of 2: refused without a channel
+	// and for stable; dev-channel's rule (any one key) is honoured.
 	p, _ := NewPolicy([]crypto.PublicKey{f.keyA.Public(), f.keyB.Public()}, []crypto.PublicKey{f.keyA.Public()}, 2)
 	two, _ := NewTrust(*p)
-	if _, err := verifyBytes(f.bundleA, two, f.opts(t)); err == nil || !strings.Contains(err.Error(), "the policy needs 2") {
+	if _, err := verifyBytes(f.bundleA, two, noChannel); err == nil || !strings.Contains(err.Error(), "the policy needs 2 of") {
 		t.Fatalf("threshold: %v", err)
+	}
+	stable := f.opts(t)
+	stable.Channel = "stable"
+	if _, err := verifyBytes(f.bundleA, two, stable); err == nil || !strings.Contains(err.Error(), "channel stable needs 2 signatures by its keys") {
+		t.Fatalf("threshold, stable: %v", err)
+	}
+	if _, err := verifyBytes(f.bundleA, two, f.opts(t)); err != nil {
+		t.Fatalf("threshold 2, dev-channel (any one): %v", err)
 	}
 	// The trusted payload key signed, but not in the version-2 slot.
 	var pay bytes.Buffer

@@ -231,16 +231,36 @@ func (t *Trust) ChannelAllowed(channel string, signed []string) error {
 		sort.Strings(names)
 		return failf("the policy allows no channel %q (it allows %v)", channel, names)
 	}
-	count := 0
+	var counted []string
 	for _, id := range signed {
 		if len(rule.Keys) == 0 || contains(rule.Keys, id) {
-			count++
+			counted = append(counted, id)
 		}
 	}
-	if count < rule.Threshold {
-		return failf("channel %s needs %d signatures by its keys, the bundle has %d", channel, rule.Threshold, count)
+	if len(counted) < rule.Threshold {
+		keys := rule.Keys
+		if len(keys) == 0 {
+			keys = make([]string, 0, len(t.bundle))
+			for id := range t.bundle {
+				keys = append(keys, id)
+			}
+			sort.Strings(keys)
+		}
+		return failf("channel %s needs %d signatures by its keys (%s), the bundle has %d (%s)", channel, rule.Threshold, t.labels(keys), len(counted), t.labels(counted))
 	}
 	return nil
+}
+
+// labels names keys as Label does, joined.
+func (t *Trust) labels(ids []string) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = t.Label(id)
+	}
+	return strings.Join(out, ", ")
 }
 
 func contains(list []string, s string) bool {

@@ -4,9 +4,11 @@ import (
 	"crypto"
 	"fmt"
 	"github.com/augen-project/augen/filekind"
+	"github.com/augen-project/augen/verify"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -304,7 +306,7 @@ func bundleSign(e *env, args []string) (err error) {
 	official := fs.Bool("official", false, officialUsage)
 	out := fs.StringP("output", "o", "", "write the signed bundle to `path`")
 	asJSON := fs.Bool("json", false, "print what was written as JSON")
-	policyPath := fs.String("policy", "", "show the signers already there with the names this policy `file` gives their keys")
+	policyPath := fs.String("policy", "", "show the signers already there with the names this policy `file` gives their keys, and refuse a --key it does not trust")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -321,6 +323,21 @@ func bundleSign(e *env, args []string) (err error) {
 		return err
 	}
 	defer closeKeys(signers)
+	if trust != nil {
+		// A signature by a key the policy does not trust counts for
+		// nothing: refuse it rather than add it.
+		for _, s := range signers {
+			id, err := bundle.KeyID(s.Public())
+			if err != nil {
+				return err
+			}
+			if _, ok := trust.BundleKeys()[id]; !ok {
+				return withHint(fmt.Errorf("%w: %s (%s) is not one of the bundle keys of %s (%s): its signature would count for nothing",
+					verify.ErrVerification, s.URI(), id, *policyPath, bundleKeyLabels(trust)),
+					"sign with a key the policy lists, or have the policy's owner add this key (augen policy init --bundle-key)")
+			}
+		}
+	}
 	in, err := os.Open(fs.Arg(0))
 	if err != nil {
 		return err
@@ -360,4 +377,17 @@ func bundleSign(e *env, args []string) (err error) {
 		}{*out, total, len(signers)})
 	}
 	return nil
+}
+
+// bundleKeyLabels names a policy's bundle keys.
+func bundleKeyLabels(trust *verify.Trust) string {
+	ids := make([]string, 0, len(trust.BundleKeys()))
+	for id := range trust.BundleKeys() {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for i, id := range ids {
+		ids[i] = trust.Label(id)
+	}
+	return strings.Join(ids, ", ")
 }

@@ -22,6 +22,11 @@ target, any one; the channels a stock Nebraska and Flatcar have (alpha,
 beta, stable, lts, edge) and each --channel, the threshold. Edit
 "channels" to restrict a channel to some keys.
 
+When a command names a channel (verify --channel, push), that channel's
+rule is the one applied, in place of the k of n: with --threshold 2, a
+bundle signed by one officer verifies for dev-channel and is refused for
+stable. Without a channel, verify applies the k of n.
+
 Each key may carry a name (NAME=KEY: "alice=alice.pub.pem",
 "payload-2026=pkcs11:…"), which verify, push, bundle sign and bundle
 inspect print next to its fingerprint; the fingerprint is what is checked.

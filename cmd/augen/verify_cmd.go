@@ -121,6 +121,9 @@ func verifyCmd(e *env, args []string) (err error) {
 	if verr != nil && !*asJSON {
 		for _, fl := range rep.Failures {
 			fmt.Fprintf(e.stderr, "%s: failed: %s\n", programName, fl.String())
+			if fl.Hint != "" {
+				fmt.Fprintf(e.stderr, "%s: hint: %s\n", programName, fl.Hint)
+			}
 		}
 		if len(rep.Failures) == 0 {
 			// Not a check of the bundle (--image could not be read or
