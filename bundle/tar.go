@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"archive/tar"
+	"errors"
 	"fmt"
 	"github.com/augen-project/augen"
 	"io"
@@ -98,7 +99,7 @@ func readTar(r io.Reader, fn func(hdr *tar.Header, offset int64, body io.Reader)
 			break
 		}
 		if err != nil {
-			return badFormat("at byte %d: %v", cr.n, err)
+			return headerErr(err, cr.n, names)
 		}
 		switch {
 		case hdr.Format != tar.FormatUSTAR || len(hdr.PAXRecords) > 0:
@@ -123,7 +124,11 @@ func readTar(r io.Reader, fn func(hdr *tar.Header, offset int64, body io.Reader)
 		names = append(names, hdr.Name)
 		// archive/tar reads headers exactly, so the count is where the
 		// member's data starts.
-		if err := fn(hdr, cr.n, tr); err != nil {
+		start := cr.n
+		if err := fn(hdr, start, tr); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return badFormat("the file ends at byte %d, inside member %s (bytes %d..%d): the bundle is truncated (an interrupted download or copy?)", cr.n, hdr.Name, start, start+hdr.Size)
+			}
 			return err
 		}
 	}
@@ -157,4 +162,18 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// headerErr explains a tar header archive/tar refused: where the header
+// starts (archive/tar has read the whole 512-byte block by then), and
+// whether the file is no bundle at all or a truncated one.
+func headerErr(err error, n int64, names []string) error {
+	start := max(n-512, 0)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badFormat("the file ends at byte %d, inside the tar header at byte %d: the bundle is truncated (an interrupted download or copy?)", n, start)
+	case len(names) == 0 && start == 0:
+		return badFormat("not a release bundle: its first 512 bytes are no tar header (%v)", err)
+	}
+	return badFormat("the tar header at bytes %d..%d is damaged (%v)", start, start+512, err)
 }

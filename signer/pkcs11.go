@@ -222,7 +222,7 @@ func openP11Key(uri string, opts *Options, rw bool) (*p11Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	fail := func(err error) error { return fmt.Errorf("signer: %s: %w", ref.uri, err) }
+	fail := func(err error) error { return uriErr(ref.uri, err) }
 	mod, err := acquireModule(ref.module)
 	if err != nil {
 		return nil, fail(err)
@@ -382,7 +382,7 @@ func generatePKCS11(uri string, bits int, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	fail := func(err error) error { return fmt.Errorf("signer: %s: %w", ref.uri, err) }
+	fail := func(err error) error { return uriErr(ref.uri, err) }
 	if ref.object == "" && !ref.hasID {
 		return fail(errors.New("name the new key with object= and/or id="))
 	}
@@ -442,7 +442,7 @@ func listPKCS11(uri string, opts *Options) ([]KeyInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	fail := func(err error) error { return fmt.Errorf("signer: %s: %w", ref.uri, err) }
+	fail := func(err error) error { return uriErr(ref.uri, err) }
 	mod, err := acquireModule(ref.module)
 	if err != nil {
 		return nil, fail(err)

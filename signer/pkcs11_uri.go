@@ -65,7 +65,7 @@ func parsePKCS11(uri string) (*pkcs11Ref, error) {
 		r.slotID = &v
 	}
 	if r.module, err = resolveModule(a); err != nil {
-		return nil, fmt.Errorf("signer: %s: %w", r.uri, err)
+		return nil, uriErr(r.uri, err)
 	}
 	return r, nil
 }

@@ -13,8 +13,7 @@ const MaxSecretFile = 64 << 10
 // ReadSecretFile reads a file that holds a secret (a PIN file of
 // pin-source=, a --token-file, a store password file) by the rule key files
 // follow: a regular file that no other user can read, refused with
-// ErrInsecure and the same message as a key file otherwise (a secret others
-// can read is no secret). One trailing line break is not part of the
+// ErrInsecureSecret otherwise (a secret others can read is no secret). One trailing line break is not part of the
 // secret. what names the file's use in errors ("pin-source", "token file").
 func ReadSecretFile(path, what string) ([]byte, error) {
 	f, err := os.Open(path)
@@ -29,8 +28,8 @@ func ReadSecretFile(path, what string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: %s is not a regular file", what, path)
 	}
-	if err := checkPrivate(path, st.Mode()); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s %s has mode %04o: others can read the secret in it (chmod 600 it)", ErrInsecureSecret, what, path, st.Mode().Perm())
 	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxSecretFile+1))
 	if err != nil {

@@ -68,6 +68,8 @@ func (o *Options) warn(msg string) {
 var (
 	ErrUnsupported = errors.New("signer: unsupported key URI")
 	ErrInsecure    = errors.New("signer: insecure key file")
+	// ErrInsecureSecret is a PIN, token or password file others can read.
+	ErrInsecureSecret = errors.New("insecure secret file")
 	// ErrNoAuth is a TPM key without an auth value where one is required.
 	ErrNoAuth = errors.New("signer: TPM key without an auth value")
 	ErrVerify = errors.New("signer: signature does not verify against the public key")
@@ -197,3 +199,19 @@ func wrapHardware(inner crypto.Signer, uri string, pub *rsa.PublicKey, closer fu
 	warnKeySize(pub, uri, opts)
 	return c, nil
 }
+
+// keyError is an error about one key: "signer: URI: what", with the
+// inner error's own "signer: " prefix dropped so that it is said once.
+type keyError struct {
+	uri string
+	err error
+}
+
+func (e *keyError) Error() string {
+	return "signer: " + e.uri + ": " + strings.TrimPrefix(e.err.Error(), "signer: ")
+}
+
+func (e *keyError) Unwrap() error { return e.err }
+
+// uriErr says that err is about the key at uri.
+func uriErr(uri string, err error) error { return &keyError{uri: uri, err: err} }

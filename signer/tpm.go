@@ -131,7 +131,7 @@ func openTPMKey(uri string, opts *Options) (*tpmKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	fail := func(err error) error { return fmt.Errorf("signer: %s: %w", r.uri, err) }
+	fail := func(err error) error { return uriErr(r.uri, err) }
 	t, closeT, err := tpmConn(r, opts)
 	if err != nil {
 		return nil, fail(err)

@@ -280,6 +280,20 @@ func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts
 		return failed()
 	}
 	rep.Statement = st
+	// An old release given for no delta is a mistake (a mislabelled
+	// --old), not something to ignore.
+	froms := map[string]bool{}
+	for _, p := range st.Predicate.Payloads {
+		if p.Kind == bundle.KindDelta {
+			froms[p.FromVersion] = true
+		}
+	}
+	for _, v := range sortedKeys(opts.Old) {
+		if len(froms) > 0 && !froms[v] {
+			rep.failHint(bundle.EnvelopeName, "old", fmt.Sprintf("check the version in --old %s=…", v),
+				"an old release %s was given, but the bundle has no delta from it (its deltas are from %s)", v, strings.Join(sortedKeys(froms), ", "))
+		}
+	}
 	// 3. Every member against the statement, before any is parsed.
 	var matched []Member
 	byName := map[string]bool{}
@@ -328,7 +342,7 @@ func checkDigests(rep *Report, st *bundle.Statement, m Member) bool {
 	}
 	got256, got1 := hex.EncodeToString(m.SHA256[:]), hex.EncodeToString(m.SHA1[:])
 	if m.Size != entry.Size || got256 != sub.Digest["sha256"] || got1 != sub.Digest["sha1"] {
-		rep.fail(m.Name, "digest", "%d bytes, sha256 %s; the statement says %d bytes, sha256 %s (not parsed)", m.Size, got256, entry.Size, sub.Digest["sha256"])
+		rep.fail(m.Name, "digest", "%d bytes, sha256 %s, but the signed statement says %d bytes, sha256 %s: it is not the file that was signed, so it was not read further", m.Size, got256, entry.Size, sub.Digest["sha256"])
 		return false
 	}
 	return true
@@ -402,7 +416,8 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 	if entry.Kind == bundle.KindDelta && !haveOld {
 		err = prd.ReadAll()
 		if err == nil && !opts.AllowUnappliedDeltas {
-			rep.fail(name, "delta", "not applied: no old release %s was given to apply it to, and unapplied deltas are not allowed", entry.FromVersion)
+			rep.failHint(name, "delta", fmt.Sprintf("give the release it applies to: --old %s=flatcar_production_image-%s.bin.bz2 (or --allow-unapplied-deltas to accept it checked but not applied)", entry.FromVersion, entry.FromVersion),
+				"not applied: no old release %s was given to apply it to, and unapplied deltas are not allowed", entry.FromVersion)
 		}
 	} else if bundle.InstallerFor(entry.Kind) == bundle.InstallerUeRs {
 		// Extras are installed by ue-rs, whose rules are not update_engine's.
@@ -683,4 +698,13 @@ func digestOf(d *bundle.Digests) string {
 		return "none"
 	}
 	return d.SHA256
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -47,4 +48,57 @@ func TestThresholdsAndSigners(t *testing.T) {
 	// Signed by bob too, it verifies without a channel and for stable.
 	augen(t, "bundle", "sign", tmp+"/r.tar", "--key", "file:"+tmp+"/key-a.pem", "--policy", tmp+"/p.json", "-o", tmp+"/s2.tar")
 	augen(t, "verify", "--policy", tmp+"/p.json", tmp+"/s2.tar", "--channel", "stable")
+}
+
+// What a damaged or mislabelled input gets: a truncated bundle is called
+// truncated, a damaged tar header is placed where it starts, a delta given
+// no old release names the flag, an --old that matches no delta is a
+// failure (not ignored), and a member changed after signing says so.
+func TestBundleMistakesSayWhatToDo(t *testing.T) {
+	tmp, vec := fixtures(t)
+	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
+	old := root + "image/flatcar_test_image-4459.1.0.bin.bz2"
+	augen(t, "release", root+"image/flatcar_test_image.bin.bz2", "--usr-size", "4MiB", "--version", "4459.2.1",
+		"--key", "file:"+tmp+"/key-a.pem", "--bundle-key", "file:"+tmp+"/key-b.pem", "--delta-from", "4459.1.0="+old, "-o", tmp+"/r.tar")
+	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", tmp+"/p.json")
+	b, err := os.ReadFile(tmp + "/r.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second member's header starts after the envelope's data.
+	hdr2 := int64(-1)
+	for off := int64(512); off+512 <= int64(len(b)); off += 512 {
+		if strings.HasPrefix(string(b[off:off+100]), "delta-from-") {
+			hdr2 = off
+			break
+		}
+	}
+	if hdr2 < 0 {
+		t.Fatal("no delta member header")
+	}
+	damaged := append([]byte{}, b...)
+	damaged[hdr2+100] ^= 0x40 // the mode field: the checksum no longer matches
+	os.WriteFile(tmp+"/damaged.tar", damaged, 0o644)
+	os.WriteFile(tmp+"/truncated.tar", b[:len(b)*2/3], 0o644)
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"truncated", []string{tmp + "/truncated.tar", "--old", "4459.1.0=" + old}, []string{"the bundle is truncated (an interrupted download or copy?)"}},
+		{"damaged header", []string{tmp + "/damaged.tar", "--old", "4459.1.0=" + old}, []string{fmt.Sprintf("the tar header at bytes %d..%d is damaged", hdr2, hdr2+512)}},
+		{"no --old", []string{tmp + "/r.tar"}, []string{"not applied: no old release 4459.1.0", "augen: hint: give the release it applies to: --old 4459.1.0="}},
+		{"mislabelled --old", []string{tmp + "/r.tar", "--old", "4459.0.0=" + old},
+			[]string{"an old release 4459.0.0 was given, but the bundle has no delta from it (its deltas are from 4459.1.0)", "augen: hint: check the version in --old 4459.0.0="}},
+	} {
+		code, _, errOut := runAugen(append([]string{"verify", "--policy", tmp + "/p.json", "--usr-size", "4MiB"}, c.args...)...)
+		if code != exitVerify {
+			t.Errorf("%s: exit %d\n%s", c.name, code, errOut)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%s: no %q in\n%s", c.name, w, errOut)
+			}
+		}
+	}
 }

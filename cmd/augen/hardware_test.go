@@ -177,7 +177,7 @@ func TestTPMAuthRequired(t *testing.T) {
 	os.WriteFile(pin, []byte("8642\n"), 0o644)
 	os.Chmod(pin, 0o644)
 	withPIN := "tpm:key=" + tmp + "/pin.tpmkey;device=" + dev + ";pin-source=file:" + pin
-	if code, _, errOut := runAugen("key", "generate", withPIN); code == 0 || !strings.Contains(errOut, "has mode 0644: others can read it") {
+	if code, _, errOut := runAugen("key", "generate", withPIN); code == 0 || !strings.Contains(errOut, "has mode 0644: others can read the secret in it") {
 		t.Fatalf("a 0644 PIN file: exit %d\n%s", code, errOut)
 	}
 	os.Chmod(pin, 0o600)

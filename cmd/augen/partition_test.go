@@ -23,7 +23,7 @@ func TestDeltaForAPartitionSize(t *testing.T) {
 			"--key", "file:" + tmp + "/key-a.pem", "-o", out}, extra...)...)
 	}
 	build(tmp+"/d6.gz", "--partition-size", "6MiB")
-	build(tmp+"/d4.gz")
+	build(tmp + "/d4.gz")
 	pub := root + "vectors/TEST-ONLY-key-a.pub.pem"
 	verifyOn := func(p string, extra ...string) (int, string, string) {
 		return runAugen(append([]string{"payload", "verify", p, "--pubkey", pub, "--old", tmp + "/o/usr.bin", "--old-kernel", tmp + "/o/vmlinuz"}, extra...)...)

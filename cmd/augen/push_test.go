@@ -571,7 +571,7 @@ func TestSecretFilesPrivate(t *testing.T) {
 	os.WriteFile(tok, []byte("secret-token\n"), 0o644)
 	os.Chmod(tok, 0o644)
 	code, _, errOut := runAugen("push", "status", "--server", s.URL, "--token-file", tok, "--channel", "stable")
-	if code == 0 || !strings.Contains(errOut, "has mode 0644: others can read it (chmod 600 it") || strings.Contains(errOut, "secret-token") {
+	if code == 0 || !strings.Contains(errOut, "has mode 0644: others can read the secret in it (chmod 600 it") || strings.Contains(errOut, "secret-token") {
 		t.Fatalf("0644 token file: exit %d\n%s", code, errOut)
 	}
 	if n := len(s.Log()); n != 0 {
@@ -582,7 +582,7 @@ func TestSecretFilesPrivate(t *testing.T) {
 	os.Chmod(pw, 0o640)
 	t.Setenv("AUGEN_STORE_PASSWORD_FILE", pw)
 	code, _, errOut = runAugen("push", "--policy", tmp+"/none.json", "--server", s.URL, "--channel", "stable", "--store", "https://127.0.0.1:1/x/", tmp+"/none.tar")
-	if code == 0 || !strings.Contains(errOut, "has mode 0640: others can read it") || strings.Contains(errOut, "hunter2") {
+	if code == 0 || !strings.Contains(errOut, "has mode 0640: others can read the secret in it") || strings.Contains(errOut, "hunter2") {
 		t.Fatalf("0640 store password file: exit %d\n%s", code, errOut)
 	}
 }

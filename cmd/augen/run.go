@@ -492,7 +492,7 @@ func openKey(e *env, uri string, opts *signer.Options) (signer.Signer, error) {
 	switch {
 	case err == nil:
 		return k, nil
-	case errors.Is(err, signer.ErrInsecure) && strings.Contains(err.Error(), "pin-source"):
+	case errors.Is(err, signer.ErrInsecureSecret):
 		return nil, withHint(err, "chmod 600 the PIN file (a PIN others can read is no secret)")
 	case errors.Is(err, signer.ErrInsecure):
 		return nil, withHint(err, "chmod 600 the key file; --allow-insecure-key-file accepts it anyway (never for official keys)")
