@@ -5,10 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/augen-project/augen"
 	"regexp"
 	"strconv"
 
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/internal/strictjson"
 )
 

@@ -4,10 +4,11 @@ import (
 	"archive/tar"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen"
 	"io"
 	"sort"
 	"time"
+
+	"github.com/augen-project/augen"
 )
 
 // EnvelopeName is the bundle member holding the DSSE envelope (and in it

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/augen-project/augen/pubkey"
 )
@@ -14,6 +15,10 @@ import (
 // Summary is what inspect and verify report about a payload. Its JSON shape
 // is stable (doc/payload-format.md, "Inspect output").
 type Summary struct {
+	// tried are the fingerprints of the keys the signatures were checked
+	// against, for errors.
+	tried []string
+
 	FormatVersion int    `json:"format_version"`
 	Kind          string `json:"kind"` // "full" or "delta"
 	ManifestSize  int64  `json:"manifest_size"`
@@ -165,6 +170,11 @@ func Summarize(pr *Reader, pubs []crypto.PublicKey) (*Summary, error) {
 	}
 	h := pr.Hashes()
 	s.Omaha = OmahaSummary{Size: h.Size, SHA256Base64: h.OmahaSHA256(), SHA1Base64: h.OmahaSHA1(), SHA256Hex: h.HexSHA256()}
+	for _, pub := range pubs {
+		if fp, err := pubkey.Fingerprint(pub); err == nil {
+			s.tried = append(s.tried, fp)
+		}
+	}
 	client := -1
 	if sigs := pr.Signatures(); sigs != nil {
 		for i, e := range sigs.Signatures {
@@ -192,7 +202,7 @@ func (s *Summary) CheckClientSignature() error {
 	for _, e := range s.Signatures {
 		if e.CheckedByClient {
 			if e.KeyFingerprint == "" {
-				return fmt.Errorf("%w: the signature update_engine checks (version 2) does not verify with any given public key", ErrSignature)
+				return fmt.Errorf("%w: the signature update_engine checks (version 2, %s) does not verify with %s", ErrSignature, sigKind(e.Size), s.triedKeys())
 			}
 			return nil
 		}
@@ -214,11 +224,11 @@ func (s *Summary) CheckSignature() error {
 	for i, e := range s.Signatures {
 		if e.KeyFingerprint == "" {
 			if e.CheckedByClient {
-				return fmt.Errorf("%w: signature %d (version 2, the one update_engine checks) does not verify with any given public key", ErrSignature, i)
+				return fmt.Errorf("%w: signature %d (version 2, the one update_engine checks; %s) does not verify with %s", ErrSignature, i, sigKind(e.Size), s.triedKeys())
 			}
 			// Clients ignore it, but other verifiers do not, and a
 			// signature nobody can check is one nobody should ship.
-			return fmt.Errorf("%w: signature %d (version %d) does not verify with any given public key (give every signer's key with --pubkey)", ErrSignature, i, e.Version)
+			return fmt.Errorf("%w: signature %d (version %d, %s) does not verify with %s (give every signer's key with --pubkey)", ErrSignature, i, e.Version, sigKind(e.Size), s.triedKeys())
 		}
 		client = client || e.CheckedByClient
 	}
@@ -227,3 +237,18 @@ func (s *Summary) CheckSignature() error {
 	}
 	return nil
 }
+
+// triedKeys names the keys a signature was checked against.
+func (s *Summary) triedKeys() string {
+	switch len(s.tried) {
+	case 0:
+		return "any given public key (none was given)"
+	case 1:
+		return "the given public key " + s.tried[0]
+	}
+	return fmt.Sprintf("any of the %d given public keys (%s)", len(s.tried), strings.Join(s.tried, ", "))
+}
+
+// sigKind says what key made a signature of n bytes: an RSA key of n*8
+// bits (update_engine's only kind).
+func sigKind(n int) string { return fmt.Sprintf("made by a %d-bit RSA key", n*8) }

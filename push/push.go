@@ -19,7 +19,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen"
 	"io"
 	"net/http"
 	"net/url"
@@ -27,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/internal/omaha"
 	"github.com/augen-project/augen/nebraska"
@@ -99,6 +99,9 @@ type Options struct {
 	Fetch *http.Client
 	// DryRun reads and changes nothing anywhere.
 	DryRun bool
+	// AllowOlder points the channel at a release older than the one it
+	// serves (refused otherwise).
+	AllowOlder bool
 	// Log receives one line per step ("upload: …", "channel: …") and
 	// warnings.
 	Log augen.Log
@@ -369,6 +372,14 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	if err := checkRequiredVersion(st, o.Channel, floors); err != nil {
 		return rec, err
 	}
+	// A channel is not pointed back at an older release by accident:
+	// machines never downgrade, so that only stops newer ones from being
+	// offered anything.
+	if cur, err := o.Client.Channel(ctx, o.AppID, ch.ID); err == nil && cur.Package != nil &&
+		versionLess(st.Version, cur.Package.Version) && !o.AllowOlder {
+		return rec, fmt.Errorf("%w: %s serves %s, newer than this release %s: machines do not downgrade, so pointing it back would only stop offering updates (nothing was uploaded or changed); to roll back, publish a higher version; --allow-older points it back anyway",
+			ErrRefused, o.Channel, cur.Package.Version, st.Version)
+	}
 	want := packageConfig(o.AppID, arch, st.Version, public, files, main)
 	pkg, err := o.Client.FindPackage(ctx, o.AppID, st.Version, arch)
 	if err != nil {
@@ -381,6 +392,15 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	}
 
 	// 3. Upload, then prove each file is served byte for byte.
+	var deltas []string
+	for _, f := range files {
+		if f.entry.Kind == bundle.KindDelta {
+			deltas = append(deltas, f.entry.Name)
+		}
+	}
+	if len(deltas) > 0 {
+		o.Log("upload: " + fmt.Sprintf("%s uploaded but not registered: a Nebraska package names one full payload and its extra files, so no machine is offered a delta by this push", strings.Join(deltas, ", ")))
+	}
 	for i := range files {
 		fr, err := upload(ctx, o, &files[i])
 		if fr != nil {

@@ -11,12 +11,12 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/internal/osrelease"
 	"github.com/augen-project/augen/payload"

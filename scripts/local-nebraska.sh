@@ -29,7 +29,7 @@ if [ "${1:-}" = --dev-channel ]; then dev=1; shift; fi
 bin=${1:?usage: scripts/local-nebraska.sh [--dev-channel] NEBRASKA_BINARY | --stop}
 [ -x "$bin" ] || { echo "local-nebraska: $bin is not an executable"; exit 1; }
 [ -x "$PG/postgres" ] || { echo "local-nebraska: no PostgreSQL 15 in $PG (apt-get install postgresql-15, or set AUGEN_PG_BIN)"; exit 1; }
-[ -e "$DIR" ] && { echo "local-nebraska: $DIR exists: run scripts/local-nebraska.sh --stop first"; exit 1; }
+[ -e "$DIR" ] && { echo "local-nebraska: $DIR exists: run DIR=$DIR scripts/local-nebraska.sh --stop first"; exit 1; }
 mkdir -p "$DIR"
 as_pg=()
 if [ "$(id -u)" = 0 ]; then chown postgres "$DIR"; as_pg=(runuser -u postgres --); fi
@@ -55,5 +55,5 @@ cat <<EOT
 Nebraska $url (auth noop), PostgreSQL 127.0.0.1:$PG_PORT, in $DIR
   store:   --store file://$DIR/packages --public-url $url/flatcar/
   status:  augen push status --server $url --channel alpha
-  stop:    scripts/local-nebraska.sh --stop
+  stop:    DIR=$DIR scripts/local-nebraska.sh --stop
 EOT

@@ -2,6 +2,7 @@ package signer
 
 import (
 	"context"
+	"crypto"
 	"crypto/rsa"
 	"fmt"
 	"strings"
@@ -74,4 +75,15 @@ func List(ctx context.Context, uri string, opts *Options) ([]KeyInfo, error) {
 		return nil, fmt.Errorf("%w %q: list takes a pkcs11: URI", ErrUnsupported, Redact(uri))
 	}
 	return listPKCS11(uri, opts)
+}
+
+// PublicKey returns the public key of a pkcs11: URI's key from the
+// token's public key object, without logging in (a public object needs no
+// PIN), when the token holds one that matches; ok is false when it does
+// not, and the caller opens the key (which may ask for the PIN).
+func PublicKey(ctx context.Context, uri string) (pub crypto.PublicKey, ok bool, err error) {
+	if !strings.HasPrefix(uri, "pkcs11:") {
+		return nil, false, nil
+	}
+	return publicPKCS11(uri)
 }

@@ -109,8 +109,8 @@ func (r *pkcs11Ref) tokens(m *p11Module) ([]p11Token, error) {
 			continue
 		}
 		info, err := m.ctx.GetTokenInfo(s)
-		if err != nil {
-			continue
+		if err != nil || info.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0 {
+			continue // an empty slot's token (SoftHSM always has one) holds no key
 		}
 		if (r.token != "" && trim(info.Label) != r.token) || (r.manufacturer != "" && trim(info.ManufacturerID) != r.manufacturer) ||
 			(r.model != "" && trim(info.Model) != r.model) || (r.serial != "" && trim(info.SerialNumber) != r.serial) {
@@ -437,6 +437,39 @@ func generatePKCS11(uri string, bits int, opts *Options) error {
 	return nil
 }
 
+// publicPKCS11 reads the public key object that matches uri in a session
+// without login. ok is false when there is none (or more than one).
+func publicPKCS11(uri string) (crypto.PublicKey, bool, error) {
+	ref, err := parsePKCS11(uri)
+	if err != nil {
+		return nil, false, err
+	}
+	mod, err := acquireModule(ref.module)
+	if err != nil {
+		return nil, false, uriErr(ref.uri, err)
+	}
+	defer mod.release()
+	tok, err := ref.pickToken(mod)
+	if err != nil {
+		return nil, false, uriErr(ref.uri, err)
+	}
+	sh, err := mod.ctx.OpenSession(tok.slot, pkcs11.CKF_SERIAL_SESSION)
+	if err != nil {
+		return nil, false, uriErr(ref.uri, p11err(err))
+	}
+	defer mod.ctx.CloseSession(sh)
+	objs, err := findObjects(mod.ctx, sh, ref.template(pkcs11.CKO_PUBLIC_KEY))
+	if err != nil || len(objs) != 1 {
+		return nil, false, nil
+	}
+	k := &p11Key{ref: ref, mod: mod, tok: tok, sh: sh, obj: objs[0]}
+	pub, err := k.rsaPublic()
+	if err != nil {
+		return nil, false, nil
+	}
+	return pub, true, nil
+}
+
 func listPKCS11(uri string, opts *Options) ([]KeyInfo, error) {
 	ref, err := parsePKCS11(uri)
 	if err != nil {
@@ -485,7 +518,7 @@ func listPKCS11(uri string, opts *Options) ([]KeyInfo, error) {
 		if len(attrs[1].Value) > 0 {
 			u += ";id=" + pctEncode(attrs[1].Value)
 		}
-		ki.URI = u + ";type=private"
+		ki.URI = u + ";type=private" + ref.moduleQuery()
 		k.obj = o
 		if pub, err := k.rsaPublic(); err == nil {
 			ki.Type, ki.Bits = "RSA", pub.N.BitLen()

@@ -4,6 +4,7 @@ package signer
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 )
 
@@ -23,4 +24,9 @@ func generatePKCS11(uri string, bits int, opts *Options) error {
 func listPKCS11(uri string, opts *Options) ([]KeyInfo, error) {
 	_, err := openPKCS11(context.Background(), uri, opts)
 	return nil, err
+}
+
+func publicPKCS11(uri string) (crypto.PublicKey, bool, error) {
+	_, err := openPKCS11(context.Background(), uri, nil)
+	return nil, false, err
 }

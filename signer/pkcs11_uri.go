@@ -108,3 +108,13 @@ func checkModule(p string) (string, error) {
 	}
 	return filepath.EvalSymlinks(p)
 }
+
+// moduleQuery is the URI query naming the module the key was found with,
+// so that a URI key list prints works as it is, whatever named the module
+// (the URI, $AUGEN_PKCS11_MODULE or p11-kit's proxy).
+func (r *pkcs11Ref) moduleQuery() string {
+	if r.module == "" {
+		return ""
+	}
+	return "?module-path=" + r.module
+}

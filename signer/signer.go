@@ -16,12 +16,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen"
 	"io"
 	"strings"
 
 	"github.com/google/go-tpm/tpm2/transport"
 
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/pubkey"
 )
 

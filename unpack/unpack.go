@@ -18,17 +18,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen"
-	"github.com/augen-project/augen/tempfile"
 	"hash"
 	"io"
 	"os"
 
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/internal/budget"
 	"github.com/augen-project/augen/internal/fat"
 	"github.com/augen-project/augen/internal/gpt"
 	"github.com/augen-project/augen/internal/pbzip2"
 	"github.com/augen-project/augen/internal/verity"
+	"github.com/augen-project/augen/tempfile"
 )
 
 // Defaults of Flatcar's layout.

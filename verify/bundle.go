@@ -479,7 +479,8 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 		if s.CheckedByClient {
 			client = true
 			if s.KeyFingerprint == "" {
-				rep.fail(name, "payload signature", "the version-2 signature (the one update_engine checks) is not by a trusted payload key")
+				rep.failHint(name, "payload signature", "the payload must be signed (last --key) by a key the policy's payload_keys lists: the one machines have baked in",
+					"the version-2 signature (the one update_engine checks) is not by a trusted payload key (the policy trusts %s)", trust.labels(sortedIDs(trust.PayloadKeys())))
 			}
 			pr.SignedBy = s.KeyFingerprint
 		}

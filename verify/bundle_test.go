@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,13 @@ type fixture struct {
 
 // makeFixture builds a full payload and a delta (signed by payload key A)
 // from the test vectors and a bundle of both signed by bundle key B.
+// payloads are the fixture's full and delta payloads, built once.
+var payloads struct {
+	once        sync.Once
+	full, delta []byte
+	err         error
+}
+
 func makeFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{dir: t.TempDir(), keyA: testutil.Key(t, "a"), keyB: testutil.Key(t, "b")}
@@ -40,25 +48,31 @@ func makeFixture(t *testing.T) *fixture {
 	f.old, f.oldKernel = filepath.Join(f.dir, "usr-old.bin"), filepath.Join(f.dir, "vmlinuz-old")
 	os.WriteFile(f.old, oldImg, 0o644)
 	os.WriteFile(f.oldKernel, oldK, 0o644)
-	sign := payload.SignWith([]crypto.Signer{f.keyA})
-	var full, delta bytes.Buffer
-	fo := generate.BuildOptions{SignatureSizes: []int{256}, Sign: sign}
-	fo.Image = generate.Input{R: bytes.NewReader(newImg), Size: int64(len(newImg))}
-	fo.Kernel = generate.Input{R: bytes.NewReader(newK), Size: int64(len(newK))}
-	if _, err := generate.BuildFull(context.Background(), &full, fo); err != nil {
-		t.Fatal(err)
-	}
-	do := generate.DeltaBuildOptions{SignatureSizes: []int{256}, Sign: sign}
-	do.Old = generate.File{R: bytes.NewReader(oldImg), Size: int64(len(oldImg))}
-	do.New = generate.File{R: bytes.NewReader(newImg), Size: int64(len(newImg))}
-	do.OldKernel = generate.File{R: bytes.NewReader(oldK), Size: int64(len(oldK))}
-	do.Kernel = generate.File{R: bytes.NewReader(newK), Size: int64(len(newK))}
-	if _, err := generate.BuildDelta(context.Background(), &delta, do); err != nil {
-		t.Fatal(err)
+	// The payloads are built once for all tests (they are deterministic,
+	// and only read).
+	payloads.once.Do(func() {
+		sign := payload.SignWith([]crypto.Signer{f.keyA})
+		var full, delta bytes.Buffer
+		fo := generate.BuildOptions{SignatureSizes: []int{256}, Sign: sign}
+		fo.Image = generate.Input{R: bytes.NewReader(newImg), Size: int64(len(newImg))}
+		fo.Kernel = generate.Input{R: bytes.NewReader(newK), Size: int64(len(newK))}
+		if _, payloads.err = generate.BuildFull(context.Background(), &full, fo); payloads.err != nil {
+			return
+		}
+		do := generate.DeltaBuildOptions{SignatureSizes: []int{256}, Sign: sign}
+		do.Old = generate.File{R: bytes.NewReader(oldImg), Size: int64(len(oldImg))}
+		do.New = generate.File{R: bytes.NewReader(newImg), Size: int64(len(newImg))}
+		do.OldKernel = generate.File{R: bytes.NewReader(oldK), Size: int64(len(oldK))}
+		do.Kernel = generate.File{R: bytes.NewReader(newK), Size: int64(len(newK))}
+		_, payloads.err = generate.BuildDelta(context.Background(), &delta, do)
+		payloads.full, payloads.delta = full.Bytes(), delta.Bytes()
+	})
+	if payloads.err != nil {
+		t.Fatal(payloads.err)
 	}
 	f.full, f.delta = filepath.Join(f.dir, "full.gz"), filepath.Join(f.dir, "delta.gz")
-	os.WriteFile(f.full, full.Bytes(), 0o644)
-	os.WriteFile(f.delta, delta.Bytes(), 0o644)
+	os.WriteFile(f.full, payloads.full, 0o644)
+	os.WriteFile(f.delta, payloads.delta, 0o644)
 	f.bundleA = f.build(t, []crypto.Signer{f.keyB}, f.full)
 	p, err := NewPolicy([]crypto.PublicKey{f.keyB.Public()}, []crypto.PublicKey{f.keyA.Public()}, 1)
 	if err != nil {

@@ -8,12 +8,12 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen"
-	"github.com/augen-project/augen/internal/strictjson"
 	"io"
 	"sort"
 	"strings"
 
+	"github.com/augen-project/augen"
+	"github.com/augen-project/augen/internal/strictjson"
 	"github.com/augen-project/augen/pubkey"
 )
 

@@ -3,8 +3,6 @@ package main
 import (
 	"crypto"
 	"fmt"
-	"github.com/augen-project/augen/filekind"
-	"github.com/augen-project/augen/verify"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,7 +12,9 @@ import (
 	"time"
 
 	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/signer"
+	"github.com/augen-project/augen/verify"
 )
 
 const bundleCreateUsage = `Usage: augen bundle create --version V --board amd64-usr --payload UPDATE.gz [--delta-from V0=DELTA.gz]...

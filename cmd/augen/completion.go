@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -110,6 +111,10 @@ func completionCmd(e *env, args []string) error {
 				b.WriteString("    esac ;;\n")
 				continue
 			}
+			if a := argWords(g, top); a != "" {
+				fmt.Fprintf(&b, "  %s)\n    if [ \"$COMP_CWORD\" -eq 2 ] && [[ $cur != -* ]]; then\n      COMPREPLY=($(compgen -W %q -- \"$cur\")); return\n    fi\n    words=%q ;;\n", g, a, dashed(flagsOf(helpOf(g))))
+				continue
+			}
 			fmt.Fprintf(&b, "  %s) words=%q ;;\n", g, dashed(flagsOf(helpOf(g))))
 		}
 		b.WriteString("  esac\n")
@@ -137,11 +142,34 @@ func completionCmd(e *env, args []string) error {
 			for _, f := range flagsOf(helpOf(c.name)) {
 				fmt.Fprintf(&b, "complete -c augen -n '%s' -l %s\n", cond, f)
 			}
+			if a := argWords(c.name, nil); a != "" && !isSub {
+				fmt.Fprintf(&b, "complete -c augen -n '%s' -f -a %q\n", cond, a)
+			}
 		}
 		_, err := io.WriteString(e.stdout, b.String())
 		return err
 	}
 	return withHint(usagef("unknown shell %q", fs.Arg(0)), "bash, zsh or fish")
+}
+
+// argWords are the words a command takes as its argument, for completion
+// ("" for files): the shells for completion, the commands for help.
+func argWords(name string, top []string) string {
+	switch name {
+	case "completion":
+		return "bash zsh fish"
+	case "help":
+		if top == nil {
+			for _, c := range commands() {
+				first, _, _ := strings.Cut(c.name, " ")
+				if !slices.Contains(top, first) {
+					top = append(top, first)
+				}
+			}
+		}
+		return strings.Join(top, " ")
+	}
+	return ""
 }
 
 // hasPlain reports whether name is also a command by itself (push, as

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,25 @@ func TestCompletion(t *testing.T) {
 				os.WriteFile(f, []byte(out), 0o644)
 				if b, err := exec.Command("bash", "-n", f).CombinedOutput(); err != nil {
 					t.Errorf("bash -n: %v\n%s", err, b)
+				}
+				// What bash offers: commands, a group's subcommands, a
+				// command's flags, and completion's own argument.
+				for line, want := range map[string]string{
+					"augen pay":           "payload",
+					"augen payload ver":   "verify",
+					"augen release --del": "--delta-from",
+					"augen completion ":   "bash fish zsh",
+				} {
+					words := strings.Fields(line)
+					if strings.HasSuffix(line, " ") {
+						words = append(words, "")
+					}
+					script := fmt.Sprintf(". %s; COMP_WORDS=(%s); COMP_CWORD=%d; _augen; printf '%%s\n' \"${COMPREPLY[@]}\" | sort | tr '\\n' ' '",
+						f, quoteWords(words), len(words)-1)
+					b, err := exec.Command("bash", "-c", script).CombinedOutput()
+					if err != nil || strings.TrimSpace(string(b)) != want {
+						t.Errorf("bash completion of %q: %q (%v), want %q", line, b, err, want)
+					}
 				}
 			}
 		}
@@ -55,4 +75,13 @@ func TestManPages(t *testing.T) {
 			t.Errorf("%s: %.80q", name, b)
 		}
 	}
+}
+
+// quoteWords writes words as a bash array's elements.
+func quoteWords(words []string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = "'" + w + "'"
+	}
+	return strings.Join(q, " ")
 }

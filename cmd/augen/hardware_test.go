@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -238,4 +239,31 @@ func TestOfficialRelease(t *testing.T) {
 	if code != 0 || !strings.Contains(errOut, "input checks: "+img+": OpenPGP signature by") {
 		t.Errorf("payload build --official --from-image: exit %d\n%s", code, errOut)
 	}
+}
+
+// A token's public key needs no login: key pubkey reads it without a PIN.
+// key list prints URIs that work as printed (with the module), and only
+// initialised tokens count (SoftHSM always shows an empty one).
+func TestTokenPublicKeyAndList(t *testing.T) {
+	tmp, _ := fixtures(t)
+	p11, _, _ := hardwareKeys(t, tmp)
+	base, _, _ := strings.Cut(p11, "?")
+	noPIN := base + "?module-path=" + testutil.SoftHSMModule
+	t.Setenv("AUGEN_PKCS11_PIN", "")
+	code, out, errOut := runAugen("key", "pubkey", noPIN)
+	if code != 0 || !strings.Contains(out, "BEGIN PUBLIC KEY") {
+		t.Fatalf("key pubkey without a PIN: exit %d\n%s%s", code, out, errOut)
+	}
+	label := strings.TrimPrefix(strings.Split(base, ";")[0], "pkcs11:token=")
+	t.Setenv("AUGEN_PKCS11_PIN", "2468")
+	out = augen(t, "key", "list", "pkcs11:token="+label+"?module-path="+testutil.SoftHSMModule, "--json")
+	var keys []struct {
+		URI string `json:"uri"`
+	}
+	if err := json.Unmarshal([]byte(out), &keys); err != nil || len(keys) != 1 ||
+		!strings.HasPrefix(keys[0].URI, "pkcs11:token="+label+";object=key-1;id=%01;type=private?module-path=/") {
+		t.Fatalf("key list: %v\n%s", err, out)
+	}
+	// A URI key list printed opens the key as it is.
+	augen(t, "key", "pubkey", keys[0].URI)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+
 	"github.com/spf13/pflag"
 
 	"github.com/augen-project/augen/filekind"

@@ -101,6 +101,12 @@ func keyPubkey(e *env, args []string) error {
 			return printPublic(e, fs.Arg(0), pub, *out, *asJSON)
 		}
 	}
+	// A token's public key object is read without logging in: no PIN.
+	if pub, ok, err := signer.PublicKey(e.ctx, fs.Arg(0)); err != nil {
+		return err
+	} else if ok {
+		return printPublic(e, fs.Arg(0), pub, *out, *asJSON)
+	}
 	s, err := openKey(e, fs.Arg(0), signerOptions(e, *insecure))
 	if err != nil {
 		return err

@@ -95,7 +95,7 @@ func payloadAttach(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "attached %d signature(s) to %s (size %d, sha256 %s)\n", len(sigs), *out, res.Hashes.Size, res.Hashes.OmahaSHA256())
+	fmt.Fprintf(e.stderr, "attached %d signature(s) to %s (size %d, sha256 %s; omaha sha256 %s (base64, as Omaha sends it))\n", len(sigs), *out, res.Hashes.Size, res.Hashes.HexSHA256(), res.Hashes.OmahaSHA256())
 	if *asJSON {
 		return writeJSON(e.stdout, struct {
 			Output       string `json:"output"`

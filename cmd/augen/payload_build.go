@@ -4,16 +4,16 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen/filekind"
-	"github.com/augen-project/augen/payload/apply"
-	"github.com/augen-project/augen/tempfile"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/payload"
+	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/payload/generate"
 	"github.com/augen-project/augen/signer"
+	"github.com/augen-project/augen/tempfile"
 	"github.com/augen-project/augen/unpack"
 )
 

@@ -4,10 +4,10 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen/filekind"
 	"io"
 	"os"
 
+	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/verify"

@@ -68,12 +68,13 @@ Example:
       --old 4459.1.0=flatcar_production_image-4459.1.0.bin.bz2 release.tar
 `
 
-const pushStatusUsage = `Usage: augen push status --server URL --channel CHANNEL [--board amd64-usr]
+const pushStatusUsage = `Usage: augen push status --server URL [--channel CHANNEL] [--board amd64-usr]
                          [--verify --policy policy.json] [--json]
 
 Shows what a channel serves now: version, URL, size and hashes of the payload
 and its extra files, the channel's floors (the versions machines below them
 are offered first) with their reasons, and which groups route clients to it.
+Without --channel, lists the server's channels for the board.
 
 With --verify, downloads the payload and extra files the channel serves (as
 a client would, from the package's URL) and verifies them: sizes and hashes
@@ -132,6 +133,7 @@ func pushCmd(e *env, args []string) error {
 	fs.StringArrayVar(&olds, "old", nil, "the old release a delta applies to, as `VERSION=IMAGE` (a production image) or VERSION=USR.bin,VMLINUZ (repeatable)")
 	uf := sizeOnlyUnpackFlags(fs)
 	dryRun := fs.Bool("dry-run", false, "verify and print the plan; change nothing")
+	allowOlder := fs.Bool("allow-older", false, "point the channel at a release older than the one it serves (machines never downgrade: this only stops newer ones from being offered updates)")
 	allowUnapplied := fs.Bool("allow-unapplied-deltas", false, "publish deltas that were checked but not applied (without --old for their version)")
 	asJSON := fs.Bool("json", false, "print a record of what was done as JSON")
 	if err := parse(fs, args); err != nil {
@@ -184,7 +186,7 @@ func pushCmd(e *env, args []string) error {
 	}
 	opts := push.Options{
 		Name: fs.Arg(0), Channel: *channel, Track: *track, AppID: *sf.appID,
-		Client: client, Store: st, PublicURL: *publicURL, FloorReason: *floorReason, Fetch: fetch, DryRun: *dryRun,
+		Client: client, Store: st, PublicURL: *publicURL, FloorReason: *floorReason, Fetch: fetch, DryRun: *dryRun, AllowOlder: *allowOlder,
 		Log: logTo(e), KeyLabel: trust.Label,
 	}
 	// Mistakes that need no bundle are found before the bundle is read.
@@ -309,8 +311,8 @@ func pushStatus(e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 || *channel == "" {
-		return withHint(usagef("--server and --channel are required"), `run "augen push status --help"`)
+	if fs.NArg() != 0 {
+		return withHint(usagef("push status takes no arguments (the channel goes in --channel)"), `run "augen push status --help"`)
 	}
 	if *doVerify != (*policyPath != "") {
 		return withHint(usagef("--verify and --policy go together"), `run "augen push status --help"`)
@@ -330,12 +332,31 @@ func pushStatus(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ch, err := client.FindChannel(e.ctx, *sf.appID, *channel, arch)
-	if err != nil {
-		return err
+	var ch *nebraska.Channel
+	if *channel != "" {
+		if ch, err = client.FindChannel(e.ctx, *sf.appID, *channel, arch); err != nil {
+			return err
+		}
 	}
 	if ch == nil {
-		return usagef("channel %q (arch %d) does not exist on %s", *channel, arch, client.URL())
+		// No channel, or one that does not exist: the channels there are.
+		names, err := channelNames(e, client, *sf.appID, arch)
+		if err != nil {
+			return err
+		}
+		if *channel != "" {
+			return withHint(usagef("channel %q (arch %d) does not exist on %s", *channel, arch, client.URL()), "its "+*board+" channels: "+orNone(strings.Join(names, ", ")))
+		}
+		if *asJSON {
+			return writeJSON(e.stdout, struct {
+				Server   string   `json:"server"`
+				Board    string   `json:"board"`
+				Channels []string `json:"channels"`
+			}{client.URL(), *board, names})
+		}
+		fmt.Fprintf(e.stdout, "%s: %d %s channel(s): %s\n", client.URL(), len(names), *board, orNone(strings.Join(names, ", ")))
+		fmt.Fprintf(e.stderr, "%s: note: give --channel NAME to see what one serves\n", programName)
+		return nil
 	}
 	app, err := client.App(e.ctx, *sf.appID)
 	if err != nil {
@@ -457,4 +478,27 @@ func joinAnd(names []string) string {
 		return strings.Join(names, "")
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// channelNames lists the server's channels of an architecture, sorted.
+func channelNames(e *env, client *nebraska.Client, app string, arch int) ([]string, error) {
+	all, err := client.Channels(e.ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{}
+	for _, c := range all {
+		if c.Arch == arch {
+			names = append(names, c.Name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
 }

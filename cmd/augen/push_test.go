@@ -443,9 +443,11 @@ func devChannelTLS(t *testing.T, s *nebraskatest.Server, tmp string) {
 	devChannelWith(t, s.URL, nebraska.Options{Transport: srv.Client().Transport})
 }
 
-// What deserves a warning, not a refusal: a version lower than the one the
-// channel served (clients do not downgrade), and no group routing the
-// track to the channel (nobody gets the release; the probe is skipped).
+// A version lower than the one the channel serves is refused with nothing
+// changed (machines do not downgrade: it would only stop offering
+// updates), and with --allow-older is a warning; no group routing the
+// track to the channel is a warning (nobody gets the release; the probe is
+// skipped).
 func TestPushWarnings(t *testing.T) {
 	tmp, _ := fixtures(t)
 	s := nebraskatest.Start(t)
@@ -468,8 +470,14 @@ func TestPushWarnings(t *testing.T) {
 		return append([]string{"push", "--json", "--policy", policy, "--server", s.URL, "--channel", "dev-channel", "--store", "file://" + s.PackagesDir, "--public-url", s.URL + "/flatcar/", release}, extra...)
 	}
 	code, out, errOut := runAugen(args()...)
-	if code != 0 || !strings.Contains(errOut, "clients do not downgrade") || !strings.Contains(out, `"old_version": "9999.0.0"`) {
+	if code != exitFailure || !strings.Contains(errOut, "dev-channel serves 9999.0.0, newer than this release 4459.2.1") ||
+		!strings.Contains(errOut, "nothing was uploaded or changed") || strings.Contains(out, `"changed": [
+    "`) {
 		t.Fatalf("older version: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runAugen(args("--allow-older")...)
+	if code != 0 || !strings.Contains(errOut, "clients do not downgrade") || !strings.Contains(out, `"old_version": "9999.0.0"`) {
+		t.Fatalf("older version, --allow-older: exit %d\n%s\n%s", code, out, errOut)
 	}
 	code, out, errOut = runAugen(args("--track", "beta-testers")...)
 	if code != 0 || !strings.Contains(errOut, `no group with track "beta-testers"`) || strings.Contains(out, `"probe"`) {

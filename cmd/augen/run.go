@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen/filekind"
 	"io"
 	"os"
 	"runtime"
@@ -19,6 +18,7 @@ import (
 
 	toolkit "github.com/augen-project/augen"
 	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/signer"

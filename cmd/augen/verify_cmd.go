@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"github.com/augen-project/augen/filekind"
 	"os"
 	"strings"
 
+	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/verify"
 )
 

@@ -20,10 +20,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen"
 	"io"
 	"math"
 
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/internal/pbzip2"
 )
 

@@ -9,10 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen"
 	"io"
 	"os"
 
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/ctxio"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/tempfile"

@@ -2,11 +2,10 @@ package apply
 
 import (
 	"fmt"
-	"github.com/augen-project/augen"
 	"io"
-
 	"sort"
 
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/payload"
 )
 

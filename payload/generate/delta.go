@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"github.com/augen-project/augen"
 	"io"
 	"runtime"
 	"sort"
@@ -14,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/internal/bsdiff"
 	"github.com/augen-project/augen/payload"
 )
