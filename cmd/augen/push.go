@@ -117,7 +117,12 @@ func (sf serverFlags) client() (*nebraska.Client, error) {
 			return nil, fmt.Errorf("token file %s is empty", *sf.tokenFile)
 		}
 	}
-	return nebraska.New(*sf.server, nebraska.Options{Token: token, CAFile: *sf.caFile})
+	c, err := nebraska.New(*sf.server, nebraska.Options{Token: token, CAFile: *sf.caFile})
+	if err != nil {
+		// --server or --ca-file is wrong: nothing was contacted.
+		return nil, usageError{err.Error()}
+	}
+	return c, nil
 }
 
 func pushCmd(e *env, args []string) error {
@@ -171,7 +176,8 @@ func pushCmd(e *env, args []string) error {
 		return withHint(storeEnvErr, "chmod 600 the password file")
 	}
 	if err != nil {
-		return err
+		// --store or its environment is wrong: nothing was contacted.
+		return usageError{err.Error()}
 	}
 	trust, err := loadPolicy(*policyPath)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -257,7 +258,10 @@ func report(e *env, err error) int {
 	}
 	var u usageError
 	switch {
-	case errors.As(err, &u), errors.Is(err, apply.ErrNeedSource):
+	case errors.As(err, &u), errors.Is(err, apply.ErrNeedSource), errors.Is(err, signer.ErrUnsupported):
+		return exitUsage
+	case errors.Is(err, fs.ErrNotExist):
+		// A file the command line names is not there.
 		return exitUsage
 	case isVerification(err):
 		return exitVerify

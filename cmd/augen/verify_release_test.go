@@ -95,7 +95,7 @@ func TestVerifyImageFailuresSayWhy(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--image", tmp + "/missing.bin.bz2", "--usr-size", "4MiB"}, exitFailure, "no such file"},
+		{[]string{"--image", tmp + "/missing.bin.bz2", "--usr-size", "4MiB"}, exitUsage, "no such file"},
 		{[]string{"--image", img}, exitVerify, "give --usr-size 6MiB or less"},
 		{[]string{"--image", img, "--usr-size", "4MiB", "--signature", root + "image/other-key.sig", "--signing-key", root + "image/TEST-ONLY-buildbot.asc"}, exitVerify, "does not verify"},
 	} {
