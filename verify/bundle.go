@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/sha1"
@@ -427,10 +428,11 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 			rebuilt = []apply.Rebuilt{img}
 		}
 		pr.Applied = err == nil
+	} else if entry.Kind == bundle.KindDelta && !checkOldVersion(ctx, rep, name, entry.FromVersion, old) {
+		// The old image is another release: applying it would only add a
+		// hash mismatch to the reason already given.
+		err = prd.ReadAll()
 	} else {
-		if entry.Kind == bundle.KindDelta {
-			checkOldVersion(ctx, rep, name, entry.FromVersion, old.Partition)
-		}
 		src := apply.Sources{Partition: old.Partition, Kernel: old.Kernel, TempDir: opts.TempDir, Progress: opts.Progress, Name: name,
 			PartitionName: old.PartitionName, KernelName: old.KernelName}
 		if entry.Kind == bundle.KindDelta {
@@ -599,27 +601,33 @@ func kernelMatchesUsr(part io.ReaderAt, partSize int64, kernel io.ReaderAt, kern
 
 // checkOldVersion checks that the old image given for a delta declares
 // the version the delta is from (when it declares one): its hashes are
-// checked against the manifest's old_partition_info by the apply.
-func checkOldVersion(ctx context.Context, rep *Report, name, from, path string) {
+// checked against the manifest's old_partition_info by the apply, which
+// runs only when this reports true.
+func checkOldVersion(ctx context.Context, rep *Report, name, from string, old Old) bool {
+	path, shown := old.Partition, cmp.Or(old.PartitionName, old.Partition)
 	f, err := os.Open(path)
 	if err != nil {
 		rep.fail(name, "delta", "the old image for %s: %v", from, err)
-		return
+		return false
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
 		rep.fail(name, "delta", "the old image for %s: %v", from, err)
-		return
+		return false
 	}
 	got, file, err := osrelease.Version(ctx, f, st.Size())
 	switch {
 	case errors.Is(err, osrelease.ErrNoFilesystem), errors.Is(err, osrelease.ErrNoVersion):
 	case err != nil:
 		rep.fail(name, "delta", "reading the old image for %s: %v", from, err)
+		return false
 	case got != from:
-		rep.fail(name, "delta", "the old image given for %s (%s) is release %s (its %s says so): the delta applies to %s", from, path, got, file, from)
+		rep.failHint(name, "delta", fmt.Sprintf("give the %s image: --old %s=flatcar_production_image-%s.bin.bz2", from, from, from),
+			"the old image given for %s (%s) is release %s (its %s says so): the delta applies to %s", from, shown, got, file, from)
+		return false
 	}
+	return true
 }
 
 // checkVersion ties the statement's version to the one the rebuilt /usr

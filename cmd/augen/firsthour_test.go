@@ -88,6 +88,8 @@ func TestBundleMistakesSayWhatToDo(t *testing.T) {
 		{"truncated", []string{tmp + "/truncated.tar", "--old", "4459.1.0=" + old}, []string{"the bundle is truncated (an interrupted download or copy?)"}},
 		{"damaged header", []string{tmp + "/damaged.tar", "--old", "4459.1.0=" + old}, []string{fmt.Sprintf("the tar header at bytes %d..%d is damaged", hdr2, hdr2+512)}},
 		{"no --old", []string{tmp + "/r.tar"}, []string{"not applied: no old release 4459.1.0", "augen: hint: give the release it applies to: --old 4459.1.0="}},
+		{"wrong old image", []string{tmp + "/r.tar", "--old", "4459.1.0=" + root + "image/flatcar_test_image.bin.bz2"},
+			[]string{"the old image given for 4459.1.0 (" + root + "image/flatcar_test_image.bin.bz2) is release 4459.2.1", "augen: hint: give the 4459.1.0 image: --old 4459.1.0=", "1 check(s) failed"}},
 		{"mislabelled --old", []string{tmp + "/r.tar", "--old", "4459.0.0=" + old},
 			[]string{"an old release 4459.0.0 was given, but the bundle has no delta from it (its deltas are from 4459.1.0)", "augen: hint: check the version in --old 4459.0.0="}},
 	} {

@@ -170,7 +170,7 @@ func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, 
 					ErrApply, p.GetType(), augen.Stricter("delta-procedure"))
 			}
 			if src.Kernel == "" {
-				return nil, fmt.Errorf("%w: the KERNEL procedure is a delta: give the old kernel it applies to (--old-kernel, or --old with a production image)", ErrNeedSource)
+				return nil, fmt.Errorf("%w: the KERNEL procedure is a delta: the old kernel it applies to is needed (payload verify and apply: --old-kernel; verify and push: --old VERSION=USR.bin,VMLINUZ; or a production image as the old image)", ErrNeedSource)
 			}
 			n, err := fillKernel(ctx, f, src.Kernel, cmp.Or(src.KernelName, src.Kernel), oi)
 			if err != nil {
