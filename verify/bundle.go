@@ -53,13 +53,15 @@ type Options struct {
 
 // Report is what Bundle found; Failures lists every failed check.
 type Report struct {
-	Valid            bool            `json:"valid"`
-	Version          string          `json:"version,omitempty"`
-	Board            string          `json:"board,omitempty"`
-	BundleSigners    []string        `json:"bundle_signers"`
-	UntrustedSigners []string        `json:"untrusted_signers,omitempty"`
-	Payloads         []PayloadReport `json:"payloads"`
-	Failures         []Failure       `json:"failures"`
+	Valid            bool     `json:"valid"`
+	Version          string   `json:"version,omitempty"`
+	Board            string   `json:"board,omitempty"`
+	BundleSigners    []string `json:"bundle_signers"`
+	UntrustedSigners []string `json:"untrusted_signers,omitempty"`
+
+	formatErr error
+	Payloads  []PayloadReport `json:"payloads"`
+	Failures  []Failure       `json:"failures"`
 	// BuiltFrom is the result of the --image check, when it ran.
 	BuiltFrom *BuiltFromReport  `json:"built_from,omitempty"`
 	Statement *bundle.Statement `json:"-"`
@@ -148,6 +150,10 @@ func untrustedNote(untrusted []string) string {
 	}
 	return fmt.Sprintf("; also signed by %d key(s) the policy does not trust (%s)", len(untrusted), strings.Join(untrusted, ", "))
 }
+
+// FormatError is the error that stopped the bundle's tar from being read
+// (nil when it was read): what the file holds may say why.
+func (r *Report) FormatError() error { return r.formatErr }
 
 // failed joins the failures for an error message.
 func (r *Report) failed() string {
@@ -272,7 +278,8 @@ func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts
 		if ctx.Err() != nil {
 			return nil, rep, ctx.Err()
 		}
-		rep.fail("bundle", "format", "%v", err)
+		rep.fail("bundle", "format", "%s", strings.TrimPrefix(err.Error(), bundle.ErrFormat.Error()+": "))
+		rep.formatErr = err
 		return failed()
 	}
 	// 2. The envelope and the statement.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	toolkit "github.com/augen-project/augen"
 	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/signer"
@@ -333,7 +334,7 @@ func bundleSign(e *env, args []string) (err error) {
 			}
 			if _, ok := trust.BundleKeys()[id]; !ok {
 				return withHint(fmt.Errorf("%w: %s (%s) is not one of the bundle keys of %s (%s): its signature would count for nothing",
-					verify.ErrVerification, s.URI(), id, *policyPath, bundleKeyLabels(trust)),
+					errUntrustedSigner, s.URI(), id, *policyPath, bundleKeyLabels(trust)),
 					"sign with a key the policy lists, or have the policy's owner add this key (augen policy init --bundle-key)")
 			}
 		}
@@ -391,3 +392,7 @@ func bundleKeyLabels(trust *verify.Trust) string {
 	}
 	return strings.Join(ids, ", ")
 }
+
+// errUntrustedSigner is bundle sign --policy refusing a key the policy
+// does not trust (exit 3).
+var errUntrustedSigner = toolkit.Rejection("bundle sign: untrusted key")

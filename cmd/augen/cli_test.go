@@ -5,6 +5,7 @@ import (
 	"compress/bzip2"
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -109,6 +110,51 @@ func makeFixtures() (string, error) {
 	write("key-encrypted.pem", read("keys/TEST-ONLY-key-a.encrypted.pem"), 0o600)
 	write("not-a-key.pem", []byte("hello\n"), 0o600)
 	write("pub-as-key.pem", read("vectors/TEST-ONLY-key-a.pub.pem"), 0o600)
+	if err != nil {
+		return dir, err
+	}
+	// A release of the test image with a delta from 4459.1.0 (payloads
+	// signed by key a, the bundle by key b), its policies and damaged
+	// copies, for the transcripts about bundles (fx-*: no test writes
+	// these names, which are hard links shared by every test).
+	augen := func(args ...string) {
+		var out bytes.Buffer
+		if err == nil && run(context.Background(), args, strings.NewReader(""), &out, &out) != 0 {
+			err = fmt.Errorf("fixture: augen %s: %s", strings.Join(args, " "), out.String())
+		}
+	}
+	old, had := os.LookupEnv("SOURCE_DATE_EPOCH")
+	os.Setenv("SOURCE_DATE_EPOCH", "1258628400")
+	augen("release", root+"image/flatcar_test_image.bin.bz2", "--usr-size", "4MiB", "--version", "4459.2.1",
+		"--key", "file:"+dir+"/key-a.pem", "--bundle-key", "file:"+dir+"/key-b.pem",
+		"--delta-from", "4459.1.0="+root+"image/flatcar_test_image-4459.1.0.bin.bz2", "-o", dir+"/fx-release.tar")
+	if had {
+		os.Setenv("SOURCE_DATE_EPOCH", old)
+	} else {
+		os.Unsetenv("SOURCE_DATE_EPOCH")
+	}
+	pubA, pubB := root+"vectors/TEST-ONLY-key-a.pub.pem", root+"vectors/TEST-ONLY-key-b.pub.pem"
+	augen("policy", "init", "--bundle-key", "alice="+pubB, "--payload-key", pubA, "-o", dir+"/fx-policy.json")
+	augen("policy", "init", "--bundle-key", "alice="+pubB, "--bundle-key", "bob="+pubA, "--payload-key", pubA, "--threshold", "2", "-o", dir+"/fx-policy-2.json")
+	if err != nil {
+		return dir, err
+	}
+	rel, rerr := os.ReadFile(dir + "/fx-release.tar")
+	if rerr != nil {
+		return dir, rerr
+	}
+	write("fx-truncated.tar", rel[:len(rel)*2/3], 0o644)
+	damaged := append([]byte{}, rel...)
+	for off := 512; off+512 <= len(damaged); off += 512 {
+		if bytes.HasPrefix(damaged[off:], []byte("delta-from-")) {
+			damaged[off+100] ^= 0x40 // the mode field: the header's checksum no longer matches
+			break
+		}
+	}
+	write("fx-damaged.tar", damaged, 0o644)
+	tampered := append([]byte{}, rel...)
+	tampered[bytes.LastIndex(tampered, []byte("CrAU"))+5000] ^= 1 // the full payload's data
+	write("fx-tampered.tar", tampered, 0o644)
 	return dir, err
 }
 

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/augen-project/augen/nebraska/nebraskatest"
 )
 
 // A policy says what it does: with --threshold 2 a bundle signed by one
@@ -102,5 +104,21 @@ func TestBundleMistakesSayWhatToDo(t *testing.T) {
 				t.Errorf("%s: no %q in\n%s", c.name, w, errOut)
 			}
 		}
+	}
+}
+
+// push status lists the server's channels without --channel, and names
+// them when --channel is a typo.
+func TestPushStatusListsChannels(t *testing.T) {
+	s := nebraskatest.Start(t)
+	devChannel(t, s)
+	code, out, errOut := runAugen("push", "status", "--server", s.URL)
+	if code != 0 || !strings.Contains(out, "amd64-usr channel(s): ") || !strings.Contains(out, "dev-channel") {
+		t.Fatalf("push status without --channel: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = runAugen("push", "status", "--server", s.URL, "--channel", "dev-chanel")
+	if code != exitUsage || !strings.Contains(errOut, `channel "dev-chanel" (arch 1) does not exist`) || !strings.Contains(errOut, "hint: its amd64-usr channels: ") ||
+		!strings.Contains(errOut, "dev-channel") {
+		t.Fatalf("push status with a typo: exit %d\n%s", code, errOut)
 	}
 }

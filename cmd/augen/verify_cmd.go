@@ -130,7 +130,14 @@ func verifyCmd(e *env, args []string) (err error) {
 			// unpacked): the error says why, and its exit status is its own.
 			return verr
 		}
-		return fmt.Errorf("%w: %d check(s) failed", verify.ErrVerification, len(rep.Failures))
+		err := fmt.Errorf("%w: %d check(s) failed", verify.ErrVerification, len(rep.Failures))
+		if rep.FormatError() != nil {
+			// The file is no bundle: say what it is.
+			if k, derr := filekind.DetectFile(fs.Arg(0)); derr == nil && k != filekind.Tar && k != filekind.Unknown {
+				return withHint(err, fmt.Sprintf("%s is %s", fs.Arg(0), k))
+			}
+		}
+		return err
 	}
 	return verr
 }
