@@ -90,23 +90,10 @@ func Patch(old, patch []byte, max int64) ([]byte, error) {
 
 // PatchTo applies patch to old, as the client's bspatch reads it, and
 // writes the new data to w as it is made: memory is a chunk of it, not its
-// size. It returns the bytes written; after an error, what was written is
-// not the patch's output.
-func PatchTo(old Old, patch []byte, max int64, w io.Writer) (int64, error) {
-	cw := &countWriter{w: w}
-	_, err := apply(old, patch, max, cw)
-	return cw.n, err
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+// size. After an error, what was written is not the patch's output.
+func PatchTo(old Old, patch []byte, max int64, w io.Writer) error {
+	_, err := apply(old, patch, max, w)
+	return err
 }
 
 // chunk bounds the diff bytes and old bytes held at once.

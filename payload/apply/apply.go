@@ -577,7 +577,7 @@ func (g *target) bsdiff(op *payload.Op) error {
 	}
 	out := &spool{dir: g.tempDir}
 	defer out.close()
-	n, err := bsdiff.PatchTo(&oldView{g: g, op: op, segs: src, size: srcLen}, op.Data, int64(dstLen), out)
+	err = bsdiff.PatchTo(&oldView{g: g, op: op, segs: src, size: srcLen}, op.Data, int64(dstLen), out)
 	if err != nil {
 		var fe failure
 		if errors.As(err, &fe) {
@@ -591,7 +591,7 @@ func (g *target) bsdiff(op *payload.Op) error {
 	// bspatch writes the new data (which may be shorter than dst_length)
 	// through the destination extents, once it is whole.
 	var rs ranges
-	rest, from := uint64(n), out.reader()
+	rest, from := uint64(out.n), out.reader()
 	var pos uint64
 	buf := make([]byte, min(rest, copyChunk))
 	for _, s := range dst {
