@@ -1,12 +1,21 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/sha256"
 	"encoding/json"
 	"os"
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/internal/testutil"
+	"github.com/augen-project/augen/payload"
+	"github.com/augen-project/augen/payload/generate"
 )
 
 // A delta is built for the USR partition of the machines it is for: the
@@ -144,5 +153,71 @@ func TestVerifyDeltaOfAnotherRelease(t *testing.T) {
 		if code != exitVerify || !strings.Contains(errOut, "delta-from-4459.1.0.gz") || !strings.Contains(errOut, "installs another /usr than flatcar_production_update.gz") {
 			t.Fatalf("%v: exit %d\n%s", old, code, errOut)
 		}
+	}
+}
+
+// Deltas that no machine installs, signed and bundled by a build that
+// checks nothing: old info over a prefix of the old image, old info over
+// nothing, and a new partition larger than the old one (its tail never
+// written). verify --old refuses each, as the client does.
+func TestVerifyRefusesDeltasNoMachineInstalls(t *testing.T) {
+	tmp, vec := fixtures(t)
+	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
+	augen(t, "unpack", root+"image/flatcar_test_image.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/n")
+	augen(t, "unpack", root+"image/flatcar_test_image-4459.1.0.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/o")
+	augen(t, "payload", "build", "--image", tmp+"/n/usr.bin", "--kernel", tmp+"/n/vmlinuz", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/flatcar_production_update.gz")
+	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", tmp+"/p.json")
+	file := func(p string) generate.File {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return generate.File{R: bytes.NewReader(b), Size: int64(len(b))}
+	}
+	oldUSR, _ := os.ReadFile(tmp + "/o/usr.bin")
+	prefix := sha256.Sum256(oldUSR[:len(oldUSR)/2])
+	nothing := sha256.Sum256(nil)
+	for _, c := range []struct {
+		name string
+		edit func(m *payload.Manifest)
+		want string
+	}{
+		{"old info over a prefix", func(m *payload.Manifest) {
+			m.OldPartitionInfo = &payload.InstallInfo{Size: proto.Uint64(uint64(len(oldUSR) / 2)), Hash: prefix[:]}
+		}, "(4194304 bytes) does not fit a partition of 2097152 bytes"}, // the statement records the delta's partition as its old size
+		{"old info over nothing", func(m *payload.Manifest) {
+			m.OldPartitionInfo = &payload.InstallInfo{Size: proto.Uint64(0), Hash: nothing[:]}
+		}, "the delta does not apply to the old partition"},
+		{"a partition that grows", func(m *payload.Manifest) {
+			m.NewPartitionInfo.Size = proto.Uint64(m.NewPartitionInfo.GetSize() + 2*payload.BlockSize)
+		}, "larger than the 4194304-byte partition it applies on: stricter than the client (partition-grows)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := generate.DeltaOptions{Old: file(tmp + "/o/usr.bin"), New: file(tmp + "/n/usr.bin"), OldKernel: file(tmp + "/o/vmlinuz"), Kernel: file(tmp + "/n/vmlinuz")}
+			m, blobs, err := generate.Delta(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.edit(m)
+			if err := payload.Prepare(m, []int{256}); err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if _, err := payload.Assemble(&out, m, bytes.NewReader(blobs), payload.SignWith([]crypto.Signer{testutil.Key(t, "a")})); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if err := os.WriteFile(dir+"/delta.gz", out.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			uncheckedBundle(t, dir+"/r.tar", "4459.2.1", "amd64-usr", []bundle.PayloadFile{
+				{Path: tmp + "/flatcar_production_update.gz", Name: "flatcar_production_update.gz", Kind: bundle.KindFull},
+				{Path: dir + "/delta.gz", Name: "delta-from-4459.1.0.gz", Kind: bundle.KindDelta, FromVersion: "4459.1.0"}})
+			code, _, errOut := runAugen("verify", "--policy", tmp+"/p.json", dir+"/r.tar", "--usr-size", "4MiB",
+				"--old", "4459.1.0="+root+"image/flatcar_test_image-4459.1.0.bin.bz2")
+			if code != exitVerify || !strings.Contains(errOut, "delta-from-4459.1.0.gz: payload: ") || !strings.Contains(errOut, c.want) {
+				t.Fatalf("exit %d\n%s", code, errOut)
+			}
+		})
 	}
 }

@@ -60,6 +60,14 @@ func machineCases(old, kOld []byte, blk func(int) []byte) []*Case {
 	c = delta("machine-partition-partial-block-unread", "machine-partition", Accept, short, one, oneBlob)
 	c.M.NewPartitionInfo.Size = proto.Uint64(11 * bs)
 	add(c)
+	// Reads past the end of a shorter partition fail in the client.
+	c = delta("machine-move-reads-past-partition", "machine-partition", Reject, old[:12*bs], []*payload.Operation{move([]*payload.Extent{Ext(12, 1)}, []*payload.Extent{Ext(0, 1)})}, [][]byte{nil})
+	c.M.NewPartitionInfo.Size = proto.Uint64(12 * bs)
+	add(c)
+	c = delta("machine-bsdiff-reads-past-partition", "machine-partition", Reject, old[:12*bs], []*payload.Operation{bsd([]*payload.Extent{Ext(12, 1)}, bs, []*payload.Extent{Ext(0, 1)}, bs)},
+		[][]byte{Patch(bs, [][3]int64{{bs, 0, 0}}, make([]byte, bs), nil)})
+	c.M.NewPartitionInfo.Size = proto.Uint64(12 * bs)
+	add(c)
 	// A new partition larger than the running one: the client's other
 	// partition is as large; debug-apply's file grows only where written.
 	c = delta("machine-new-size-past-old-written", "machine-new-size", "partition-grows", old, []*payload.Operation{op(payload.OpReplace, Ext(0, Blocks+2))}, [][]byte{append(append([]byte{}, old...), rnd(6, 2*bs)...)})
