@@ -178,5 +178,11 @@ func FuzzDecodeOne(f *testing.F) {
 		if err == nil && len(out) > 1<<16 {
 			t.Fatal("limit exceeded")
 		}
+		// The streaming form emits the same bytes and fails the same way.
+		var got []byte
+		n, err2 := DecodeOneTo(b, 1<<16, func(p []byte) error { got = append(got, p...); return nil })
+		if (err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() || n != len(got) || err == nil && !bytes.Equal(got, out) {
+			t.Fatalf("DecodeOneTo: %d bytes, %v; DecodeOne: %d bytes, %v", len(got), err2, len(out), err)
+		}
 	})
 }
