@@ -15,3 +15,13 @@ bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 echo "nebraska: $bin (sha256 $(sha256sum "$bin" | cut -c1-16))"
 export AUGEN_NEBRASKA=$bin
 go test -count=1 -v -run '^TestRealNebraska' ./cmd/augen 2>&1 | grep -v '^=== RUN'
+
+# scripts/local-nebraska.sh, as a user runs it: the stop command it prints
+# works as printed (it names the DIR it needs).
+dir=$(mktemp -d -u /tmp/augen-local-nebraska.XXXXXX)
+out=$(DIR=$dir bash scripts/local-nebraska.sh "$bin")
+stop=$(printf '%s\n' "$out" | sed -n 's/^  stop: *//p')
+case $stop in "DIR=$dir "*) ;; *) echo "local-nebraska.sh printed no working stop command: $stop"; exit 1 ;; esac
+eval "$stop"
+[ ! -e "$dir" ] || { echo "local-nebraska.sh: $stop left $dir"; exit 1; }
+echo "local-nebraska.sh: started, and stopped by the command it printed"

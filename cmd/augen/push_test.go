@@ -544,6 +544,11 @@ func TestPushOld(t *testing.T) {
 	if len(rec.Files) != 2 || rec.Channel.Action != "pointed" {
 		t.Fatalf("with --old: %+v", rec)
 	}
+	// Push says what happens to the delta: served, but offered to nobody.
+	if code, _, errOut := runAugen(append(append([]string{"push"}, args...), "--usr-size", "4MiB", "--old", "4459.1.0="+oldImage, release)...); code != 0 ||
+		!strings.Contains(errOut, "delta-from-4459.1.0.gz uploaded but not registered") {
+		t.Fatalf("the delta's note: exit %d\n%s", code, errOut)
+	}
 	if code, _, errOut := runAugen(append(append([]string{"push"}, args...), "--old", "4459.1.0", release)...); code != exitUsage || !strings.Contains(errOut, "want VERSION=IMAGE") {
 		t.Fatalf("--old without an image: exit %d\n%s", code, errOut)
 	}
