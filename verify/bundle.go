@@ -12,8 +12,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/augen-project/augen"
@@ -134,15 +135,6 @@ func (r *Report) failHint(member, check, hint, format string, args ...any) {
 
 // signHint is what to do when a bundle has too few signatures.
 const signHint = `another officer adds a signature with "augen bundle sign BUNDLE --key URI --policy POLICY -o SIGNED"`
-
-func sortedIDs(m map[string]crypto.PublicKey) []string {
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
-}
 
 func untrustedNote(untrusted []string) string {
 	if len(untrusted) == 0 {
@@ -296,10 +288,10 @@ func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts
 			froms[p.FromVersion] = true
 		}
 	}
-	for _, v := range sortedKeys(opts.Old) {
+	for _, v := range slices.Sorted(maps.Keys(opts.Old)) {
 		if len(froms) > 0 && !froms[v] {
 			rep.failHint(bundle.EnvelopeName, "old", fmt.Sprintf("check the version in --old %s=…", v),
-				"an old release %s was given, but the bundle has no delta from it (its deltas are from %s)", v, strings.Join(sortedKeys(froms), ", "))
+				"an old release %s was given, but the bundle has no delta from it (its deltas are from %s)", v, strings.Join(slices.Sorted(maps.Keys(froms)), ", "))
 		}
 	}
 	// 3. Every member against the statement, before any is parsed.
@@ -381,7 +373,7 @@ func checkEnvelope(rep *Report, trust *Trust, opts Options, b []byte) *bundle.St
 	} else if len(valid) < trust.Threshold {
 		rep.failHint(member, "signatures", signHint,
 			"signed by %d of the policy's bundle keys (%s), the policy needs %d of %s%s",
-			len(valid), trust.labels(valid), trust.Threshold, trust.labels(sortedIDs(trust.BundleKeys())), untrustedNote(untrusted))
+			len(valid), trust.Labels(valid), trust.Threshold, trust.Labels(slices.Sorted(maps.Keys(trust.BundleKeys()))), untrustedNote(untrusted))
 		return nil
 	}
 	body, err := env.DecodedPayload()
@@ -489,7 +481,7 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 			client = true
 			if s.KeyFingerprint == "" {
 				rep.failHint(name, "payload signature", "the payload must be signed (last --key) by a key the policy's payload_keys lists: the one machines have baked in",
-					"the version-2 signature (the one update_engine checks) is not by a trusted payload key (the policy trusts %s)", trust.labels(sortedIDs(trust.PayloadKeys())))
+					"the version-2 signature (the one update_engine checks) is not by a trusted payload key (the policy trusts %s)", trust.Labels(slices.Sorted(maps.Keys(trust.PayloadKeys()))))
 			}
 			pr.SignedBy = s.KeyFingerprint
 		}
@@ -714,13 +706,4 @@ func digestOf(d *bundle.Digests) string {
 		return "none"
 	}
 	return d.SHA256
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -240,19 +242,15 @@ func (t *Trust) ChannelAllowed(channel string, signed []string) error {
 	if len(counted) < rule.Threshold {
 		keys := rule.Keys
 		if len(keys) == 0 {
-			keys = make([]string, 0, len(t.bundle))
-			for id := range t.bundle {
-				keys = append(keys, id)
-			}
-			sort.Strings(keys)
+			keys = slices.Sorted(maps.Keys(t.bundle))
 		}
-		return failf("channel %s needs %d signatures by its keys (%s), the bundle has %d (%s)", channel, rule.Threshold, t.labels(keys), len(counted), t.labels(counted))
+		return failf("channel %s needs %d signatures by its keys (%s), the bundle has %d (%s)", channel, rule.Threshold, t.Labels(keys), len(counted), t.Labels(counted))
 	}
 	return nil
 }
 
-// labels names keys as Label does, joined.
-func (t *Trust) labels(ids []string) string {
+// Labels names keys as Label does, joined with commas ("none" for none).
+func (t *Trust) Labels(ids []string) string {
 	if len(ids) == 0 {
 		return "none"
 	}

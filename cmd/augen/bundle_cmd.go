@@ -4,9 +4,10 @@ import (
 	"crypto"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,7 +16,6 @@ import (
 	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/signer"
-	"github.com/augen-project/augen/verify"
 )
 
 const bundleCreateUsage = `Usage: augen bundle create --version V --board amd64-usr --payload UPDATE.gz [--delta-from V0=DELTA.gz]...
@@ -334,7 +334,7 @@ func bundleSign(e *env, args []string) (err error) {
 			}
 			if _, ok := trust.BundleKeys()[id]; !ok {
 				return withHint(fmt.Errorf("%w: %s (%s) is not one of the bundle keys of %s (%s): its signature would count for nothing",
-					errUntrustedSigner, s.URI(), id, *policyPath, bundleKeyLabels(trust)),
+					errUntrustedSigner, s.URI(), id, *policyPath, trust.Labels(slices.Sorted(maps.Keys(trust.BundleKeys())))),
 					"sign with a key the policy lists, or have the policy's owner add this key (augen policy init --bundle-key)")
 			}
 		}
@@ -378,19 +378,6 @@ func bundleSign(e *env, args []string) (err error) {
 		}{*out, total, len(signers)})
 	}
 	return nil
-}
-
-// bundleKeyLabels names a policy's bundle keys.
-func bundleKeyLabels(trust *verify.Trust) string {
-	ids := make([]string, 0, len(trust.BundleKeys()))
-	for id := range trust.BundleKeys() {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for i, id := range ids {
-		ids[i] = trust.Label(id)
-	}
-	return strings.Join(ids, ", ")
 }
 
 // errUntrustedSigner is bundle sign --policy refusing a key the policy

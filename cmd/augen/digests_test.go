@@ -61,6 +61,15 @@ func TestSignedDigests(t *testing.T) {
 	}
 	signed, key := clearsignWith(t, tmp, "ci", content)
 	_, otherKey := clearsignWith(t, tmp, "other", content)
+	// Forged ones: a header and no signature; a signed file changed after
+	// signing (one SHA-512 digit).
+	forged := tmp + "/forged.DIGESTS.asc"
+	os.WriteFile(forged, []byte("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n"+string(content)), 0o644)
+	sb, _ := os.ReadFile(signed)
+	i := bytes.Index(sb, []byte("# SHA512 HASH\n")) + len("# SHA512 HASH\n")
+	sb[i] ^= 1
+	changed := tmp + "/changed.DIGESTS.asc"
+	os.WriteFile(changed, sb, 0o644)
 
 	// payload build --from-image (without --official) says what it checked.
 	for _, c := range []struct {
@@ -73,6 +82,8 @@ func TestSignedDigests(t *testing.T) {
 		{"signed", []string{"--digests", signed, "--signing-key", key}, 0, "input checks: " + img + ": DIGESTS signed by TEST-ONLY buildbot ci <test@invalid> matched"},
 		{"signed, other key", []string{"--digests", signed, "--signing-key", otherKey}, exitVerify, "does not verify: it was not made by any key in " + otherKey},
 		{"signed, no key", []string{"--digests", signed}, exitVerify, "is signed: give the key it must come from (--signing-key)"},
+		{"no signature", []string{"--digests", forged, "--signing-key", key}, exitVerify, "not a valid clearsigned message"},
+		{"changed after signing", []string{"--digests", changed, "--signing-key", key}, exitVerify, "the OpenPGP signature of " + changed + " does not verify"},
 		{"key without anything signed", []string{"--digests", unsigned, "--signing-key", key}, exitUsage, "--signing-key checks --signature or a signed DIGESTS file"},
 	} {
 		args := append([]string{"payload", "build", "--from-image", img, "--usr-size", "4MiB", "-o", tmp + "/p.gz"}, c.args...)

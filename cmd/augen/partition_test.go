@@ -25,8 +25,7 @@ import (
 // from --partition-size when given.
 func TestDeltaForAPartitionSize(t *testing.T) {
 	tmp, _ := fixtures(t)
-	augen(t, "unpack", root+"image/flatcar_test_image.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/n")
-	augen(t, "unpack", root+"image/flatcar_test_image-4459.1.0.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/o")
+	unpackReleases(t, tmp, false)
 	build := func(out string, extra ...string) {
 		augen(t, append([]string{"payload", "build", "--old", tmp + "/o/usr.bin", "--old-kernel", tmp + "/o/vmlinuz", "--image", tmp + "/n/usr.bin", "--kernel", tmp + "/n/vmlinuz",
 			"--key", "file:" + tmp + "/key-a.pem", "-o", out}, extra...)...)
@@ -137,9 +136,7 @@ func TestReleaseDeltaPerPartitionSize(t *testing.T) {
 func TestVerifyDeltaOfAnotherRelease(t *testing.T) {
 	tmp, vec := fixtures(t)
 	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
-	augen(t, "unpack", root+"image/flatcar_test_image.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/n")
-	augen(t, "unpack", root+"image/flatcar_test_image-4459.1.0.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/o")
-	augen(t, "payload", "build", "--image", tmp+"/n/usr.bin", "--kernel", tmp+"/n/vmlinuz", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/flatcar_production_update.gz")
+	unpackReleases(t, tmp, true)
 	// The "delta" rebuilds 4459.1.0 again.
 	augen(t, "payload", "build", "--old", tmp+"/o/usr.bin", "--old-kernel", tmp+"/o/vmlinuz", "--image", tmp+"/o/usr.bin", "--kernel", tmp+"/o/vmlinuz",
 		"--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/delta.gz")
@@ -163,9 +160,7 @@ func TestVerifyDeltaOfAnotherRelease(t *testing.T) {
 func TestVerifyRefusesDeltasNoMachineInstalls(t *testing.T) {
 	tmp, vec := fixtures(t)
 	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
-	augen(t, "unpack", root+"image/flatcar_test_image.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/n")
-	augen(t, "unpack", root+"image/flatcar_test_image-4459.1.0.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/o")
-	augen(t, "payload", "build", "--image", tmp+"/n/usr.bin", "--kernel", tmp+"/n/vmlinuz", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/flatcar_production_update.gz")
+	unpackReleases(t, tmp, true)
 	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "-o", tmp+"/p.json")
 	file := func(p string) generate.File {
 		b, err := os.ReadFile(p)
@@ -219,5 +214,17 @@ func TestVerifyRefusesDeltasNoMachineInstalls(t *testing.T) {
 				t.Fatalf("exit %d\n%s", code, errOut)
 			}
 		})
+	}
+}
+
+// unpackReleases unpacks the test image (4459.2.1) into tmp/n and its
+// predecessor (4459.1.0) into tmp/o, and with full also builds the new
+// release's full payload, signed by key a, as tmp/flatcar_production_update.gz.
+func unpackReleases(t *testing.T, tmp string, full bool) {
+	t.Helper()
+	augen(t, "unpack", root+"image/flatcar_test_image.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/n")
+	augen(t, "unpack", root+"image/flatcar_test_image-4459.1.0.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/o")
+	if full {
+		augen(t, "payload", "build", "--image", tmp+"/n/usr.bin", "--kernel", tmp+"/n/vmlinuz", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/flatcar_production_update.gz")
 	}
 }

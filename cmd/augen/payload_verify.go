@@ -4,8 +4,10 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"github.com/augen-project/augen/bundle"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/payload"
@@ -162,11 +164,8 @@ func appliedPartition(old string, given, made uint64) uint64 {
 
 // humanBytes is n in bytes, with its size in GiB or MiB when whole.
 func humanBytes(n uint64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d bytes (%d GiB)", n, n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d bytes (%d MiB)", n, n>>20)
+	if l := bundle.SizeLabel(int64(n)); strings.HasSuffix(l, "iB") {
+		return fmt.Sprintf("%d bytes (%s %s)", n, l[:len(l)-3], l[len(l)-3:])
 	}
 	return fmt.Sprintf("%d bytes", n)
 }

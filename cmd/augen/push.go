@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -184,7 +186,7 @@ func pushCmd(e *env, args []string) error {
 		return err
 	}
 	if _, ok := trust.Channels[*channel]; !ok {
-		return usagef("the policy %s allows no channel %q (it allows %s)", *policyPath, *channel, strings.Join(sortedKeys(trust.Channels), ", "))
+		return usagef("the policy %s allows no channel %q (it allows %s)", *policyPath, *channel, strings.Join(slices.Sorted(maps.Keys(trust.Channels)), ", "))
 	}
 	fetch, err := store.HTTPClient(*sf.caFile)
 	if err != nil {
@@ -295,15 +297,6 @@ func asUsage(err error) error {
 		return usageError{strings.TrimPrefix(err.Error(), push.ErrUsage.Error()+": ")}
 	}
 	return err
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func pushStatus(e *env, args []string) error {

@@ -204,9 +204,7 @@ func TestVerifyProgressOffTerminal(t *testing.T) {
 func TestVerifyDeltaLabel(t *testing.T) {
 	tmp, vec := fixtures(t)
 	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
-	augen(t, "unpack", root+"image/flatcar_test_image.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/n")
-	augen(t, "unpack", root+"image/flatcar_test_image-4459.1.0.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/o")
-	augen(t, "payload", "build", "--image", tmp+"/n/usr.bin", "--kernel", tmp+"/n/vmlinuz", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/flatcar_production_update.gz")
+	unpackReleases(t, tmp, true)
 	augen(t, "payload", "build", "--old", tmp+"/o/usr.bin", "--old-kernel", tmp+"/o/vmlinuz", "--image", tmp+"/n/usr.bin", "--kernel", tmp+"/n/vmlinuz",
 		"--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/delta.gz")
 	uncheckedBundle(t, tmp+"/r.tar", "4459.2.1", "amd64-usr", []bundle.PayloadFile{
@@ -228,8 +226,7 @@ func TestVerifyDeltaLabel(t *testing.T) {
 func TestBundleCreateChecksBeforeSigning(t *testing.T) {
 	tmp, vec := fixtures(t)
 	t.Setenv("SOURCE_DATE_EPOCH", "1258628400")
-	augen(t, "unpack", root+"image/flatcar_test_image.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/n")
-	augen(t, "unpack", root+"image/flatcar_test_image-4459.1.0.bin.bz2", "--usr-size", "4MiB", "-o", tmp+"/o")
+	unpackReleases(t, tmp, false)
 	k, _ := os.ReadFile(tmp + "/n/vmlinuz")
 	copy(k[64:], strings.Repeat("0", 64))
 	os.WriteFile(tmp+"/bad-vmlinuz", k, 0o644)

@@ -255,13 +255,7 @@ func TestIdleTriplesThroughApply(t *testing.T) {
 // busy for hours; the work all operations declare is checked before any
 // runs.
 func TestWorkBoundedBeforeApplying(t *testing.T) {
-	m := oneOp(256, payload.OpReplace, ext(0, 256))
-	move := &payload.Operation{Type: payload.OpMove.Enum(), SrcExtents: []*payload.Extent{ext(0, 256)}, DstExtents: []*payload.Extent{ext(0, 256)}}
-	blobs := [][]byte{make([]byte, 256*payload.BlockSize)}
-	for range 100000 {
-		m.PartitionOperations = append(m.PartitionOperations, move)
-		blobs = append(blobs, nil)
-	}
+	m, blobs := wholeMoves(100000)
 	b := craft(t, m, blobs)
 	var c apply.Counters
 	err := simulate(t, b, context.Background(), &c)
@@ -277,13 +271,7 @@ func TestWorkBoundedBeforeApplying(t *testing.T) {
 // its operations are counted on its bytes and it is refused before it is
 // parsed, having allocated little more than the manifest itself.
 func TestManifestMemoryBoundedBeforeParsing(t *testing.T) {
-	m := oneOp(256, payload.OpReplace, ext(0, 256))
-	move := &payload.Operation{Type: payload.OpMove.Enum(), SrcExtents: []*payload.Extent{ext(0, 256)}, DstExtents: []*payload.Extent{ext(0, 256)}}
-	blobs := [][]byte{make([]byte, 256*payload.BlockSize)}
-	for range 700000 {
-		m.PartitionOperations = append(m.PartitionOperations, move)
-		blobs = append(blobs, nil)
-	}
+	m, blobs := wholeMoves(700000)
 	b := craft(t, m, blobs)
 	testutil.SaveCrafted(t, "700k-moves.payload", b)
 	m, blobs = nil, nil
@@ -401,4 +389,17 @@ func sha256Zeros(n int) []byte {
 		h.Write(buf[:min(n, len(buf))])
 	}
 	return h.Sum(nil)
+}
+
+// wholeMoves is a full payload of one REPLACE of a 1 MiB partition
+// followed by n data-less MOVEs of the whole partition onto itself.
+func wholeMoves(n int) (*payload.Manifest, [][]byte) {
+	m := oneOp(256, payload.OpReplace, ext(0, 256))
+	move := &payload.Operation{Type: payload.OpMove.Enum(), SrcExtents: []*payload.Extent{ext(0, 256)}, DstExtents: []*payload.Extent{ext(0, 256)}}
+	blobs := [][]byte{make([]byte, 256*payload.BlockSize)}
+	for range n {
+		m.PartitionOperations = append(m.PartitionOperations, move)
+		blobs = append(blobs, nil)
+	}
+	return m, blobs
 }

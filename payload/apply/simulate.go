@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 
@@ -245,20 +246,11 @@ func Simulate(ctx context.Context, pr *payload.Reader, src Sources) ([]Rebuilt, 
 // device to its end, whatever info.size says (payload_processor.cc
 // compares hashes only). It returns the partition's size.
 func fillPartition(ctx context.Context, f *os.File, path, name string, size uint64, info *payload.InstallInfo) (uint64, error) {
-	in, err := os.Open(path)
+	n, h, err := copyHashed(ctx, f, path, name, "old image", MaxPartitionSize)
 	if err != nil {
 		return 0, err
 	}
-	defer in.Close()
-	h := sha256.New()
-	n, err := ctxio.Copy(ctx, io.MultiWriter(f, h), io.LimitReader(in, MaxPartitionSize+1))
-	if err != nil {
-		return 0, err
-	}
-	if n > MaxPartitionSize {
-		return 0, fmt.Errorf("%w: the old image %s is over augen's limit of %d bytes", ErrApply, name, uint64(MaxPartitionSize))
-	}
-	image := uint64(n)
+	image := n
 	if size == 0 {
 		size = max(image, info.GetSize())
 	}
@@ -284,23 +276,34 @@ func fillPartition(ctx context.Context, f *os.File, path, name string, size uint
 // its hash against info.hash, as KernelCopierAction and VerifySource do
 // (the file's whole length; info.size is not read). It returns the size.
 func fillKernel(ctx context.Context, f *os.File, path, name string, info *payload.InstallInfo) (uint64, error) {
-	in, err := os.Open(path)
+	n, h, err := copyHashed(ctx, f, path, name, "old kernel", MaxFileSize)
 	if err != nil {
 		return 0, err
+	}
+	if err := verifySource(h.Sum(nil), info, "old kernel", name, n, n); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// copyHashed copies the file at path (named name in errors) into f,
+// hashing it, and refuses one over limit bytes after reading at most one
+// byte past it.
+func copyHashed(ctx context.Context, f *os.File, path, name, what string, limit int64) (uint64, hash.Hash, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return 0, nil, err
 	}
 	defer in.Close()
 	h := sha256.New()
-	n, err := ctxio.Copy(ctx, io.MultiWriter(f, h), io.LimitReader(in, MaxFileSize+1))
+	n, err := ctxio.Copy(ctx, io.MultiWriter(f, h), io.LimitReader(in, limit+1))
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	if n > MaxFileSize {
-		return 0, fmt.Errorf("%w: the old kernel %s is over augen's limit of %d bytes", ErrApply, name, uint64(MaxFileSize))
+	if n > limit {
+		return 0, nil, fmt.Errorf("%w: the %s %s is over augen's limit of %d bytes", ErrApply, what, name, limit)
 	}
-	if err := verifySource(h.Sum(nil), info, "old kernel", name, uint64(n), uint64(n)); err != nil {
-		return 0, err
-	}
-	return uint64(n), nil
+	return uint64(n), h, nil
 }
 
 // verifySource is payload_processor.cc VerifyHash: the hash of the whole
