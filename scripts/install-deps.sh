@@ -19,6 +19,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends bsdiff protobuf-compiler python3 openssl bzip2 ca-certificates git \
     softhsm2 opensc swtpm libssl-dev gcc libc6-dev \
     gdisk dosfstools mtools cryptsetup-bin e2fsprogs faketime btrfs-progs nginx-light time \
+    erofs-utils sbsigntool systemd-container gnupg \
     libgflags2.2 libglib2.0-0 libgoogle-glog0v6 libprotobuf32 libsodium23 libssl3 libunwind8 libext2fs2 libbz2-1.0 \
     postgresql-15 >/dev/null
 cd "$(dirname "$0")/.."
@@ -28,3 +29,13 @@ go install "google.golang.org/protobuf/cmd/protoc-gen-go@${ver}"
 go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 # The linter scripts/test.sh runs.
 go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# A kernel Debian signed for Secure Boot: the Authenticode tests read its
+# signature and name its signer (testutil.DebianKernel).
+if [ ! -s /usr/local/share/augen-test/debian-vmlinuz ]; then
+  kdir=$(mktemp -d)
+  kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  (cd "$kdir" && chmod 777 . && apt-get download -qq "$kpkg" && dpkg-deb --fsys-tarfile ./*.deb | tar -x --wildcards './boot/vmlinuz-*')
+  mkdir -p /usr/local/share/augen-test
+  cp "$kdir"/boot/vmlinuz-* /usr/local/share/augen-test/debian-vmlinuz
+  rm -rf "$kdir"
+fi

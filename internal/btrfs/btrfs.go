@@ -288,12 +288,31 @@ func (fs *FS) inode(num uint64) (*inode, error) {
 // lookup finds name in directory dir through its DIR_ITEMs (all of them,
 // so hash collisions need no name hash here).
 func (fs *FS) lookup(dir *inode, name string) (uint64, error) {
-	if dir.mode&modeTypeMask != modeDir {
-		return 0, fmt.Errorf("%w: not a directory", ErrNotExist)
-	}
 	var found uint64
+	err := fs.entries(dir, func(n string, loc key) (bool, error) {
+		if n != name {
+			return true, nil
+		}
+		if loc.typ != typeInodeItem {
+			return false, fmt.Errorf("%w: %s is a subvolume", ErrFormat, name)
+		}
+		found = loc.objectID
+		return false, nil
+	})
+	if err == nil && found == 0 {
+		err = ErrNotExist
+	}
+	return found, err
+}
+
+// entries calls fn with each name of directory dir (its DIR_ITEMs) and
+// the key it points to, until fn returns false or an error.
+func (fs *FS) entries(dir *inode, fn func(name string, loc key) (bool, error)) error {
+	if dir.mode&modeTypeMask != modeDir {
+		return fmt.Errorf("%w: not a directory", ErrNotExist)
+	}
 	le := binary.LittleEndian
-	err := fs.walk(fs.fsRoot, fs.fsLevel, key{dir.num, typeDirItem, 0}, key{dir.num, typeDirItem, ^uint64(0)}, 0, func(k key, d []byte) (bool, error) {
+	return fs.walk(fs.fsRoot, fs.fsLevel, key{dir.num, typeDirItem, 0}, key{dir.num, typeDirItem, ^uint64(0)}, 0, func(k key, d []byte) (bool, error) {
 		for len(d) > 0 {
 			if len(d) < 30 {
 				return false, fmt.Errorf("%w: short dir item", ErrFormat)
@@ -303,21 +322,31 @@ func (fs *FS) lookup(dir *inode, name string) (uint64, error) {
 			if 30+nameLen+dataLen > len(d) {
 				return false, fmt.Errorf("%w: dir item out of bounds", ErrFormat)
 			}
-			if string(d[30:30+nameLen]) == name {
-				if loc.typ != typeInodeItem {
-					return false, fmt.Errorf("%w: %s is a subvolume", ErrFormat, name)
-				}
-				found = loc.objectID
-				return false, nil
+			if more, err := fn(string(d[30:30+nameLen]), loc); !more || err != nil {
+				return false, err
 			}
 			d = d[30+nameLen+dataLen:]
 		}
 		return true, nil
 	})
-	if err == nil && found == 0 {
-		err = ErrNotExist
+}
+
+// ReadDir lists the names in the directory at p (relative to the
+// filesystem's root) in key order; at most limit of them.
+func (fs *FS) ReadDir(p string, limit int) ([]string, error) {
+	dir, err := fspath.Resolve(fs.paths(), p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	return found, err
+	var names []string
+	err = fs.entries(dir, func(n string, _ key) (bool, error) {
+		names = append(names, n)
+		return len(names) <= limit, nil
+	})
+	if err == nil && len(names) > limit {
+		err = fmt.Errorf("%s: more than %d entries", p, limit)
+	}
+	return names, err
 }
 
 // data reads a file's first n bytes (holes read as zeros).
@@ -418,7 +447,11 @@ func decompress(method uint8, b []byte, ramBytes uint64) ([]byte, error) {
 // following symlinks inside the filesystem; at most limit bytes, or an
 // error if the file is larger.
 func (fs *FS) ReadFile(p string, limit int64) ([]byte, error) {
-	return fspath.ReadFile(fspath.FS[*inode]{
+	return fspath.ReadFile(fs.paths(), p, limit)
+}
+
+func (fs *FS) paths() fspath.FS[*inode] {
+	return fspath.FS[*inode]{
 		Root: func() (*inode, error) { return fs.inode(firstFreeObject) },
 		Lookup: func(dir *inode, name string) (*inode, error) {
 			num, err := fs.lookup(dir, name)
@@ -431,7 +464,7 @@ func (fs *FS) ReadFile(p string, limit int64) ([]byte, error) {
 		Size:     func(n *inode) int64 { return int64(min(n.size, 1<<62)) },
 		Read:     func(n *inode, size int64) ([]byte, error) { return fs.data(n, uint64(size)) },
 		NotExist: ErrNotExist,
-	}, p, limit)
+	}
 }
 
 var zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(2*maxCompressed))

@@ -48,6 +48,7 @@ func TestReadFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.CheckFSReads(t, fs.ReadFile, files, ErrNotExist, nil)
+	testutil.CheckReadDir(t, fs.ReadDir)
 	// Truncations are errors, never panics.
 	for _, n := range []int{70000, 1 << 20, len(img) / 2} {
 		if fs, err := Open(bytes.NewReader(img[:n]), int64(n)); err == nil {

@@ -294,15 +294,31 @@ func (fs *FS) blockMap(in *inode, put func(fb, db, n uint64, zero bool) error, n
 
 // lookup finds name in directory dir.
 func (fs *FS) lookup(dir *inode, name string) (uint32, error) {
+	var found uint32
+	err := fs.entries(dir, func(n string, ino uint32) bool {
+		if n == name {
+			found = ino
+		}
+		return found == 0
+	})
+	if err == nil && found == 0 {
+		err = ErrNotExist
+	}
+	return found, err
+}
+
+// entries calls fn for each entry of directory dir ("." and ".." too)
+// until fn returns false.
+func (fs *FS) entries(dir *inode, fn func(name string, ino uint32) bool) error {
 	if dir.mode&modeTypeMask != modeDir {
-		return 0, fmt.Errorf("%w: not a directory", ErrNotExist)
+		return fmt.Errorf("%w: not a directory", ErrNotExist)
 	}
 	if dir.size > maxDirSize {
-		return 0, fmt.Errorf("%w: directory inode %d is %d bytes", ErrFormat, dir.num, dir.size)
+		return fmt.Errorf("%w: directory inode %d is %d bytes", ErrFormat, dir.num, dir.size)
 	}
 	b, err := fs.data(dir, dir.size)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if dir.flags&flagInlineData != 0 && len(b) >= 4 {
 		b = b[4:] // an inline directory starts with its parent's inode number
@@ -311,21 +327,46 @@ func (fs *FS) lookup(dir *inode, name string) (uint32, error) {
 	for off := 0; off+8 <= len(b); {
 		ino, recLen, nameLen := le.Uint32(b[off:]), int(le.Uint16(b[off+4:])), int(b[off+6])
 		if recLen < 8 || off+recLen > len(b) || 8+nameLen > recLen {
-			return 0, fmt.Errorf("%w: directory inode %d: bad entry at byte %d", ErrFormat, dir.num, off)
+			return fmt.Errorf("%w: directory inode %d: bad entry at byte %d", ErrFormat, dir.num, off)
 		}
-		if ino != 0 && string(b[off+8:off+8+nameLen]) == name {
-			return ino, nil
+		if ino != 0 && !fn(string(b[off+8:off+8+nameLen]), ino) {
+			return nil
 		}
 		off += recLen
 	}
-	return 0, ErrNotExist
+	return nil
+}
+
+// ReadDir lists the names in the directory at p (relative to the
+// filesystem's root), without "." and "..", in on-disk order; at most
+// limit of them.
+func (fs *FS) ReadDir(p string, limit int) ([]string, error) {
+	dir, err := fspath.Resolve(fs.paths(), p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	var names []string
+	err = fs.entries(dir, func(n string, _ uint32) bool {
+		if n != "." && n != ".." {
+			names = append(names, n)
+		}
+		return len(names) <= limit
+	})
+	if err == nil && len(names) > limit {
+		err = fmt.Errorf("%s: more than %d entries", p, limit)
+	}
+	return names, err
 }
 
 // ReadFile reads the file at p (relative to the filesystem's root),
 // following symlinks inside the filesystem; at most limit bytes, or an
 // error if the file is larger.
 func (fs *FS) ReadFile(p string, limit int64) ([]byte, error) {
-	return fspath.ReadFile(fspath.FS[*inode]{
+	return fspath.ReadFile(fs.paths(), p, limit)
+}
+
+func (fs *FS) paths() fspath.FS[*inode] {
+	return fspath.FS[*inode]{
 		Root: func() (*inode, error) { return fs.inode(rootInode) },
 		Lookup: func(dir *inode, name string) (*inode, error) {
 			ino, err := fs.lookup(dir, name)
@@ -344,7 +385,7 @@ func (fs *FS) ReadFile(p string, limit int64) ([]byte, error) {
 			return fs.data(n, size)
 		},
 		NotExist: ErrNotExist,
-	}, p, limit)
+	}
 }
 
 // Extent is a run of a file's data in the image, in bytes.

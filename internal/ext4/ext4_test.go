@@ -54,6 +54,7 @@ func TestReadFile(t *testing.T) {
 			inline := variant[len(variant)-1] == "inline_data"
 			// inline data past i_block is refused, not misread
 			testutil.CheckFSReads(t, fs.ReadFile, files, ErrNotExist, func(err error) bool { return inline && errors.Is(err, ErrFormat) })
+			testutil.CheckReadDir(t, fs.ReadDir)
 			if _, err := fs.ReadFile("lib", 100); err == nil {
 				t.Error("a directory read as a file")
 			}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -279,5 +280,22 @@ func CheckBudgetedRead(t testing.TB, b []byte, max, slack int64, open func(r io.
 	}
 	if r.Used() > max+slack {
 		t.Fatalf("read %d bytes with a budget of %d", r.Used(), max)
+	}
+}
+
+// CheckReadDir lists an FSTree's directory of 500 entries through
+// readDir, and checks that a smaller limit is an error and a file is not
+// a directory.
+func CheckReadDir(t testing.TB, readDir func(p string, limit int) ([]string, error)) {
+	t.Helper()
+	names, err := readDir("many", 1000)
+	if err != nil || len(names) != 500 || !slices.Contains(names, "file-with-a-long-name-042") || slices.Contains(names, ".") {
+		t.Fatalf("ReadDir(many): %d names, %v", len(names), err)
+	}
+	if _, err := readDir("many", 499); err == nil {
+		t.Error("ReadDir past its limit")
+	}
+	if _, err := readDir("lib/os-release", 10); err == nil {
+		t.Error("ReadDir of a file")
 	}
 }

@@ -127,9 +127,24 @@ func SaveCrafted(t testing.TB, name string, b []byte) {
 // MakeFS makes a 64 MiB filesystem image of kind ext2, ext3, ext4 (4 KiB
 // blocks, fixed UUID and hash seed) or btrfs (mixed block groups, single
 // profiles, as the corpus) holding the tree src, and returns its bytes.
+// Kinds erofs and erofs-lz4 make an EROFS image (as systemd-repart puts
+// in a sysext, uncompressed or with lz4) of the tree's size, with fixed
+// timestamps and UUID.
 func MakeFS(t testing.TB, kind, src string) []byte {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), "fs.img")
+	if kind == "erofs" || kind == "erofs-lz4" {
+		RequireTools(t, "mkfs.erofs")
+		args := []string{"--quiet", "-T0", "-U", "2b5f0c1a-7e4d-4c3b-9f8e-1a2b3c4d5e6f", "--all-root"}
+		if kind == "erofs-lz4" {
+			args = append(args, "-zlz4")
+		}
+		cmd := exec.Command("mkfs.erofs", append(args, img, src)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+		}
+		return Read(t, img)
+	}
 	if err := os.WriteFile(img, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -94,6 +94,18 @@ func ParseSuperblock(b []byte) (*Superblock, error) {
 // packed into hash blocks (zero-padded), level by level, until one block
 // remains, whose salted hash is the root.
 func RootHash(r io.ReaderAt, sb *Superblock) ([]byte, error) {
+	root, _, err := Tree(r, sb)
+	return root, err
+}
+
+// Tree computes the root hash and the hash tree of the first DataBlocks
+// blocks of r. tree is the hash area as veritysetup lays it out after its
+// superblock block: the level nearest the root first, the data blocks'
+// digests last, each level in whole hash blocks.
+func Tree(r io.ReaderAt, sb *Superblock) (root, tree []byte, err error) {
+	if sb.DataBlocks == 0 {
+		return nil, nil, invalidf("the superblock covers no data blocks")
+	}
 	bs := int(sb.DataBlockSize)
 	hs := int(sb.HashBlockSize)
 	per := hs / sha256.Size
@@ -110,13 +122,14 @@ func RootHash(r io.ReaderAt, sb *Superblock) ([]byte, error) {
 	for done := uint64(0); done < sb.DataBlocks; {
 		n, err := io.ReadFull(sr, buf[:min(uint64(len(buf)), (sb.DataBlocks-done)*uint64(bs))])
 		if err != nil {
-			return nil, invalidf("reading data block %d: %v", done, err)
+			return nil, nil, invalidf("reading data block %d: %v", done, err)
 		}
 		for off := 0; off < n; off += bs {
 			level = append(level, hash(buf[off:off+bs])...)
 		}
 		done += uint64(n / bs)
 	}
+	var levels [][]byte
 	for {
 		// Pack this level's digests into zero-padded hash blocks.
 		nBlocks := (len(level)/sha256.Size + per - 1) / per
@@ -124,10 +137,14 @@ func RootHash(r io.ReaderAt, sb *Superblock) ([]byte, error) {
 		for i := 0; i < len(level)/sha256.Size; i++ {
 			copy(packed[(i/per)*hs+(i%per)*sha256.Size:], level[i*sha256.Size:(i+1)*sha256.Size])
 		}
+		levels = append(levels, packed)
 		if nBlocks == 1 {
-			return hash(packed), nil
+			for i := len(levels) - 1; i >= 0; i-- {
+				tree = append(tree, levels[i]...)
+			}
+			return hash(packed), tree, nil
 		}
-		level = level[:0]
+		level = make([]byte, 0, nBlocks*sha256.Size)
 		for i := 0; i < nBlocks; i++ {
 			level = append(level, hash(packed[i*hs:(i+1)*hs])...)
 		}

@@ -1,0 +1,80 @@
+package erofs
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/augen-project/augen/internal/testutil"
+)
+
+func open(t testing.TB, b []byte) *FS {
+	t.Helper()
+	if !Probe(bytes.NewReader(b)) {
+		t.Fatal("not probed as EROFS")
+	}
+	fs, err := Open(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+// TestReadsMkfsErofs reads every file of the shared tree from images
+// mkfs.erofs made, uncompressed and with lz4. A compressed file (lz4
+// compresses the large repetitive one) is refused as compressed, never
+// misread.
+func TestReadsMkfsErofs(t *testing.T) {
+	src, files := testutil.FSTree(t)
+	for _, kind := range []string{"erofs", "erofs-lz4"} {
+		t.Run(kind, func(t *testing.T) {
+			fs := open(t, testutil.MakeFS(t, kind, src))
+			compressed := 0
+			testutil.CheckFSReads(t, fs.ReadFile, files, ErrNotExist, func(err error) bool {
+				if errors.Is(err, ErrCompressed) && kind == "erofs-lz4" {
+					compressed++
+					return true
+				}
+				return false
+			})
+			if kind == "erofs-lz4" && compressed == 0 {
+				t.Error("lz4 compressed no file: the compressed path is not tested")
+			}
+			testutil.CheckReadDir(t, fs.ReadDir)
+			for p, want := range map[string]bool{"lib/os-release": true, "lib/nothing": false, "abs/os-release": true} {
+				if got, err := fs.Exists(p); err != nil || got != want {
+					t.Errorf("Exists(%s) = %v, %v", p, got, err)
+				}
+			}
+		})
+	}
+}
+
+// TestRefusesDamage truncates and corrupts a real image: every read ends
+// in an error or the right bytes, never a panic.
+func TestRefusesDamage(t *testing.T) {
+	src, files := testutil.FSTree(t)
+	img := testutil.MakeFS(t, "erofs", src)
+	for _, n := range []int{0, 1000, 1100, 4096, 8192, len(img) / 2} {
+		if fs, err := Open(bytes.NewReader(img[:n]), int64(n)); err == nil {
+			if b, err := fs.ReadFile("lib/os-release", 1<<16); err == nil && !bytes.Equal(b, files["lib/os-release"]) {
+				t.Fatalf("truncated to %d: misread", n)
+			}
+		}
+	}
+}
+
+func FuzzReadFile(f *testing.F) {
+	src, _ := testutil.FSTree(f)
+	f.Add(testutil.MakeFS(f, "erofs", src)[:1<<16])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		testutil.CheckBudgetedRead(t, b, 4<<20, 1<<20, func(r io.ReaderAt, size int64) (func(string, int64) ([]byte, error), error) {
+			fs, err := Open(r, size)
+			if err != nil {
+				return nil, err
+			}
+			return fs.ReadFile, nil
+		})
+	})
+}
