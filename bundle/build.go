@@ -19,6 +19,8 @@ type PayloadFile struct {
 	Name        string // its name in the bundle
 	Kind        string
 	FromVersion string // deltas
+	// Sysext (extras) is what was checked of the sysext image it installs.
+	Sysext *Sysext
 }
 
 // BuildOptions describe a release.
@@ -32,7 +34,9 @@ type BuildOptions struct {
 	// the statement records those whose signatures verify.
 	PayloadKeys []crypto.PublicKey
 	InputImage  *Digests
-	Augen       string
+	// SecureBoot is the kernel's checked Secure Boot signature.
+	SecureBoot *SecureBoot
+	Augen      string
 	// MTime stamps every member (SOURCE_DATE_EPOCH, or the build time
 	// recorded once).
 	MTime time.Time
@@ -47,7 +51,7 @@ func NewStatement(opts BuildOptions) (*Statement, error) {
 		opts.AppID = FlatcarAppID
 	}
 	s := &Statement{Type: StatementType, PredicateType: PredicateTypeRelease, Predicate: Release{
-		AppID: opts.AppID, Version: opts.Version, Board: opts.Board, RequiresVersion: opts.RequiresVersion, InputImage: opts.InputImage, Augen: opts.Augen, PayloadKeys: []string{},
+		AppID: opts.AppID, Version: opts.Version, Board: opts.Board, RequiresVersion: opts.RequiresVersion, InputImage: opts.InputImage, SecureBoot: opts.SecureBoot, Augen: opts.Augen, PayloadKeys: []string{},
 	}}
 	keys := map[string]bool{}
 	for _, pf := range opts.Payloads {
@@ -97,7 +101,7 @@ func describe(pf PayloadFile, keys []crypto.PublicKey) (*PayloadEntry, []string,
 		}
 	}
 	e := &PayloadEntry{Name: pf.Name, Kind: pf.Kind, FromVersion: pf.FromVersion, Size: sum.Omaha.Size, Installer: InstallerFor(pf.Kind),
-		SHA1Base64: sum.Omaha.SHA1Base64, SHA256Base64: sum.Omaha.SHA256Base64, SHA256Hex: sum.Omaha.SHA256Hex}
+		SHA1Base64: sum.Omaha.SHA1Base64, SHA256Base64: sum.Omaha.SHA256Base64, SHA256Hex: sum.Omaha.SHA256Hex, Sysext: pf.Sysext}
 	if pf.Kind != KindExtra {
 		e.NewPartition = &Digests{Size: int64(sum.NewPartition.Size), SHA256: sum.NewPartition.SHA256}
 		for _, p := range sum.Procedures {

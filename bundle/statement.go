@@ -59,6 +59,34 @@ type Release struct {
 	// update_engine a new filesystem). Push refuses a channel whose floors
 	// would let an older machine be offered this release directly.
 	RequiresVersion string `json:"requires_version,omitempty"`
+	// SecureBoot is the Authenticode signature of the release's kernel
+	// as it was checked when the release was built (nil: the kernel was
+	// not signed for Secure Boot). verify checks the rebuilt kernel's.
+	SecureBoot *SecureBoot `json:"secure_boot,omitempty"`
+}
+
+// SecureBoot names the certificate that signed the kernel for Secure Boot.
+type SecureBoot struct {
+	// Subject and Fingerprint (SHA-256 of its DER, hex) of the signer.
+	Subject     string `json:"subject"`
+	Fingerprint string `json:"fingerprint"`
+	// TrustedBy is the fingerprint of the --secure-boot-cert it chained
+	// to ("" when none was given).
+	TrustedBy string `json:"trusted_by,omitempty"`
+}
+
+// Sysext is what was checked of an extra payload's sysext image (a
+// Discoverable Disk Image) against the release's /usr.
+type Sysext struct {
+	// RootHash is the image's dm-verity root hash (hex); Certificate the
+	// SHA-256 fingerprint of the /usr/lib/verity.d certificate that
+	// verified its signature.
+	RootHash    string `json:"root_hash"`
+	Certificate string `json:"certificate"`
+	// ExtensionRelease is the extension-release file read, Version its
+	// VERSION_ID (or SYSEXT_LEVEL) that matched the /usr's.
+	ExtensionRelease string `json:"extension_release"`
+	Version          string `json:"version"`
 }
 
 // PayloadEntry describes one payload file with the values an update
@@ -90,6 +118,10 @@ type PayloadEntry struct {
 	// (systemd-sysext images) with ue-rs. Bundles from before the field
 	// leave it out; it is then the kind's.
 	Installer string `json:"installer,omitempty"`
+	// Sysext (extras) is what was checked of the sysext image the extra
+	// installs; nil for an extra that is not a sysext disk image, or one
+	// bundled without the /usr to check it against.
+	Sysext *Sysext `json:"sysext,omitempty"`
 }
 
 // Installers.
@@ -161,6 +193,9 @@ func (s *Statement) Check() error {
 	if _, ok := Boards[r.Board]; !ok {
 		return badStatement("unknown board %q (amd64-usr or arm64-usr)", r.Board)
 	}
+	if sb := r.SecureBoot; sb != nil && (len(sb.Fingerprint) != 64 || !hexRE.MatchString(sb.Fingerprint) || sb.TrustedBy != "" && (len(sb.TrustedBy) != 64 || !hexRE.MatchString(sb.TrustedBy))) {
+		return badStatement("secure_boot fingerprint %q / trusted_by %q", sb.Fingerprint, sb.TrustedBy)
+	}
 	if r.RequiresVersion != "" {
 		if c, ok := CompareVersions(r.RequiresVersion, r.Version); !ok || c >= 0 {
 			return badStatement("requires_version %q is not a MAJOR.MINOR.PATCH version older than the release's %s", r.RequiresVersion, r.Version)
@@ -223,8 +258,14 @@ func (s *Statement) Check() error {
 			if p.FromVersion != "" {
 				return badStatement("extra payload %s has a from version", p.Name)
 			}
+			if x := p.Sysext; x != nil && (len(x.RootHash) != 64 || !hexRE.MatchString(x.RootHash) || len(x.Certificate) != 64 || !hexRE.MatchString(x.Certificate)) {
+				return badStatement("extra payload %s: sysext root hash %q / certificate %q", p.Name, x.RootHash, x.Certificate)
+			}
 		default:
 			return badStatement("payload %s: unknown kind %q", p.Name, p.Kind)
+		}
+		if p.Sysext != nil && p.Kind != KindExtra {
+			return badStatement("payload %s: a %s payload is not a sysext", p.Name, p.Kind)
 		}
 	}
 	if full != 1 {

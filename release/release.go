@@ -9,6 +9,7 @@ package release
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -52,14 +53,34 @@ type Signer interface {
 // Delta is an older release to build a delta from.
 type Delta struct {
 	Version string
-	Image   string // its CI production image
+	Image   string // its CI production image, or its /usr image with Kernel
+	// Kernel, when set, is the old release's kernel and Image its /usr
+	// image (an older release folder's).
+	Kernel string
 }
 
 // Options describe a release.
 type Options struct {
 	// Image is the CI production image (flatcar_production_image.bin,
-	// or .bin.bz2).
+	// or .bin.bz2), or, with Kernel, the /usr image of a release folder
+	// (flatcar_production_update.bin.bz2).
 	Image string
+	// Kernel, when set, is the release's kernel (a release folder's
+	// flatcar_production_image.vmlinuz, signed for Secure Boot): it must
+	// carry the dm-verity root hash of the /usr image.
+	Kernel string
+	// Sysexts are sysext disk images (oem-*.raw, flatcar-*.raw), each
+	// checked against the release's /usr (internal/sysext: its verity
+	// tree, the root hash signed by a /usr/lib/verity.d certificate, its
+	// extension-release) before anything is built, and shipped as the
+	// extra payload Flatcar names NAME.gz.
+	Sysexts []string
+	// SecureBootCerts: the kernel's Authenticode signature must chain to
+	// one of them (leaf or CA). RequireSecureBoot refuses an unsigned
+	// kernel even without them (--official). A signed kernel's signer is
+	// recorded in the statement either way.
+	SecureBootCerts   []*x509.Certificate
+	RequireSecureBoot bool
 	// Version, Board and AppID (default Flatcar's) go into the statement.
 	// An empty Board is the image's: the one its kernel's architecture
 	// names (an x86 bzImage: amd64-usr; an arm64 Image: arm64-usr); a Board
@@ -161,8 +182,11 @@ func usrBoard(ctx context.Context, usr string) (board, from string, err error) {
 type Result struct {
 	Statement *bundle.Statement
 	Payloads  []Payload
-	// Image is what unpacking the new image found.
+	// Image is what unpacking the new image found (for a release
+	// folder: its input digest and the verity check).
 	Image *unpack.Result
+	// SecureBoot is the kernel's checked signature (nil: unsigned).
+	SecureBoot *bundle.SecureBoot
 }
 
 // Build makes the release described by opts and writes its bundle to w.
@@ -175,6 +199,10 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer tempfile.RemoveAll(tmp)
+	return build(ctx, w, opts, tmp)
+}
+
+func build(ctx context.Context, w io.Writer, opts Options, tmp string) (*Result, error) {
 	unpackTo := func(image, name string, checks unpack.Checks) (string, string, *unpack.Result, error) {
 		uo := opts.Unpack
 		uo.TempDir, uo.Progress = tmp, nil
@@ -184,7 +212,15 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 		}
 		return unpack.ToDir(ctx, image, tmp, name, uo, checks)
 	}
-	usr, kernel, res, err := unpackTo(opts.Image, "new", opts.Checks)
+	var usr, kernel string
+	var res *unpack.Result
+	var err error
+	if opts.Kernel != "" {
+		kernel = opts.Kernel
+		usr, res, err = openUSR(ctx, opts.Image, opts.Kernel, tmp)
+	} else {
+		usr, kernel, res, err = unpackTo(opts.Image, "new", opts.Checks)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +228,14 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 		return nil, err
 	}
 	if opts.Board, err = boardOf(ctx, res, usr, opts.Board); err != nil {
+		return nil, err
+	}
+	secureBoot, err := checkSecureBoot(kernel, opts.SecureBootCerts, opts.RequireSecureBoot)
+	if err != nil {
+		return nil, err
+	}
+	sysexts, err := checkSysexts(ctx, usr, opts.Board, opts.Sysexts)
+	if err != nil {
 		return nil, err
 	}
 
@@ -237,7 +281,14 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 			return nil, fmt.Errorf("%w: a delta from %s to release %s: the source must be an older release", ErrDeltaSource, d.Version, opts.Version)
 		}
 		// The checks (signature, DIGESTS) speak of the new image only.
-		oldUSR, oldKernel, _, err := unpackTo(d.Image, fmt.Sprintf("old%d", i), unpack.Checks{})
+		var oldUSR, oldKernel string
+		var err error
+		if d.Kernel != "" {
+			oldKernel = d.Kernel
+			oldUSR, _, err = openUSR(ctx, d.Image, d.Kernel, tmp)
+		} else {
+			oldUSR, oldKernel, _, err = unpackTo(d.Image, fmt.Sprintf("old%d", i), unpack.Checks{})
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -267,16 +318,23 @@ func Build(ctx context.Context, w io.Writer, opts Options) (*Result, error) {
 			files = append(files, bundle.PayloadFile{Path: filepath.Join(tmp, name), Name: name, Kind: bundle.KindDelta, FromVersion: d.Version})
 		}
 	}
+	for i, raw := range opts.Sysexts {
+		name := ExtraName(raw)
+		if err := buildExtra(ctx, filepath.Join(tmp, name), raw, sizes, signers, tmp, opts.Progress); err != nil {
+			return nil, fmt.Errorf("%s: %w", raw, err)
+		}
+		files = append(files, bundle.PayloadFile{Path: filepath.Join(tmp, name), Name: name, Kind: bundle.KindExtra, Sysext: sysexts[i]})
+	}
 	for _, x := range opts.Extras {
 		files = append(files, bundle.PayloadFile{Path: x, Name: filepath.Base(x), Kind: bundle.KindExtra})
 	}
 	st, err := bundle.Build(w, bundle.BuildOptions{AppID: opts.AppID, Version: opts.Version, Board: opts.Board, RequiresVersion: opts.RequiresVersion, Payloads: files,
-		PayloadKeys: pubs, InputImage: &bundle.Digests{Size: res.Input.Size, SHA256: res.Input.SHA256}, Augen: opts.Augen,
+		PayloadKeys: pubs, InputImage: &bundle.Digests{Size: res.Input.Size, SHA256: res.Input.SHA256}, SecureBoot: secureBoot, Augen: opts.Augen,
 		MTime: opts.MTime, Signers: opts.BundleSigners})
 	if err != nil {
 		return nil, err
 	}
-	out := &Result{Statement: st, Image: res}
+	out := &Result{Statement: st, Image: res, SecureBoot: secureBoot}
 	for _, f := range files {
 		fi, err := os.Stat(f.Path)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"crypto"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,7 +21,9 @@ import (
 	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/ctxio"
+	"github.com/augen-project/augen/internal/authenticode"
 	"github.com/augen-project/augen/internal/osrelease"
+	"github.com/augen-project/augen/internal/sysext"
 	"github.com/augen-project/augen/internal/verity"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
@@ -107,6 +110,22 @@ type PayloadReport struct {
 	KernelArch     string `json:"kernel_arch,omitempty"`
 	VerityRootHash string `json:"verity_root_hash,omitempty"`
 	KernelNote     string `json:"kernel_note,omitempty"`
+	// SecureBoot is the rebuilt kernel's verified Authenticode signature
+	// (nil: unsigned, SecureBootNote says so).
+	SecureBoot     *bundle.SecureBoot `json:"secure_boot,omitempty"`
+	SecureBootNote string             `json:"secure_boot_note,omitempty"`
+	// Sysext (extras) is what the rebuilt sysext image was checked to be,
+	// against the /usr the full payload rebuilds; SysextNote says why an
+	// extra was not checked as one (it is no disk image).
+	Sysext     *bundle.Sysext `json:"sysext,omitempty"`
+	SysextNote string         `json:"sysext_note,omitempty"`
+}
+
+// releaseState is what one member's check leaves for others: the /usr the
+// full payload rebuilds, which sysexts are checked against.
+type releaseState struct {
+	host    *sysext.Host
+	hostErr error
 }
 
 // Failure is one failed check: the member it concerns ("bundle" for the
@@ -311,13 +330,24 @@ func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts
 	if len(rep.Failures) > 0 {
 		return failed()
 	}
-	// 4. Authenticated bytes only: parse, apply, read filesystems.
-	for _, m := range matched {
+	// 4. Authenticated bytes only: parse, apply, read filesystems. The
+	// full payload first: the sysexts are checked against its /usr.
+	rs := &releaseState{hostErr: errors.New("the full payload's /usr was not rebuilt")}
+	order := slices.Clone(matched)
+	slices.SortStableFunc(order, func(a, b Member) int {
+		_, ea := st.Member(a.Name)
+		_, eb := st.Member(b.Name)
+		return cmp.Compare(kindOrder(ea.Kind), kindOrder(eb.Kind))
+	})
+	for _, m := range order {
 		if err := ctx.Err(); err != nil {
 			return nil, rep, err
 		}
-		checkMember(ctx, rep, st, trust, opts, m, ctxio.Reader(ctx, io.NewSectionReader(src, m.Offset, m.Size)))
+		checkMember(ctx, rep, st, trust, opts, rs, m, ctxio.Reader(ctx, io.NewSectionReader(src, m.Offset, m.Size)))
 	}
+	slices.SortStableFunc(rep.Payloads, func(a, b PayloadReport) int {
+		return cmp.Compare(memberIndex(matched, a.Name), memberIndex(matched, b.Name))
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, rep, err
 	}
@@ -395,7 +425,19 @@ func checkEnvelope(rep *Report, trust *Trust, opts Options, b []byte) *bundle.St
 
 // checkMember parses and applies a member whose bytes matched the signed
 // statement, hashing them again as they are read.
-func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *Trust, opts Options, m Member, body io.Reader) {
+// kindOrder puts the full payload first.
+func kindOrder(kind string) int {
+	if kind == bundle.KindFull {
+		return 0
+	}
+	return 1
+}
+
+func memberIndex(ms []Member, name string) int {
+	return slices.IndexFunc(ms, func(m Member) bool { return m.Name == name })
+}
+
+func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *Trust, opts Options, rs *releaseState, m Member, body io.Reader) {
 	name := m.Name
 	sub, entry := st.Member(name)
 	pr := PayloadReport{Name: name, Kind: entry.Kind}
@@ -422,7 +464,11 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 	} else if bundle.InstallerFor(entry.Kind) == bundle.InstallerUeRs {
 		// Extras are installed by ue-rs, whose rules are not update_engine's.
 		var img apply.Rebuilt
-		img, err = apply.SimulateExtra(ctx, prd, apply.ExtraOptions{TempDir: opts.TempDir})
+		inspect := func(r io.ReaderAt, size int64) { checkSysext(ctx, rep, &pr, name, entry, rs, r, size) }
+		img, err = apply.SimulateExtra(ctx, prd, apply.ExtraOptions{TempDir: opts.TempDir, Inspect: inspect})
+		if err == nil && entry.Sysext != nil && pr.Sysext == nil && !slices.ContainsFunc(rep.Failures, func(f Failure) bool { return f.Member == name }) {
+			rep.fail(name, "sysext", "the statement records a sysext image, but the extra was not checked as one")
+		}
 		if err == nil {
 			rebuilt = []apply.Rebuilt{img}
 		}
@@ -444,9 +490,13 @@ func checkMember(ctx context.Context, rep *Report, st *bundle.Statement, trust *
 		src.InspectPartition = func(r io.ReaderAt, size int64) {
 			checkVersion(ctx, rep, &pr, name, st.Predicate.Version, r, size)
 			part, partSize = r, size
+			if entry.Kind == bundle.KindFull {
+				rs.host, rs.hostErr = sysext.ReadHost(ctx, r, size, st.Predicate.Board)
+			}
 		}
 		src.InspectKernel = func(r io.ReaderAt, size int64) {
 			checkKernel(rep, &pr, name, st.Predicate.Board, part, partSize, r, size)
+			checkSecureBoot(rep, &pr, name, st, trust, r, size)
 		}
 		rebuilt, err = apply.Simulate(ctx, prd, src)
 		pr.Applied = err == nil
@@ -558,6 +608,75 @@ func checkKernel(rep *Report, pr *PayloadReport, name, board string, part io.Rea
 	}
 	if res, _ := verity.Check(part, partSize, kernelHead(kernel, kernelSize)); res != nil {
 		pr.VerityRootHash = res.RootHash
+	}
+}
+
+// checkSecureBoot checks the rebuilt kernel's Authenticode signature
+// against the policy's Secure Boot certificates (when it names any, the
+// kernel must be signed by one of them) and the statement's record of it
+// (the signer must be the one recorded; a statement that records none
+// needs an unsigned kernel).
+func checkSecureBoot(rep *Report, pr *PayloadReport, name string, st *bundle.Statement, trust *Trust, kernel io.ReaderAt, size int64) {
+	certs := trust.SecureBootCerts()
+	sig, err := authenticode.Verify(kernel, size, certs)
+	recorded := st.Predicate.SecureBoot
+	switch {
+	case errors.Is(err, authenticode.ErrUnsigned) || errors.Is(err, authenticode.ErrNotPE):
+		if errors.Is(err, authenticode.ErrUnsigned) {
+			pr.SecureBootNote = "the kernel is not signed for Secure Boot"
+		}
+		if len(certs) > 0 {
+			rep.failHint(name, "secure boot", "build the release from the kernel sbsign_util.sh signed",
+				"the kernel is not signed for Secure Boot (%v), and the policy requires a signature by %s", err, certList(certs))
+		} else if recorded != nil {
+			rep.fail(name, "secure boot", "the statement records a kernel signed by %s, but the kernel is not signed", recorded.Subject)
+		}
+		return
+	case err != nil && sig == nil:
+		rep.fail(name, "secure boot", "%v", err)
+		return
+	case err != nil:
+		rep.failHint(name, "secure boot", "sign the kernel with the Secure Boot key the policy names, or add its certificate with policy init --secure-boot-cert", "%v", err)
+	}
+	pr.SecureBoot = &bundle.SecureBoot{Subject: sig.Subject, Fingerprint: sig.Fingerprint, TrustedBy: sig.TrustedBy}
+	if recorded == nil || recorded.Fingerprint != sig.Fingerprint {
+		what := "records no Secure Boot signature"
+		if recorded != nil {
+			what = "records one by " + recorded.Subject + " (SHA-256 " + recorded.Fingerprint + ")"
+		}
+		rep.fail(name, "secure boot", "the kernel is signed by %s (SHA-256 %s), but the statement %s", sig.Subject, sig.Fingerprint, what)
+	}
+}
+
+func certList(certs []*x509.Certificate) string {
+	var s []string
+	for _, c := range certs {
+		s = append(s, fmt.Sprintf("%s (SHA-256 %s)", c.Subject, authenticode.Fingerprint(c)))
+	}
+	return strings.Join(s, " or ")
+}
+
+// checkSysext checks a rebuilt extra image. A sysext disk image (a GPT)
+// is checked against the /usr the full payload rebuilt, and its findings
+// against the statement's; an image that is no disk image is noted, unless
+// the statement says it is a sysext.
+func checkSysext(ctx context.Context, rep *Report, pr *PayloadReport, name string, entry *bundle.PayloadEntry, rs *releaseState, r io.ReaderAt, size int64) {
+	if !isDisk(r) && entry.Sysext == nil {
+		pr.SysextNote = "not a sysext disk image: its contents were not checked"
+		return
+	}
+	if rs.host == nil {
+		rep.fail(name, "sysext", "cannot check the sysext image against the release's /usr: %v", rs.hostErr)
+		return
+	}
+	img, err := sysext.Check(ctx, r, size, strings.TrimSuffix(name, ".gz"), rs.host)
+	if err != nil {
+		rep.fail(name, "sysext", "%s", strings.TrimPrefix(err.Error(), sysext.ErrSysext.Error()+": "))
+		return
+	}
+	pr.Sysext = &bundle.Sysext{RootHash: img.RootHash, Certificate: img.Certificate, ExtensionRelease: img.ExtensionRelease, Version: img.Version}
+	if x := entry.Sysext; x != nil && (x.RootHash != img.RootHash || x.Certificate != img.Certificate) {
+		rep.fail(name, "sysext", "the image has root hash %s signed with certificate %s, but the statement records %s and %s", img.RootHash, img.Certificate, x.RootHash, x.Certificate)
 	}
 }
 

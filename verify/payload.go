@@ -5,13 +5,19 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/ctxio"
+	"github.com/augen-project/augen/filekind"
+	"github.com/augen-project/augen/internal/authenticode"
 	"github.com/augen-project/augen/internal/osrelease"
+	"github.com/augen-project/augen/internal/sysext"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 )
@@ -41,7 +47,24 @@ type PayloadOptions struct {
 	// rules of ue-rs, which installs extras (apply.SimulateExtra); the
 	// rebuilt image is then named "image", and WantPartition compares it.
 	Extra bool
+	// SecureBootCerts: the rebuilt kernel must be signed for Secure Boot
+	// by one of them (or a key they certify); RequireSecureBoot refuses
+	// an unsigned kernel without them. PayloadResult.SecureBoot names the
+	// signer of a signed kernel either way.
+	SecureBootCerts   []*x509.Certificate
+	RequireSecureBoot bool
+	// Host, for an extra, is the /usr its sysext image is checked against
+	// (PayloadResult.Host of the release's full payload); an extra that is
+	// a disk image is then checked as a sysext (PayloadResult.Sysext).
+	Host *Host
+	// ExtraName is the extra's image name (oem-azure for oem-azure.gz):
+	// its extension-release file is named after it.
+	ExtraName string
 }
+
+// Host is the /usr of a release as sysexts are checked against it: its
+// os-release and its /usr/lib/verity.d certificates.
+type Host struct{ h *sysext.Host }
 
 // PayloadResult is what Payload found.
 type PayloadResult struct {
@@ -52,6 +75,13 @@ type PayloadResult struct {
 	// ("amd64", "arm64"; "" for a kernel of neither kind), whose dm-verity
 	// root hash was checked against the rebuilt /usr's.
 	OSVersion, KernelArch string
+	// SecureBoot is the rebuilt kernel's checked signature (nil:
+	// unsigned); Host the rebuilt /usr (full payloads), nil when it holds
+	// no file system augen reads; Sysext what an extra's sysext image was
+	// checked to be (nil: no Host given, or no disk image).
+	SecureBoot *bundle.SecureBoot
+	Host       *Host
+	Sysext     *bundle.Sysext
 }
 
 // Payload verifies one payload file, authenticating before parsing deeper:
@@ -99,16 +129,37 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 		if v, _, err := osrelease.Version(ctx, r, size); err == nil {
 			res.OSVersion = v
 		}
+		if v, _, err := osrelease.Board(ctx, r, size); err == nil {
+			if h, err := sysext.ReadHost(ctx, r, size, v); err == nil {
+				res.Host = &Host{h}
+			}
+		}
 		keep("partition", r, size)
 	}
+	var sbErr, sysextErr error
 	sources.InspectKernel = func(r io.ReaderAt, size int64) {
 		res.KernelArch, kernelErr = kernelMatchesUsr(usr, usrSize, r, size)
+		if res.Host == nil && usr != nil && res.KernelArch != "" {
+			if h, err := sysext.ReadHost(ctx, usr, usrSize, BoardOfArch(res.KernelArch)); err == nil {
+				res.Host = &Host{h}
+			}
+		}
+		res.SecureBoot, sbErr = secureBoot(r, size, opts.SecureBootCerts, opts.RequireSecureBoot)
 		keep("KERNEL", r, size)
 	}
 	opts.Sources = sources
 	if opts.Extra {
 		var img apply.Rebuilt
-		img, err = apply.SimulateExtra(ctx, pr2, apply.ExtraOptions{TempDir: opts.Sources.TempDir, Unsigned: opts.UnsafeAllowUnsigned})
+		inspect := func(r io.ReaderAt, size int64) {
+			if opts.Host != nil && isDisk(r) {
+				var si *sysext.Image
+				if si, sysextErr = sysext.Check(ctx, r, size, opts.ExtraName, opts.Host.h); sysextErr == nil {
+					res.Sysext = &bundle.Sysext{RootHash: si.RootHash, Certificate: si.Certificate, ExtensionRelease: si.ExtensionRelease, Version: si.Version}
+				}
+			}
+			keep("image", r, size)
+		}
+		img, err = apply.SimulateExtra(ctx, pr2, apply.ExtraOptions{TempDir: opts.Sources.TempDir, Unsigned: opts.UnsafeAllowUnsigned, Inspect: inspect})
 		rebuilt = []apply.Rebuilt{img}
 	} else {
 		rebuilt, err = apply.Simulate(ctx, pr2, opts.Sources)
@@ -118,6 +169,12 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 	}
 	if kernelErr != nil {
 		return nil, fmt.Errorf("%w: %w", ErrVerification, kernelErr)
+	}
+	if sbErr != nil {
+		return nil, fmt.Errorf("%w: %w", ErrVerification, sbErr)
+	}
+	if sysextErr != nil {
+		return nil, fmt.Errorf("%w: %w", ErrVerification, sysextErr)
 	}
 	if keepErr != nil {
 		return nil, keepErr
@@ -164,4 +221,28 @@ func compareRebuilt(rebuilt []apply.Rebuilt, target, path string) error {
 		return nil
 	}
 	return fmt.Errorf("%w: the payload has no %s to compare with %s", apply.ErrMismatch, target, path)
+}
+
+// secureBoot checks a kernel's Authenticode signature: with certs (or
+// require) it must be signed by one of them; without, an unsigned kernel
+// (or one that is no PE image) gives nil. A broken signature is an error.
+func secureBoot(kernel io.ReaderAt, size int64, certs []*x509.Certificate, require bool) (*bundle.SecureBoot, error) {
+	sig, err := authenticode.Verify(kernel, size, certs)
+	unsigned := errors.Is(err, authenticode.ErrUnsigned) || errors.Is(err, authenticode.ErrNotPE)
+	switch {
+	case unsigned && len(certs) == 0 && !require:
+		return nil, nil
+	case unsigned:
+		return nil, fmt.Errorf("the kernel is not signed for Secure Boot (%v): it boots nowhere Secure Boot is enforced", err)
+	case err != nil:
+		return nil, err
+	}
+	return &bundle.SecureBoot{Subject: sig.Subject, Fingerprint: sig.Fingerprint, TrustedBy: sig.TrustedBy}, nil
+}
+
+// isDisk reports whether r starts like a GPT disk image.
+func isDisk(r io.ReaderAt) bool {
+	head := make([]byte, 1024)
+	n, _ := r.ReadAt(head, 0)
+	return filekind.Detect(head[:n]) == filekind.DiskImage
 }

@@ -6,6 +6,8 @@ package verify
 
 import (
 	"crypto"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +44,11 @@ type Policy struct {
 	PayloadKeys []Key                  `json:"payload_keys"`
 	Boards      []string               `json:"boards"`
 	Channels    map[string]ChannelRule `json:"channels"`
+	// SecureBootCerts (PEM) are the certificates a release's kernel must
+	// be signed with for Secure Boot (a leaf, or a CA that certifies the
+	// signer: policy init --secure-boot-cert). When the policy names any,
+	// an unsigned kernel, or one signed by another key, is refused.
+	SecureBootCerts []string `json:"secure_boot_certs,omitempty"`
 }
 
 // Key is a trusted public key: its fingerprint (hex SHA-256 of the
@@ -109,7 +116,11 @@ type Trust struct {
 	bundle  map[string]crypto.PublicKey
 	payload map[string]crypto.PublicKey
 	names   map[string]string
+	sb      []*x509.Certificate
 }
+
+// SecureBootCerts are the policy's Secure Boot certificates, parsed.
+func (t *Trust) SecureBootCerts() []*x509.Certificate { return t.sb }
 
 // ParsePolicy reads and checks a policy strictly: no unknown fields,
 // every key's ID is its fingerprint, thresholds reachable.
@@ -165,6 +176,17 @@ func NewTrust(p Policy) (*Trust, error) {
 	}
 	if len(p.Boards) == 0 {
 		return nil, errors.New("policy: no boards allowed")
+	}
+	for i, c := range p.SecureBootCerts {
+		blk, rest := pem.Decode([]byte(c))
+		if blk == nil || blk.Type != "CERTIFICATE" || len(strings.TrimSpace(string(rest))) > 0 {
+			return nil, fmt.Errorf("policy: secure_boot_certs[%d] is not one PEM certificate", i)
+		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("policy: secure_boot_certs[%d]: %v", i, err)
+		}
+		t.sb = append(t.sb, cert)
 	}
 	for name, rule := range p.Channels {
 		n := len(rule.Keys)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -25,32 +26,47 @@ var errNotSigned = toolkit.Rejection("bundle create: refused before signing")
 // a /usr that declares the release's version (when it declares one) and a
 // kernel that matches it, of the board's architecture. An empty board is
 // set to the kernel's.
-func checkBeforeSigning(e *env, files []bundle.PayloadFile, payloadKeys []string, version string, board *string) error {
+//
+// The full payload's kernel must be signed for Secure Boot by one of
+// sb.certs (when given, or sb.require); its signer goes into the
+// statement. Each extra that is a disk image is checked as a sysext
+// against the full payload's /usr, and what was checked recorded
+// (files[i].Sysext).
+func checkBeforeSigning(e *env, files []bundle.PayloadFile, payloadKeys []string, version string, board *string, sb secureBootCheck) (*bundle.SecureBoot, error) {
 	if len(payloadKeys) == 0 {
-		return withHint(usagef("--payload-key is required: the bundle records the keys its payloads are signed by"),
+		return nil, withHint(usagef("--payload-key is required: the bundle records the keys its payloads are signed by"),
 			"give the public key clients trust (update-payload-key.pub.pem)")
 	}
 	var pubs []crypto.PublicKey
 	for _, k := range payloadKeys {
 		p, err := publicKeyOf(e, k)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		pubs = append(pubs, p)
 	}
 	var ran []string
-	for _, pf := range files {
-		res, err := checkOne(e, pf, pubs)
+	var host *verify.Host
+	var signed *bundle.SecureBoot
+	for i, pf := range files {
+		res, err := checkOne(e, pf, pubs, sb, host)
 		if err != nil {
-			return fmt.Errorf("%w: %s (as %s): %w", errNotSigned, pf.Path, pf.Name, err)
+			return nil, fmt.Errorf("%w: %s (as %s): %w", errNotSigned, pf.Path, pf.Name, err)
 		}
 		if kind := res.Summary.Kind; pf.Kind != bundle.KindExtra && kind != pf.Kind {
-			return fmt.Errorf("%w: %s is a %s payload, given as the %s payload", errNotSigned, pf.Path, kind, pf.Kind)
+			return nil, fmt.Errorf("%w: %s is a %s payload, given as the %s payload", errNotSigned, pf.Path, kind, pf.Kind)
 		}
 		how := "signature and rules"
 		switch {
 		case pf.Kind == bundle.KindFull:
 			how = "signature, rules, applied, kernel against its /usr"
+			host, signed = res.Host, res.SecureBoot
+			if signed != nil {
+				how += ", Secure Boot signature by " + signed.Subject
+			}
+		case pf.Kind == bundle.KindExtra && res.Sysext != nil:
+			how = "signature, ue-rs's rules, applied, sysext against the /usr"
+			files[i].Sysext = res.Sysext
 		case pf.Kind == bundle.KindExtra:
 			how = "signature, ue-rs's rules, applied"
 		}
@@ -59,25 +75,32 @@ func checkBeforeSigning(e *env, files []bundle.PayloadFile, payloadKeys []string
 			continue
 		}
 		if res.OSVersion != "" && res.OSVersion != version {
-			return fmt.Errorf("%w: --version %s, but the full payload's /usr says %s", errNotSigned, version, res.OSVersion)
+			return nil, fmt.Errorf("%w: --version %s, but the full payload's /usr says %s", errNotSigned, version, res.OSVersion)
 		}
 		have := verify.BoardOfArch(res.KernelArch)
 		switch {
 		case *board == "" && have == "":
-			return withHint(usagef("--board is needed: the full payload's kernel is neither an x86 bzImage nor an arm64 Image"), "amd64-usr or arm64-usr")
+			return nil, withHint(usagef("--board is needed: the full payload's kernel is neither an x86 bzImage nor an arm64 Image"), "amd64-usr or arm64-usr")
 		case *board == "":
 			*board = have
 		case have != "" && *board != have:
-			return fmt.Errorf("%w: --board %s, but the full payload's kernel is an %s kernel (board %s)", errNotSigned, *board, res.KernelArch, have)
+			return nil, fmt.Errorf("%w: --board %s, but the full payload's kernel is an %s kernel (board %s)", errNotSigned, *board, res.KernelArch, have)
 		}
 	}
 	logTo(e)("input checks: " + strings.Join(ran, "; ") + "; deltas are applied by augen verify --old")
-	return nil
+	return signed, nil
+}
+
+// secureBootCheck is what the kernel's Secure Boot signature is checked
+// against: --secure-boot-cert, and whether one is required (--official).
+type secureBootCheck struct {
+	certs   []*x509.Certificate
+	require bool
 }
 
 // checkOne verifies one payload as verify will: a delta (whose old
 // release is not at hand) by its rules and signature only.
-func checkOne(e *env, pf bundle.PayloadFile, pubs []crypto.PublicKey) (*verify.PayloadResult, error) {
+func checkOne(e *env, pf bundle.PayloadFile, pubs []crypto.PublicKey, sb secureBootCheck, host *verify.Host) (*verify.PayloadResult, error) {
 	f, err := os.Open(pf.Path)
 	if err != nil {
 		return nil, err
@@ -96,5 +119,10 @@ func checkOne(e *env, pf bundle.PayloadFile, pubs []crypto.PublicKey) (*verify.P
 		// rules and signature only; one of the wrong kind goes no further.
 		return &verify.PayloadResult{Summary: s}, err
 	}
-	return verify.Payload(e.ctx, f, st.Size(), pubs, verify.PayloadOptions{Sources: apply.Sources{TempDir: os.TempDir()}, Extra: pf.Kind == bundle.KindExtra})
+	opts := verify.PayloadOptions{Sources: apply.Sources{TempDir: os.TempDir()}, Extra: pf.Kind == bundle.KindExtra,
+		SecureBootCerts: sb.certs, RequireSecureBoot: sb.require}
+	if opts.Extra {
+		opts.Host, opts.ExtraName = host, strings.TrimSuffix(pf.Name, ".gz")
+	}
+	return verify.Payload(e.ctx, f, st.Size(), pubs, opts)
 }

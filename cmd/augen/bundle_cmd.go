@@ -2,6 +2,8 @@ package main
 
 import (
 	"crypto"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"maps"
@@ -43,6 +45,41 @@ type bundleFlags struct {
 	keys            []string
 	// official is --official: hardware keys with an auth value only.
 	official bool
+	// secureBoot is the kernel's checked Secure Boot signature.
+	secureBoot *bundle.SecureBoot
+}
+
+const secureBootCertUsage = "the kernel must be signed for Secure Boot by this certificate or one it certifies (a PEM `file`: a leaf or a CA; repeatable); the signer is recorded in the statement"
+
+// readCertificates reads PEM certificate files (each may hold several).
+func readCertificates(paths []string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, p := range paths {
+		b, err := readSmallFile(p, 1<<20)
+		if err != nil {
+			return nil, usagef("--secure-boot-cert: %v", err)
+		}
+		n := 0
+		for {
+			var blk *pem.Block
+			blk, b = pem.Decode(b)
+			if blk == nil {
+				break
+			}
+			if blk.Type != "CERTIFICATE" {
+				continue
+			}
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return nil, usagef("--secure-boot-cert %s: %v", p, err)
+			}
+			out, n = append(out, c), n+1
+		}
+		if n == 0 {
+			return nil, withHint(usagef("--secure-boot-cert %s holds no PEM certificate", p), "give the certificate sbsign signed with (db.crt), in PEM: openssl x509 -inform DER -in db.der -out db.crt")
+		}
+	}
+	return out, nil
 }
 
 const requiresVersionUsage = "the oldest `version` that may update to this release directly; push then refuses a channel whose floors let an older machine be offered it"
@@ -95,11 +132,17 @@ func bundleCreate(e *env, args []string) error {
 	fs.StringArrayVar(&extras, "extra", nil, "an extra payload `file` (oem-*.gz, flatcar-*.gz; repeatable)")
 	fs.StringArrayVar(&payloadKeys, "payload-key", nil, "a public key (PEM `file` or URI) that may have signed the payloads")
 	fs.StringArrayVar(&bf.keys, "key", nil, "sign the bundle with this key `URI` (repeatable)")
+	var sbCerts []string
+	fs.StringArrayVar(&sbCerts, "secure-boot-cert", nil, secureBootCertUsage)
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
-	fs.BoolVar(&bf.official, "official", false, officialUsage)
+	fs.BoolVar(&bf.official, "official", false, officialUsage+"; the kernel must be signed for Secure Boot")
 	asJSON := fs.Bool("json", false, "print what was written as JSON")
 	out := fs.StringP("output", "o", "", "write the bundle to `path`")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	certs, err := readCertificates(sbCerts)
+	if err != nil {
 		return err
 	}
 	if err := checkOfficial(bf.official, bf.keys, *insecure); err != nil {
@@ -122,7 +165,8 @@ func bundleCreate(e *env, args []string) error {
 	for _, x := range extras {
 		files = append(files, bundle.PayloadFile{Path: x, Name: filepath.Base(x), Kind: bundle.KindExtra})
 	}
-	if err := checkBeforeSigning(e, files, payloadKeys, *bf.version, bf.board); err != nil {
+	bf.secureBoot, err = checkBeforeSigning(e, files, payloadKeys, *bf.version, bf.board, secureBootCheck{certs, bf.official})
+	if err != nil {
 		return err
 	}
 	st, err := writeBundle(e, bf, files, payloadKeys, nil, *insecure, *out)
@@ -164,7 +208,7 @@ func writeBundle(e *env, bf bundleFlags, files []bundle.PayloadFile, payloadKeys
 	}
 	defer f.Abort()
 	st, err := bundle.Build(f, bundle.BuildOptions{AppID: *bf.appID, Version: *bf.version, Board: *bf.board, RequiresVersion: *bf.requiresVersion, Payloads: files,
-		PayloadKeys: pubs, InputImage: input, Augen: version, MTime: mtime, Signers: signers})
+		PayloadKeys: pubs, InputImage: input, SecureBoot: bf.secureBoot, Augen: version, MTime: mtime, Signers: signers})
 	if err != nil {
 		return nil, err
 	}
@@ -383,3 +427,21 @@ func bundleSign(e *env, args []string) (err error) {
 // errUntrustedSigner is bundle sign --policy refusing a key the policy
 // does not trust (exit 3).
 var errUntrustedSigner = toolkit.Rejection("bundle sign: untrusted key")
+
+// readSmallFile reads a file of at most max bytes (a certificate, a key),
+// checking its size before reading it.
+func readSmallFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() || st.Size() > max {
+		return nil, fmt.Errorf("%s is not a regular file of at most %d bytes", path, max)
+	}
+	return io.ReadAll(io.LimitReader(f, max))
+}

@@ -68,6 +68,9 @@ func TestMain(m *testing.M) {
 	if madeDir != "" {
 		os.RemoveAll(madeDir)
 	}
+	if foldersDir != "" {
+		os.RemoveAll(foldersDir)
+	}
 	os.Exit(code)
 }
 

@@ -210,9 +210,18 @@ func TestOfficialRelease(t *testing.T) {
 	if _, err := os.Stat(tmp + "/r.tar"); err == nil {
 		t.Fatal("a refused release was written")
 	}
+	// The image's signature checked, but its kernel is not signed for
+	// Secure Boot: --official refuses it.
 	sig := []string{"--signature", img + ".sig", "--signing-key", root + "image/TEST-ONLY-buildbot.asc"}
 	code, _, errOut := runAugen(append(append(append([]string{}, base...), sig...), "--key", tpm, "--bundle-key", p11, "-o", tmp+"/r.tar")...)
-	if code != 0 || !strings.Contains(errOut, "input checks: "+img+": OpenPGP signature by") || strings.Contains(errOut, "warning") {
+	if code != exitVerify || !strings.Contains(errOut, "is not signed for Secure Boot") {
+		t.Fatalf("official release of an unsigned kernel: exit %d\n%s", code, errOut)
+	}
+	// A release folder with every .sig and the Secure Boot signature
+	// checked: accepted, saying which checks ran.
+	dir, keys := folder(t, "amd64")
+	code, _, errOut = runAugen("release", dir, "--official", "--signing-key", keys+"/buildbot.asc", "--secure-boot-cert", keys+"/sb.crt", "--key", tpm, "--bundle-key", p11, "-o", tmp+"/r.tar")
+	if code != 0 || !strings.Contains(errOut, "input checks: "+dir+": the kernel carries the /usr's dm-verity root hash; kernel signed for Secure Boot by CN=TEST-ONLY sb;") || strings.Contains(errOut, "warning") {
 		t.Fatalf("official release: exit %d\n%s", code, errOut)
 	}
 	// Without --official, an unchecked image is built with one warning.

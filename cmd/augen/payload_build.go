@@ -170,7 +170,7 @@ func payloadBuild(e *env, args []string) error {
 			c.Close()
 		}
 	}()
-	in, cleanup, err := resolveInputs(e, uf, buildInputs{image: *image, kernel: *kernel, old: *old, oldKernel: *oldKernel},
+	in, cleanup, err := resolveInputs(e, uf, buildInputs{image: *image, kernel: *kernel, old: *old, oldKernel: *oldKernel, extra: *extra},
 		*fromImage, *oldFromImage, opts.TempDir)
 	if err != nil {
 		return err
@@ -269,7 +269,13 @@ func reportBuild(e *env, out string, official, asJSON bool, res *payload.Result,
 }
 
 // buildInputs are the files a build reads.
-type buildInputs struct{ image, kernel, old, oldKernel string }
+// buildInputs are payload build's input files; extra says the image is a
+// sysext image (a disk image, shipped whole: never decoded or refused as
+// one).
+type buildInputs struct {
+	image, kernel, old, oldKernel string
+	extra                         bool
+}
 
 // resolveInputs turns the inputs as given into plain files: --from-image
 // and --old-from-image unpacked, bzip2 USR images decoded, into temporary
@@ -311,7 +317,7 @@ func resolveInputs(e *env, uf *unpackFlags, in buildInputs, fromImage, oldFromIm
 		path *string
 		what string
 	}{{&in.image, "image"}, {&in.old, "old image"}} {
-		if *p.path == "" {
+		if *p.path == "" || in.extra {
 			continue
 		}
 		plain, done, err := plainUSRImage(e, *p.path, p.what, dir)

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"strings"
@@ -12,7 +13,7 @@ import (
 )
 
 const policyInitUsage = `Usage: augen policy init --bundle-key [NAME=]KEY... --payload-key [NAME=]KEY... [--threshold K]
-                        [--channel NAME]... [-o policy.json]
+                        [--channel NAME]... [--secure-boot-cert db.crt]... [-o policy.json]
 
 Writes a starting trust policy (policy.json) so that nobody writes it by
 hand: the bundle keys and how many of them must sign a release (k of n),
@@ -26,6 +27,11 @@ When a command names a channel (verify --channel, push), that channel's
 rule is the one applied, in place of the k of n: with --threshold 2, a
 bundle signed by one officer verifies for dev-channel and is refused for
 stable. Without a channel, verify applies the k of n.
+
+--secure-boot-cert (repeatable) records the certificates a release's
+kernel must be signed with for Secure Boot (a leaf, or a CA that
+certifies the signer): verify and push then refuse a release whose kernel
+is unsigned or signed by another key.
 
 Each key may carry a name (NAME=KEY: "alice=alice.pub.pem",
 "payload-2026=pkcs11:…"), which verify, push, bundle sign and bundle
@@ -45,8 +51,14 @@ func policyInit(e *env, args []string) error {
 	threshold := fs.Int("threshold", 1, "how many bundle keys must sign (k of n)")
 	var channels []string
 	fs.StringArrayVar(&channels, "channel", nil, "another `channel` to allow, at the threshold (repeatable)")
+	var sbCerts []string
+	fs.StringArrayVar(&sbCerts, "secure-boot-cert", nil, "the kernel must be signed for Secure Boot by this certificate or one it certifies (a PEM `file`; repeatable)")
 	out := fs.StringP("output", "o", "-", "write the policy to `path`")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	certs, err := readCertificates(sbCerts)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() != 0 || len(bundleKeys) == 0 || len(payloadKeys) == 0 {
@@ -94,6 +106,9 @@ func policyInit(e *env, args []string) error {
 		for i := range keys {
 			keys[i].Name = names[keys[i].ID]
 		}
+	}
+	for _, c := range certs {
+		p.SecureBootCerts = append(p.SecureBootCerts, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))
 	}
 	if _, err := verify.NewTrust(*p); err != nil {
 		return usagef("%v", err)

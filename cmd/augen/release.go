@@ -13,9 +13,36 @@ import (
 	"github.com/augen-project/augen/unpack"
 )
 
-const releaseUsage = `Usage: augen release IMAGE.bin.bz2 --version V|--version-file version.txt [--board B] --key URI... [--bundle-key URI...]
+const releaseUsage = `Usage: augen release ARCH-usr/VERSION/ --signing-key buildbot.asc [--secure-boot-cert db.crt]... --key URI... [--bundle-key URI...]
+                     [--delta-from OLD_VERSION=OLD_FOLDER_OR_IMAGE]... [--partition-size SIZE]... -o release.tar
+       augen release IMAGE.bin.bz2 --version V|--version-file version.txt [--board B] --key URI... [--bundle-key URI...]
                      [--delta-from OLD_VERSION=OLD_IMAGE.bin.bz2]... [--extra oem-NAME.gz]...
                      [--partition-size SIZE]... [--requires-version V0] -o release.tar
+
+The first form takes today's Flatcar release as CI hands it over: the
+folder data/download_payloads leaves (ARCH-usr/VERSION/ holding
+flatcar_production_update.bin.bz2, the Secure-Boot-signed
+flatcar_production_image.vmlinuz, the oem-*.raw and flatcar-*.raw sysext
+images, and the buildbot's .sig of each). Before anything is built:
+  - every file's .sig is verified against --signing-key (a missing .sig is
+    refused; so is a signing subkey that has expired or was revoked, which
+    gpg still calls good: --allow-expired-signing-key re-releases an old
+    build); a subkey expiring within 30 days is warned about;
+  - the board and version come from the folder's name, and must be the
+    ones the /usr's os-release and the kernel's architecture say;
+  - the kernel must carry the /usr's dm-verity root hash, and its Secure
+    Boot (Authenticode) signature must chain to a --secure-boot-cert
+    (required with --official); its signer is recorded;
+  - each sysext must be this build's: its dm-verity tree and root hash,
+    that root hash signed by a certificate in this /usr's
+    /usr/lib/verity.d, and its extension-release matching the /usr as
+    systemd-sysext matches them.
+It builds flatcar_production_update.gz (the /usr and the kernel), one extra
+payload per sysext, named as Flatcar names them (oem-azure.raw gives
+oem-azure.gz), deltas from --delta-from (an older folder or production
+image), and one bundle.
+
+The second form takes a CI production image (a GPT disk image).
 
 The signing side in one command: unpack the CI image (with its checks:
 GPT, the verity root hash against the kernel, --signature/--digests when
@@ -56,8 +83,10 @@ func releaseCmd(e *env, args []string) error {
 	fs.StringArrayVar(&bf.keys, "bundle-key", nil, "sign the bundle with this key `URI` (repeatable; default: the --key keys)")
 	fs.StringArrayVar(&deltas, "delta-from", nil, "also build a delta from an older CI image, as `VERSION=IMAGE` (repeatable)")
 	fs.StringArrayVar(&extras, "extra", nil, "an extra payload `file` to ship (oem-*.gz, flatcar-*.gz; repeatable)")
-	var partSizes []string
+	var partSizes, sbCerts []string
 	fs.StringArrayVar(&partSizes, "partition-size", nil, "build each delta for machines whose USR partition is `SIZE` (repeatable: one delta per size; default: the image's size)")
+	fs.StringArrayVar(&sbCerts, "secure-boot-cert", nil, secureBootCertUsage)
+	allowExpired := fs.Bool("allow-expired-signing-key", false, "(a folder) accept .sig files by a signing subkey that has expired or was revoked since it signed, as gpg does: for re-releasing an old build")
 	uf := addUnpackFlags(fs)
 	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
 	fs.BoolVar(&bf.official, "official", false, officialUsage+"; the CI image's OpenPGP signature (--signature) or DIGESTS (--digests) must be checked")
@@ -69,11 +98,21 @@ func releaseCmd(e *env, args []string) error {
 	if fs.NArg() != 1 || *out == "" || len(keys) == 0 {
 		return withHint(usagef("expected one image, --key and -o"), `run "augen release --help"`)
 	}
-	if err := bf.resolveVersion(); err != nil {
+	// Everything that can be checked before hours of work is checked now.
+	certs, err := readCertificates(sbCerts)
+	if err != nil {
 		return err
 	}
-	// Everything that can be checked before hours of work is checked now.
-	plan, err := checkReleaseArgs(e, fs.Arg(0), *bf.board, *uf.usrSize, deltas, extras)
+	folder, err := releaseFolder(e, fs.Arg(0), &bf, uf, extras, *allowExpired)
+	if err != nil {
+		return err
+	}
+	if folder == nil {
+		if err := bf.resolveVersion(); err != nil {
+			return err
+		}
+	}
+	plan, err := checkReleaseArgs(e, fs.Arg(0), *bf.board, *uf.usrSize, deltas, extras, folder != nil)
 	if err != nil {
 		return err
 	}
@@ -87,8 +126,10 @@ func releaseCmd(e *env, args []string) error {
 	if err := checkOfficial(bf.official, append(append([]string{}, keys...), bf.keys...), *insecure); err != nil {
 		return err
 	}
-	if err := officialImageChecked(bf.official, uf); err != nil {
-		return err
+	if folder == nil {
+		if err := officialImageChecked(bf.official, uf); err != nil {
+			return err
+		}
 	}
 	payloadKeys, err := openKeys(e, keys, keyOptions(e, *insecure, bf.official))
 	if err != nil {
@@ -104,18 +145,23 @@ func releaseCmd(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	uf.kernel = new(string)
-	uo, checks, end, err := uf.options(e, fs.Arg(0), "")
-	if err != nil {
-		return err
-	}
-	end()
 	opts := release.Options{Image: fs.Arg(0), Version: *bf.version, RequiresVersion: *bf.requiresVersion, Board: *bf.board, AppID: *bf.appID, Extras: extras,
-		PartitionSizes: partitions,
-		Unpack:         uo, Checks: checks, Augen: version, MTime: mtime, TempDir: tempDirFor(*out),
+		PartitionSizes: partitions, SecureBootCerts: certs, RequireSecureBoot: bf.official,
+		Augen: version, MTime: mtime, TempDir: tempDirFor(*out),
 		Log: logTo(e)}
+	if folder != nil {
+		opts.Image, opts.Kernel, opts.Sysexts = folder.USR, folder.Kernel, folder.Sysexts
+	} else {
+		uf.kernel = new(string)
+		uo, checks, end, err := uf.options(e, fs.Arg(0), "")
+		if err != nil {
+			return err
+		}
+		end()
+		opts.Unpack, opts.Checks = uo, checks
+	}
 	for _, d := range plan {
-		opts.Deltas = append(opts.Deltas, release.Delta{Version: d.version, Image: d.image})
+		opts.Deltas = append(opts.Deltas, release.Delta{Version: d.version, Image: d.image, Kernel: d.kernel})
 	}
 	var uris []string
 	for _, k := range payloadKeys {
@@ -125,6 +171,7 @@ func releaseCmd(e *env, args []string) error {
 	for _, k := range bundleKeys {
 		opts.BundleSigners = append(opts.BundleSigners, k)
 	}
+	var end func()
 	opts.Progress, end = showProgress(e, "")
 	f, err := createOutput(e, *out)
 	if err != nil {
@@ -143,7 +190,11 @@ func releaseCmd(e *env, args []string) error {
 		return err
 	}
 	st := res.Statement
-	logTo(e)(inputChecks(fs.Arg(0), res.Image))
+	if folder == nil {
+		logTo(e)(inputChecks(fs.Arg(0), res.Image))
+	} else {
+		logTo(e)(folderChecks(folder, res))
+	}
 	fmt.Fprintf(e.stderr, "wrote %s: %s %s, %d payload(s), signed by %d key(s)\n", *out, st.Predicate.Board, st.Predicate.Version, len(st.Predicate.Payloads), len(bundleKeys))
 	if *asJSON {
 		r := bundleJSON(*out, st)
@@ -157,8 +208,9 @@ func releaseCmd(e *env, args []string) error {
 	return nil
 }
 
-// deltaFrom is one --delta-from: the old release's version and CI image.
-type deltaFrom struct{ version, image string }
+// deltaFrom is one --delta-from: the old release's version and CI image
+// (or, from an older release folder, its /usr image and kernel).
+type deltaFrom struct{ version, image, kernel string }
 
 var releaseVersion = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
 
@@ -166,15 +218,17 @@ var releaseVersion = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
 // the --usr-size, every --delta-from (VERSION=IMAGE, as bundle create
 // takes it; the older IMAGE=VERSION is accepted with a note) and --extra
 // file.
-func checkReleaseArgs(e *env, image, board, usrSize string, deltas, extras []string) ([]deltaFrom, error) {
+func checkReleaseArgs(e *env, image, board, usrSize string, deltas, extras []string, folder bool) ([]deltaFrom, error) {
 	if _, ok := bundle.Boards[board]; !ok && board != "" {
 		return nil, withHint(usagef("--board %q: unknown board", board), "amd64-usr or arm64-usr")
 	}
 	if _, err := parseSize(usrSize); err != nil {
 		return nil, withHint(err, "e.g. --usr-size 1GiB (Flatcar's), 4MiB, or a number of bytes")
 	}
-	if err := regularFile(image, "image"); err != nil {
-		return nil, err
+	if !folder {
+		if err := regularFile(image, "image"); err != nil {
+			return nil, err
+		}
 	}
 	var plan []deltaFrom
 	seen := map[string]bool{}
@@ -194,7 +248,16 @@ func checkReleaseArgs(e *env, image, board, usrSize string, deltas, extras []str
 			return nil, usagef("--delta-from: version %s given twice", df.version)
 		}
 		seen[df.version] = true
-		if err := regularFile(df.image, "--delta-from "+df.version); err != nil {
+		if st, err := os.Stat(df.image); err == nil && st.IsDir() {
+			old, err := release.ReadFolder(df.image)
+			if err != nil {
+				return nil, usagef("--delta-from %s: %v", df.version, err)
+			}
+			if old.Version != "" && old.Version != df.version {
+				return nil, usagef("--delta-from %s=%s: that folder is release %s", df.version, df.image, old.Version)
+			}
+			df.image, df.kernel = old.USR, old.Kernel
+		} else if err := regularFile(df.image, "--delta-from "+df.version); err != nil {
 			return nil, err
 		}
 		plan = append(plan, df)
@@ -282,4 +345,78 @@ func checkPartitionSizes(values []string, usrSize string, deltas bool) ([]int64,
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// releaseFolder reads release's argument as a release folder, when it is
+// a directory (nil otherwise): the board and version from its name (the
+// --board and --version flags, if given, must agree), and every file's
+// .sig checked against --signing-key before anything is used.
+func releaseFolder(e *env, arg string, bf *bundleFlags, uf *unpackFlags, extras []string, allowExpired bool) (*release.Folder, error) {
+	st, err := os.Stat(arg)
+	if err != nil || !st.IsDir() {
+		if allowExpired {
+			return nil, usagef("--allow-expired-signing-key goes with a release folder (each file's .sig)")
+		}
+		return nil, nil
+	}
+	f, err := release.ReadFolder(arg)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case *uf.signature != "" || *uf.digests != "":
+		return nil, withHint(usagef("--signature and --digests take a production image; a release folder carries a .sig beside each file"), "give --signing-key only")
+	case len(extras) > 0:
+		return nil, withHint(usagef("--extra takes built payloads; a release folder's sysexts (%d) are built from the folder", len(f.Sysexts)), "drop --extra")
+	case *bf.versionFile != "":
+		return nil, usagef("--version-file: a release folder's version is its name (%s)", arg)
+	}
+	for _, c := range []struct {
+		flag      *string
+		name, got string
+	}{{bf.version, "version", f.Version}, {bf.board, "board", f.Board}} {
+		switch {
+		case *c.flag == "" && c.got == "":
+			return nil, withHint(usagef("%s: the folder's name gives no %s (download_payloads names it ARCH-usr/VERSION)", arg, c.name), "give --"+c.name)
+		case *c.flag == "":
+			*c.flag = c.got
+		case c.got != "" && *c.flag != c.got:
+			return nil, usagef("--%s %s, but the folder is %s", c.name, *c.flag, arg)
+		}
+	}
+	for _, o := range f.Other {
+		fmt.Fprintf(e.stderr, "%s: note: %s is not released (neither the /usr image, the kernel, nor a sysext)\n", programName, o)
+	}
+	if *uf.signingKey == "" {
+		if bf.official {
+			return nil, withHint(usagef("--official needs every file's .sig checked: give --signing-key"), "the buildbot's public key (Flatcar's: the one generate_payload imports)")
+		}
+		fmt.Fprintf(e.stderr, "%s: warning: no --signing-key: the folder's .sig files are not checked, so nothing proves these files are the ones CI built\n", programName)
+		return f, nil
+	}
+	sigs, err := release.SignatureChecks(f.Files(), *uf.signingKey, unpack.SignatureOptions{AllowExpired: allowExpired}, logTo(e))
+	if err != nil {
+		return nil, err
+	}
+	if len(sigs) > 0 {
+		s := sigs[len(sigs)-1]
+		expires := "never expires"
+		if !s.Expires.IsZero() {
+			expires = "expires " + s.Expires.Format("2006-01-02")
+		}
+		fmt.Fprintf(e.stderr, "%s: %d .sig files verified: %s, subkey %s (%s)\n", programName, len(sigs), s.Signer, s.KeyID, expires)
+	}
+	return f, nil
+}
+
+// folderChecks is the line release prints about a folder's checks.
+func folderChecks(f *release.Folder, res *release.Result) string {
+	sb := "kernel not signed for Secure Boot"
+	if s := res.SecureBoot; s != nil {
+		sb = "kernel signed for Secure Boot by " + s.Subject
+		if s.TrustedBy == "" {
+			sb += " (no --secure-boot-cert: not checked against a trusted certificate)"
+		}
+	}
+	return fmt.Sprintf("input checks: %s: the kernel carries the /usr's dm-verity root hash; %s; %d sysext(s) checked against the /usr (verity, signature by /usr/lib/verity.d, extension-release)", f.Dir, sb, len(f.Sysexts))
 }

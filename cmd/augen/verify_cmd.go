@@ -110,6 +110,20 @@ func verifyCmd(e *env, args []string) (err error) {
 			if p.KernelNote != "" {
 				fmt.Fprintf(e.stdout, "  %-34s %s\n", "", p.KernelNote)
 			}
+			if sb := p.SecureBoot; sb != nil {
+				trusted := "no Secure Boot certificate in the policy to check it against"
+				if sb.TrustedBy != "" {
+					trusted = "trusted by the policy's " + sb.TrustedBy[:16]
+				}
+				fmt.Fprintf(e.stdout, "  %-34s Secure Boot: signed by %s (%s), %s\n", "", sb.Subject, sb.Fingerprint[:16], trusted)
+			} else if p.SecureBootNote != "" {
+				fmt.Fprintf(e.stdout, "  %-34s Secure Boot: %s\n", "", p.SecureBootNote)
+			}
+			if x := p.Sysext; x != nil {
+				fmt.Fprintf(e.stdout, "  %-34s sysext of this /usr: verity root hash %s signed by its certificate %s, %s for %s\n", "", x.RootHash[:16], x.Certificate[:16], x.ExtensionRelease, x.Version)
+			} else if p.SysextNote != "" {
+				fmt.Fprintf(e.stdout, "  %-34s %s\n", "", p.SysextNote)
+			}
 			if p.VersionNote != "" {
 				fmt.Fprintf(e.stdout, "  %-34s %s\n", "", p.VersionNote)
 			}

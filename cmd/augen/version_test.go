@@ -70,7 +70,7 @@ func TestDeltaFromSyntax(t *testing.T) {
 	}{{"4459.1.0=" + img, false}, {img + "=4459.1.0", true}} {
 		var stderr bytes.Buffer
 		e := &env{ctx: context.Background(), stderr: &stderr}
-		plan, err := checkReleaseArgs(e, img, "amd64-usr", "4MiB", []string{c.arg}, nil)
+		plan, err := checkReleaseArgs(e, img, "amd64-usr", "4MiB", []string{c.arg}, nil, false)
 		if err != nil || len(plan) != 1 || plan[0].version != "4459.1.0" || plan[0].image != img {
 			t.Fatalf("%s: %+v, %v", c.arg, plan, err)
 		}

@@ -22,6 +22,9 @@ type ExtraOptions struct {
 	// Unsigned accepts a payload without signatures (one still to be
 	// signed: ue-rs itself refuses it).
 	Unsigned bool
+	// Inspect, if set, is given the rebuilt image once its hash and size
+	// are the manifest's (verify checks a sysext image against its /usr).
+	Inspect func(r io.ReaderAt, size int64)
 }
 
 // SimulateExtra installs an extra payload (oem-*.gz, flatcar-*.gz: a
@@ -132,6 +135,9 @@ func SimulateExtra(ctx context.Context, pr *payload.Reader, opts ExtraOptions) (
 	}
 	if end != npi.GetSize() {
 		return r, fmt.Errorf("%w: the image ue-rs would install is %d bytes, new_partition_info.size says %d: %w", ErrMismatch, end, npi.GetSize(), augen.Stricter("extra-size"))
+	}
+	if opts.Inspect != nil {
+		opts.Inspect(io.NewSectionReader(f, 0, int64(end)), int64(end))
 	}
 	return r, nil
 }

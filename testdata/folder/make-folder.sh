@@ -33,15 +33,16 @@
 #   SYSEXT_KEY=other        sign flatcar-docker with another build's key
 #   SYSEXT_VERSION=V        flatcar-docker's extension-release says V
 #   BAD_SIG=FILE            FILE's .sig is of other bytes; NO_SIG=FILE: none
+#   VARIANT=NAME            write the folder under OUT/NAME/ (the keys stay in OUT/keys)
 set -euo pipefail
 export LC_ALL=C TZ=UTC
 out=$(mkdir -p "$1" && cd "$1" && pwd)
 version=${2:-4799.0.0}
 arch=${3:-amd64}
 keys=$out/keys
-dir=$out/$arch-usr/$version
+dir=$out/${VARIANT:+$VARIANT/}$arch-usr/$version
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'gpgconf --kill all 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$keys" "$dir"
 export GNUPGHOME=$keys/gnupg
 
@@ -61,8 +62,9 @@ if [ ! -f "$keys/buildbot.asc" ]; then
   done
 fi
 expired=$(sed -n 1p "$keys/subkeys") current=$(sed -n 2p "$keys/subkeys")
-subkey=$current
-[ "${SIGN_SUBKEY:-}" = expired ] && subkey=$expired
+subkey=$current sign=()
+# An old build: signed in 2024, while the subkey was valid.
+[ "${SIGN_SUBKEY:-}" = expired ] && subkey=$expired sign=(faketime -f '2024-06-01 00:00:00')
 prand() { (openssl enc -aes-128-ctr -nosalt -K "$(printf "%032x" "$1")" -iv 0 -in /dev/zero 2>/dev/null || true) | head -c "$2"; }
 case $arch in
 amd64) board=amd64-usr sysarch=x86-64 rh_off=64
@@ -170,9 +172,9 @@ for f in "$dir"/*; do
   base=$(basename "$f")
   [ "${NO_SIG:-}" = "$base" ] && continue
   if [ "${BAD_SIG:-}" = "$base" ]; then
-    printf 'other bytes' | gpg -q --batch -u "$subkey!" --detach-sign -o "$f.sig"
+    printf 'other bytes' | "${sign[@]}" gpg -q --batch -u "$subkey!" --detach-sign -o "$f.sig"
   else
-    gpg -q --batch --yes -u "$subkey!" --detach-sign -o "$f.sig" "$f"
+    "${sign[@]}" gpg -q --batch --yes -u "$subkey!" --detach-sign -o "$f.sig" "$f"
   fi
 done
 echo "$dir"
