@@ -12,7 +12,12 @@
 # scripts/bench-full.sh; the runtime libraries of the real client's builds
 # that scripts/test-reference.sh runs (../shared/tools/update-engine);
 # PostgreSQL 15, the database of the real Nebraska that
-# scripts/test-nebraska.sh pushes to (../shared/tools/nebraska).
+# scripts/test-nebraska.sh pushes to (../shared/tools/nebraska); the tools
+# testdata/folder/make-folder.sh makes Flatcar release folders with
+# (erofs-utils for the sysexts' EROFS, sbsigntool to sign the kernel for
+# Secure Boot, gnupg for the buildbot's .sig files) and systemd-container's
+# systemd-dissect, which reads the sysext images as the machine will; and
+# a kernel Debian signed for Secure Boot (linux-image-*-amd64).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

@@ -110,7 +110,8 @@ fuzz() {
 targets=("payload FuzzReader" "payload FuzzDecodeSignatures" "internal/pbzip2 FuzzDecodeOne" "internal/pbzip2 FuzzEncode" "internal/bsdiff FuzzPatch"
   "internal/bsdiff FuzzDiff" "internal/gpt FuzzParsePrimary" "internal/fat FuzzFAT" "internal/pbzip2 FuzzReader"
   "bundle FuzzReadTar" "bundle FuzzParseStatement" "verify FuzzBundle" "internal/omaha FuzzRead"
-  "internal/ext4 FuzzReadFile" "internal/btrfs FuzzReadFile" "internal/btrfs FuzzWalk" "internal/fsmap FuzzRead" "payload/apply FuzzApply" "internal/strictjson FuzzDecode" "internal/pbzip2 FuzzBZRead")
+  "internal/ext4 FuzzReadFile" "internal/btrfs FuzzReadFile" "internal/btrfs FuzzWalk" "internal/fsmap FuzzRead" "payload/apply FuzzApply" "internal/strictjson FuzzDecode" "internal/pbzip2 FuzzBZRead"
+  "internal/erofs FuzzReadFile" "internal/pkcs7 FuzzParse" "internal/authenticode FuzzVerify" "internal/sysext FuzzCheck")
 for ((i = 0; i < ${#targets[@]}; i += 2)); do
   # Two targets at once, one core each: the same fuzzing per target as one
   # at a time on two cores, in half the time.

@@ -98,6 +98,20 @@ func TestReleaseFolder(t *testing.T) {
 			t.Fatalf("%s: %s", arch, stdout)
 		}
 	}
+	// Deltas from an older folder, for two partition sizes, applied by
+	// verify on the old folder.
+	dir, keys := folder(t, "amd64")
+	foldersMu.Lock()
+	old := testutil.Folder(t, foldersDir, "4798.0.0", "amd64", "VARIANT=old")
+	foldersMu.Unlock()
+	out := filepath.Join(tmp, "deltas.tar")
+	augen(t, append(releaseFolderArgs(tmp, dir, keys), "--delta-from", "4798.0.0="+old, "--partition-size", "4MiB", "--partition-size", "8MiB", "-o", out)...)
+	stdout := augen(t, "verify", out, "--policy", sbPolicy(t, tmp, keys), "--old", "4798.0.0="+old)
+	for _, want := range []string{"delta-from-4798.0.0-for-4MiB.gz    delta rebuilt", "delta-from-4798.0.0-for-8MiB.gz    delta rebuilt"} {
+		if !strings.Contains(stdout, want) {
+			t.Fatalf("no %q in\n%s", want, stdout)
+		}
+	}
 }
 
 // TestReleaseFolderRefusals: each failure that breaks machines, refused

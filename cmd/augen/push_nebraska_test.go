@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/internal/omaha"
 	"github.com/augen-project/augen/internal/testutil"
 	"github.com/augen-project/augen/nebraska"
@@ -286,5 +288,55 @@ func TestRealNebraskaStatusVerify(t *testing.T) {
 	code, out, _ := runAugen("push", "status", "--server", n.URL, "--channel", "dev-channel", "--verify", "--policy", policy)
 	if code != exitVerify || !strings.Contains(out, "oem-azure.gz: FAILED: served SHA-1") {
 		t.Fatalf("tampered extra: exit %d\n%s", code, out)
+	}
+}
+
+// A release folder's bundle (two sysext extras) pushed to the real
+// Nebraska: the extra files registered as Flatcar's upload_package does
+// (name, size, SHA-1 base64, SHA-256 hex), read back from the server, and
+// offered to a machine as the probe reads them.
+func TestRealNebraskaFolderExtras(t *testing.T) {
+	n := realNebraska(t)
+	tmp, _ := fixtures(t)
+	dir, keys := folder(t, "amd64")
+	release := tmp + "/folder.tar"
+	augen(t, "release", dir, "--signing-key", keys+"/buildbot.asc", "--secure-boot-cert", keys+"/sb.crt",
+		"--key", "file:"+tmp+"/key-a.pem", "--bundle-key", "file:"+tmp+"/key-b.pem", "-o", release)
+	vec, _ := filepath.Abs(root + "vectors")
+	policy := tmp + "/folder-policy.json"
+	augen(t, "policy", "init", "--bundle-key", vec+"/TEST-ONLY-key-b.pub.pem", "--payload-key", vec+"/TEST-ONLY-key-a.pub.pem", "--secure-boot-cert", keys+"/sb.crt", "-o", policy)
+	rec := pushOK(t, realArgs(n, policy, release)...)
+	if rec.Probe == nil || rec.Probe.Extra != 2 {
+		t.Fatalf("probe: %+v", rec.Probe)
+	}
+	var inspected struct {
+		Statement struct {
+			Predicate struct{ Payloads []bundle.PayloadEntry }
+		}
+	}
+	json.Unmarshal([]byte(augen(t, "bundle", "inspect", release, "--json")), &inspected)
+	st := inspected.Statement
+	var status struct{ Package *nebraska.Package }
+	json.Unmarshal([]byte(augen(t, "push", "status", "--server", n.URL, "--channel", "dev-channel", "--json")), &status)
+	if status.Package == nil || len(status.Package.ExtraFiles) != 2 {
+		t.Fatalf("server package: %+v", status.Package)
+	}
+	server := map[string]nebraska.ExtraFile{}
+	for _, f := range status.Package.ExtraFiles {
+		server[f.Name] = f
+	}
+	checked := 0
+	for _, p := range st.Predicate.Payloads {
+		if p.Kind != bundle.KindExtra {
+			continue
+		}
+		f := server[p.Name]
+		if f.Size != strconv.FormatInt(p.Size, 10) || f.Hash != p.SHA1Base64 || f.Hash256 != p.SHA256Hex || p.Sysext == nil {
+			t.Errorf("%s: server %+v, bundle %+v", p.Name, f, p)
+		}
+		checked++
+	}
+	if checked != 2 {
+		t.Fatalf("%d extras in the statement", checked)
 	}
 }

@@ -136,6 +136,7 @@ type pushRecord struct {
 	Probe *struct {
 		From, Version, URL string
 		Size               int64
+		Extra              int `json:"extra_files"`
 	} `json:"probe"`
 	Error string `json:"error"`
 }

@@ -116,7 +116,11 @@ func releaseCmd(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	partitions, err := checkPartitionSizes(partSizes, *uf.usrSize, len(deltas) > 0)
+	usrSize := *uf.usrSize
+	if folder != nil {
+		usrSize = "" // the folder's /usr image is whole: its size is checked when it is read
+	}
+	partitions, err := checkPartitionSizes(partSizes, usrSize, len(deltas) > 0)
 	if err != nil {
 		return err
 	}
@@ -324,9 +328,12 @@ func checkPartitionSizes(values []string, usrSize string, deltas bool) ([]int64,
 	if len(values) > 0 && !deltas {
 		return nil, withHint(usagef("--partition-size goes with --delta-from"), "a full payload applies on a partition of any size")
 	}
-	usr, err := parseSize(usrSize)
-	if err != nil {
-		return nil, err
+	usr := int64(0)
+	if usrSize != "" {
+		var err error
+		if usr, err = parseSize(usrSize); err != nil {
+			return nil, err
+		}
 	}
 	var out []int64
 	seen := map[int64]bool{}

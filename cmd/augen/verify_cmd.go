@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/augen-project/augen/filekind"
+	"github.com/augen-project/augen/release"
 	"github.com/augen-project/augen/verify"
 )
 
@@ -34,7 +35,7 @@ func verifyCmd(e *env, args []string) (err error) {
 	policyPath := fs.String("policy", "", "the trust policy `file` (augen policy init)")
 	channel := fs.String("channel", "", "check that the signers may point this `channel` at the release")
 	var olds []string
-	fs.StringArrayVar(&olds, "old", nil, "the old release a delta applies to, as `VERSION=USR.bin,VMLINUZ` (repeatable)")
+	fs.StringArrayVar(&olds, "old", nil, "the old release a delta applies to, as `VERSION=USR.bin,VMLINUZ`, VERSION=IMAGE.bin.bz2 or VERSION=FOLDER (repeatable)")
 	image := fs.String("image", "", "check the full payload was built from this CI `image`")
 	uf := addUnpackFlags(fs)
 	allowUnapplied := fs.Bool("allow-unapplied-deltas", false, "accept a delta without --old for its version, checked but not applied")
@@ -173,7 +174,15 @@ func oldReleases(e *env, uf *unpackFlags, olds []string) (map[string]verify.Old,
 		usr, kernel, _ := strings.Cut(paths, ",")
 		if !ok || usr == "" || v == "" {
 			done()
-			return nil, nil, usagef("--old %q: want VERSION=IMAGE (a production image) or VERSION=USR.bin,VMLINUZ", o)
+			return nil, nil, usagef("--old %q: want VERSION=IMAGE (a production image), VERSION=USR.bin,VMLINUZ or VERSION=FOLDER (a release folder)", o)
+		}
+		if st, err := os.Stat(usr); err == nil && st.IsDir() && kernel == "" {
+			f, err := release.ReadFolder(usr)
+			if err != nil {
+				done()
+				return nil, nil, usagef("--old %s: %v", v, err)
+			}
+			usr, kernel = f.USR, f.Kernel
 		}
 		if _, dup := m[v]; dup {
 			done()
