@@ -151,15 +151,34 @@ func TestReleaseFolderRefusals(t *testing.T) {
 			}
 		}
 	}
+	// The kernel of another build (signed, its .sig good) in the folder:
+	// its dm-verity root hash is another /usr's.
+	good, keys := folder(t, "amd64")
+	mixed := filepath.Join(t.TempDir(), "amd64-usr", "4799.0.0")
+	if err := os.CopyFS(mixed, os.DirFS(good)); err != nil {
+		t.Fatal(err)
+	}
+	foldersMu.Lock()
+	old := testutil.Folder(t, foldersDir, "4798.0.0", "amd64", "VARIANT=old")
+	foldersMu.Unlock()
+	for _, f := range []string{"flatcar_production_image.vmlinuz", "flatcar_production_image.vmlinuz.sig"} {
+		os.Remove(filepath.Join(mixed, f))
+		if err := os.Link(filepath.Join(old, f), filepath.Join(mixed, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, errOut := runAugen(append(releaseFolderArgs(tmp, mixed, keys), "-o", tmp+"/mixed.tar")...)
+	if code != exitVerify || !strings.Contains(errOut, "flatcar_production_image.vmlinuz and flatcar_production_update.bin.bz2") || !strings.Contains(errOut, "this update would not boot") {
+		t.Fatalf("another build's kernel: exit %d\n%s", code, errOut)
+	}
 	// An old build's signatures, re-released on purpose: accepted, said.
-	dir, keys := folder(t, "amd64", "SIGN_SUBKEY=expired")
-	_, errOut := augen2(t, append(releaseFolderArgs(tmp, dir, keys), "--allow-expired-signing-key", "-o", tmp+"/old.tar")...)
+	dir, _ := folder(t, "amd64", "SIGN_SUBKEY=expired")
+	_, errOut = augen2(t, append(releaseFolderArgs(tmp, dir, keys), "--allow-expired-signing-key", "-o", tmp+"/old.tar")...)
 	if !strings.Contains(errOut, "which has expired or was revoked since (allowed by --allow-expired-signing-key)") {
 		t.Fatalf("allowed expired subkey:\n%s", errOut)
 	}
 	// --official: no --signing-key, no Secure Boot: refused before work.
-	good, _ := folder(t, "amd64")
-	code, _, errOut := runAugen("release", good, "--official", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/o.tar")
+	code, _, errOut = runAugen("release", good, "--official", "--key", "file:"+tmp+"/key-a.pem", "-o", tmp+"/o.tar")
 	if code != exitUsage || !strings.Contains(errOut, "--official") {
 		t.Fatalf("official without checks: exit %d\n%s", code, errOut)
 	}

@@ -157,3 +157,38 @@ func FuzzCheck(f *testing.F) {
 		Check(context.Background(), bytes.NewReader(b), int64(len(b)), "flatcar-docker", h)
 	})
 }
+
+// BenchmarkCheck checks the sysexts of the release folder
+// $AUGEN_BENCH_FOLDER (scripts/bench-folder.sh makes one of realistic
+// size) against its /usr: the DDI checks' share of augen release DIR.
+func BenchmarkCheck(b *testing.B) {
+	dir := os.Getenv("AUGEN_BENCH_FOLDER")
+	if dir == "" {
+		b.Skip("AUGEN_BENCH_FOLDER is not set (scripts/bench-folder.sh)")
+	}
+	usr := testutil.Unbzip2(b, filepath.Join(dir, "flatcar_production_update.bin.bz2"))
+	h, err := ReadHost(context.Background(), bytes.NewReader(usr), int64(len(usr)), "amd64-usr")
+	if err != nil {
+		b.Fatal(err)
+	}
+	raws, _ := filepath.Glob(filepath.Join(dir, "*.raw"))
+	var size int64
+	for _, p := range raws {
+		st, _ := os.Stat(p)
+		size += st.Size()
+	}
+	b.SetBytes(size)
+	for b.Loop() {
+		for _, p := range raws {
+			f, err := os.Open(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			st, _ := f.Stat()
+			if _, err := Check(context.Background(), f, st.Size(), strings.TrimSuffix(filepath.Base(p), ".raw"), h); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+	}
+}

@@ -34,6 +34,11 @@
 #   SYSEXT_VERSION=V        flatcar-docker's extension-release says V
 #   BAD_SIG=FILE            FILE's .sig is of other bytes; NO_SIG=FILE: none
 #   VARIANT=NAME            write the folder under OUT/NAME/ (the keys stay in OUT/keys)
+# Sizes (for benchmarks): USR_MIB (the /usr image, default 4), USR_DATA_MIB
+# (random data in it, default 0.2), SYSEXT_DATA_MIB (random data in each
+# sysext, default 0.1); PRODUCTION_IMAGE=1 also writes
+# OUT/flatcar_production_image.bin.bz2, a disk image holding the same /usr
+# (USR-A) and kernel (EFI-SYSTEM), for the production-image path.
 set -euo pipefail
 export LC_ALL=C TZ=UTC
 out=$(mkdir -p "$1" && cd "$1" && pwd)
@@ -76,15 +81,17 @@ esac
 cd "$work"
 
 # --- /usr: ext4 with its dm-verity tree right after the filesystem.
-MiB=$((1024*1024)) fs_size=$((3*1024*1024))
+MiB=$((1024*1024)) usr_mib=${USR_MIB:-4}
+fs_size=$(( usr_mib * MiB * 7 / 8 / 4096 * 4096 ))
+kib() { awk -v m="$1" 'BEGIN { printf "%d", m * 1024 }'; }
 mkdir -p usr/lib/verity.d usr/share/flatcar usr/bin
 printf 'NAME="Flatcar Container Linux by Kinvolk"\nID=flatcar\nID_LIKE=coreos\nVERSION=%s\nVERSION_ID=%s\nBUILD_ID=test-folder\n' "$version" "$version" > usr/lib/os-release
 printf 'FLATCAR_RELEASE_VERSION=%s\nFLATCAR_RELEASE_BOARD=%s\n' "$version" "$board" > usr/share/flatcar/release
 cp "$keys/sysext.crt" usr/lib/verity.d/sysexts.crt
-prand 3 200000 > usr/bin/program
+prand 3 $(( $(kib "${USR_DATA_MIB:-0.1953125}") * 1024 )) > usr/bin/program
 truncate -s $fs_size usr.img
 mke2fs -q -F -t ext4 -b 4096 -O ^has_journal -d usr usr.img $((fs_size/4096))
-truncate -s $((4*MiB)) usr.img
+truncate -s $((usr_mib*MiB)) usr.img
 root=$(veritysetup format --data-blocks $((fs_size/4096)) --hash-offset $fs_size usr.img usr.img | awk '/Root hash:/ {print $3}')
 bzip2 -c usr.img > "$dir/flatcar_production_update.bin.bz2"
 
@@ -137,7 +144,7 @@ sysext() { # NAME COMPRESSION KEY EXT_VERSION
   mkdir -p "$t/usr/lib/extension-release.d" "$t/usr/bin"
   printf "ID='flatcar'\nVERSION_ID='%s'\nARCHITECTURE='%s'\nEXTENSION_RELOAD_MANAGER=1\nSYSEXT_ID='%s'\n" \
     "$ext_version" "$sysarch" "$name" > "$t/usr/lib/extension-release.d/extension-release.$name"
-  prand 5 100000 > "$t/usr/bin/$name-random"
+  prand 5 $(( $(kib "${SYSEXT_DATA_MIB:-0.09765625}") * 1024 )) > "$t/usr/bin/$name-random"
   head -c 200000 /usr/share/common-licenses/GPL-3 > "$t/usr/bin/$name-text"
   mkfs.erofs --quiet -T0 --all-root ${comp:+-z$comp} "$work/$name.data" "$t"
   local rh fp
@@ -165,6 +172,21 @@ dockerkey=sysext
 [ "${SYSEXT_KEY:-}" = other ] && dockerkey=sysext-other
 sysext flatcar-docker lz4 "$dockerkey" "${SYSEXT_VERSION:-$version}"
 sysext oem-azure "" sysext "$version"
+
+# --- The same /usr and kernel as a production disk image.
+if [ -n "${PRODUCTION_IMAGE:-}" ]; then
+  truncate -s $((32*MiB)) esp.img
+  mkfs.vfat -F 16 -s 1 -n EFI-SYSTEM esp.img >/dev/null
+  MTOOLS_SKIP_CHECK=1 mmd -i esp.img ::/flatcar
+  MTOOLS_SKIP_CHECK=1 mcopy -i esp.img "$dir/flatcar_production_image.vmlinuz" ::/flatcar/vmlinuz-a
+  esp_s=$((32*MiB/512)) usr_s=$((usr_mib*MiB/512))
+  truncate -s $(( (2048 + esp_s + usr_s + 2048) * 512 )) disk.bin
+  sgdisk -n 1:2048:+$esp_s -t 1:C12A7328-F81F-11D2-BA4B-00A0C93EC93B -c 1:EFI-SYSTEM \
+    -n 3:$((2048+esp_s)):+$usr_s -t 3:5DFBF5F4-2848-4BAC-AA5E-0D9A20B745A6 -c 3:USR-A disk.bin >/dev/null
+  dd if=esp.img of=disk.bin bs=512 seek=2048 conv=notrunc status=none
+  dd if=usr.img of=disk.bin bs=512 seek=$((2048+esp_s)) conv=notrunc status=none
+  bzip2 -c disk.bin > "$out/flatcar_production_image.bin.bz2"
+fi
 
 # --- The buildbot's detached signatures.
 for f in "$dir"/*; do
