@@ -78,7 +78,7 @@ type command struct {
 // you mean", completion and man pages all come from it.
 func commands() []command {
 	return []command{
-		{"release", "CI image in, signed release bundle out (unpack, payloads, sign, bundle)", releaseCmd},
+		{"release", "a release folder or CI image in, signed release bundle out (checks, payloads, sign, bundle)", releaseCmd},
 		{"verify", "verify a release bundle against a trust policy", verifyCmd},
 		{"bundle create", "make a release bundle from payloads built already", bundleCreate},
 		{"bundle inspect", "show what a bundle holds (without verifying it)", bundleInspect},
@@ -98,6 +98,9 @@ func commands() []command {
 		{"key generate", "create a signing key inside an HSM (PKCS#11) or a TPM", keyGenerate},
 		{"key import", "import an RSA key into a TPM (restore from a backup)", keyImport},
 		{"key list", "list the keys in a PKCS#11 token", keyList},
+		{"dist sbom", "write the SBOM of augen's own release (scripts/release.sh)", distSBOM},
+		{"dist provenance", "write the signed provenance of augen's own release", distProvenance},
+		{"dist verify", "check a downloaded augen release against a policy", distVerify},
 		{"completion", "print a shell completion script (bash, zsh or fish)", completionCmd},
 		{"man", "write the man pages", manCmd},
 		{"version", "print augen's version", versionCmd},
