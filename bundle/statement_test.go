@@ -110,3 +110,15 @@ func TestVersionFromFile(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionLess(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		less bool
+	}{{"4459.2.1", "4459.10.0", true}, {"4459.2.1", "4459.2.1", false}, {"5000.0.0", "4459.2.1", false},
+		{"1.2", "1.2.0", false}, {"4459.2.1", "garbage", false}, {"garbage", "4459.2.1", false}, {"4459.2.1-rc1", "4459.2.2", true}} {
+		if VersionLess(c.a, c.b) != c.less {
+			t.Errorf("VersionLess(%s, %s) != %v", c.a, c.b, c.less)
+		}
+	}
+}

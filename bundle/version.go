@@ -58,6 +58,14 @@ func CompareVersions(a, b string) (c int, ok bool) {
 	return 0, true
 }
 
+// VersionLess reports whether a is an older MAJOR.MINOR.PATCH version
+// than b (CompareVersions): a version that is not of that form (a server
+// may hold anything) is neither older nor newer than another.
+func VersionLess(a, b string) bool {
+	c, ok := CompareVersions(a, b)
+	return ok && c < 0
+}
+
 func versionParts(v string) ([3]uint64, bool) {
 	var p [3]uint64
 	m := semver.FindStringSubmatch(v)

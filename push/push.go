@@ -267,6 +267,39 @@ func publicURL(o Options) (string, error) {
 // Push runs the whole push. On error the record holds what was done
 // before it; an error after a change is an *IncompleteError.
 func Push(ctx context.Context, o Options) (*Record, error) {
+	p := newRun(ctx, o)
+	for _, step := range []func() error{p.verify, p.read, p.upload, p.register, p.floor, p.point, p.probe} {
+		if err := step(); err != nil {
+			return p.rec, err
+		}
+	}
+	return p.rec, nil
+}
+
+// run is one push: its options, what each step learned for the next, and
+// the record. Its methods are Push's steps, in order; each reads only what
+// the steps before it set.
+type run struct {
+	ctx  context.Context
+	o    Options
+	rec  *Record
+	undo string // how to undo what was changed, for an IncompleteError
+
+	// verify
+	st     bundle.Release
+	files  []file
+	main   *file
+	arch   int
+	public string
+	// read
+	ch      *nebraska.Channel
+	probeOK bool
+	floors  []nebraska.Package
+	want    nebraska.PackageConfig
+	pkg     *nebraska.Package
+}
+
+func newRun(ctx context.Context, o Options) *run {
 	if o.AppID == "" {
 		o.AppID = nebraska.FlatcarAppID
 	}
@@ -279,34 +312,41 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 	if o.Log == nil {
 		o.Log = func(string) {}
 	}
-	rec := &Record{DryRun: o.DryRun, Server: o.Client.URL(), Store: o.Store.String(), AppID: o.AppID, Files: []FileRecord{}, Floors: []FloorInfo{}, Changed: []string{}, Warnings: []string{}}
-	warn := func(format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		rec.Warnings = append(rec.Warnings, msg)
-		o.Log("warning: " + msg)
-	}
-	var undo string
-	changed := func(format string, args ...any) {
-		rec.Changed = append(rec.Changed, fmt.Sprintf(format, args...))
-	}
-	// after wraps an error once something was changed.
-	after := func(err error) error {
-		if len(rec.Changed) == 0 {
-			return err
-		}
-		return &IncompleteError{Err: err, Changed: rec.Changed, Undo: undo}
-	}
+	return &run{ctx: ctx, o: o, rec: &Record{DryRun: o.DryRun, Server: o.Client.URL(), Store: o.Store.String(), AppID: o.AppID,
+		Files: []FileRecord{}, Floors: []FloorInfo{}, Changed: []string{}, Warnings: []string{}}}
+}
 
-	// 1. The bundle was verified, as augen verify does, with the channel
-	// the policy must allow.
+func (p *run) warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.rec.Warnings = append(p.rec.Warnings, msg)
+	p.o.Log("warning: " + msg)
+}
+
+func (p *run) changed(format string, args ...any) {
+	p.rec.Changed = append(p.rec.Changed, fmt.Sprintf(format, args...))
+}
+
+// after wraps an error once something was changed.
+func (p *run) after(err error) error {
+	if len(p.rec.Changed) == 0 {
+		return err
+	}
+	return &IncompleteError{Err: err, Changed: p.rec.Changed, Undo: p.undo}
+}
+
+// verify (step 1): the bundle was verified, as augen verify does, with the
+// channel the policy must allow; its files get their store keys and URLs.
+func (p *run) verify() error {
+	o, rec := p.o, p.rec
 	rep, files, err := verifiedFiles(o)
 	if err != nil {
-		return rec, err
+		return err
 	}
 	st := rep.Statement.Predicate
+	p.st, p.files = st, files
 	rec.Version, rec.Board, rec.BundleSigners, rec.RequiresVersion = st.Version, st.Board, rep.BundleSigners, st.RequiresVersion
 	if st.AppID != "" && !strings.EqualFold(st.AppID, o.AppID) {
-		return rec, fmt.Errorf("%w: the bundle is for app %s, the push for %s", ErrRefused, st.AppID, o.AppID)
+		return fmt.Errorf("%w: the bundle is for app %s, the push for %s", ErrRefused, st.AppID, o.AppID)
 	}
 	label := o.KeyLabel
 	if label == nil {
@@ -317,162 +357,187 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 		by = append(by, label(id))
 	}
 	o.Log("verify: " + fmt.Sprintf("%s %s %s: OK, %d payload(s), signed by %s, allowed on %s", o.Name, st.Board, st.Version, len(rep.Payloads), strings.Join(by, ", "), o.Channel))
-	arch := nebraska.ArchForBoard(st.Board)
-	if arch == 0 {
-		return rec, fmt.Errorf("board %q has no Nebraska arch", st.Board)
+	if p.arch = nebraska.ArchForBoard(st.Board); p.arch == 0 {
+		return fmt.Errorf("board %q has no Nebraska arch", st.Board)
 	}
-	public, err := publicURL(o)
-	if err != nil {
-		return rec, err
+	if p.public, err = publicURL(o); err != nil {
+		return err
 	}
-	var main *file
 	for i := range files {
 		files[i].key = st.Board + "/" + st.Version + "/" + files[i].entry.Name
-		files[i].url = omaha.JoinURL(public, files[i].key)
+		files[i].url = omaha.JoinURL(p.public, files[i].key)
 		if files[i].entry.Kind == bundle.KindFull {
-			main = &files[i]
+			p.main = &files[i]
 		}
 	}
-	if main == nil {
-		return rec, fmt.Errorf("%w: the bundle has no full payload to publish", ErrRefused)
+	if p.main == nil {
+		return fmt.Errorf("%w: the bundle has no full payload to publish", ErrRefused)
 	}
+	return nil
+}
 
-	// 2. Everything read before anything is changed: the channel, what
-	// routes clients to it, its floors, and a package of this version.
+// read (step 2): everything read before anything is changed: the channel,
+// what routes clients to it, its floors, and a package of this version.
+func (p *run) read() error {
+	ctx, o, rec, st := p.ctx, p.o, p.rec, p.st
 	if cfg, err := o.Client.Config(ctx); err == nil {
 		rec.ServerVersion, _ = cfg["nebraska_version"].(string)
 		mode, _ := cfg["auth_mode"].(string)
 		o.Log("server: " + fmt.Sprintf("%s: Nebraska %s, auth %s", o.Client.URL(), orNone(rec.ServerVersion), orNone(mode)))
 	}
-	ch, err := o.Client.FindChannel(ctx, o.AppID, o.Channel, arch)
+	ch, err := o.Client.FindChannel(ctx, o.AppID, o.Channel, p.arch)
 	if err != nil {
-		return rec, fmt.Errorf("channel %s: %w", o.Channel, err)
+		return fmt.Errorf("channel %s: %w", o.Channel, err)
 	}
 	if ch == nil {
-		return rec, fmt.Errorf("%w: channel %q has no %s (arch %d) channel on %s; creating channels and groups is an admin's one-time setup", ErrUsage, o.Channel, st.Board, arch, o.Client.URL())
+		return fmt.Errorf("%w: channel %q has no %s (arch %d) channel on %s; creating channels and groups is an admin's one-time setup", ErrUsage, o.Channel, st.Board, p.arch, o.Client.URL())
 	}
-	rec.Channel = ChanRecord{Name: ch.Name, ID: ch.ID}
-	probeOK, err := checkGroups(ctx, o, ch, warn)
-	if err != nil {
-		return rec, err
+	p.ch, rec.Channel = ch, ChanRecord{Name: ch.Name, ID: ch.ID}
+	if p.probeOK, err = checkGroups(ctx, o, ch, p.warn); err != nil {
+		return err
 	}
-	floors, err := o.Client.Floors(ctx, ch.ID)
-	switch {
-	case errors.Is(err, nebraska.ErrNoFloors) && o.FloorReason != "":
-		return rec, fmt.Errorf("%w: --floor-reason: %s (Nebraska %s) has no floors (multi-step updates)", ErrUsage, o.Client.URL(), orNone(rec.ServerVersion))
-	case errors.Is(err, nebraska.ErrNoFloors):
-		o.Log("floors: the server has no floors (multi-step updates): every machine is offered the channel's package")
-	case err != nil:
-		return rec, fmt.Errorf("reading the floors of %s: %w", o.Channel, err)
-	}
-	rec.Floors = FloorsOf(floors)
-	if len(floors) > 0 {
-		o.Log("floors: " + fmt.Sprintf("%s has %d floor(s): %s", o.Channel, len(floors), floorList(floors)))
-	}
-	if err := checkRequiredVersion(st, o.Channel, floors); err != nil {
-		return rec, err
+	if err := p.readFloors(); err != nil {
+		return err
 	}
 	// A channel is not pointed back at an older release by accident:
 	// machines never downgrade, so that only stops newer ones from being
 	// offered anything.
 	if cur, err := o.Client.Channel(ctx, o.AppID, ch.ID); err == nil && cur.Package != nil &&
-		versionLess(st.Version, cur.Package.Version) && !o.AllowOlder {
-		return rec, fmt.Errorf("%w: %s serves %s, newer than this release %s: machines do not downgrade, so pointing it back would only stop offering updates (nothing was uploaded or changed); to roll back, publish a higher version; --allow-older points it back anyway",
+		bundle.VersionLess(st.Version, cur.Package.Version) && !o.AllowOlder {
+		return fmt.Errorf("%w: %s serves %s, newer than this release %s: machines do not downgrade, so pointing it back would only stop offering updates (nothing was uploaded or changed); to roll back, publish a higher version; --allow-older points it back anyway",
 			ErrRefused, o.Channel, cur.Package.Version, st.Version)
 	}
-	want := packageConfig(o.AppID, arch, st.Version, public, files, main)
-	pkg, err := o.Client.FindPackage(ctx, o.AppID, st.Version, arch)
-	if err != nil {
-		return rec, fmt.Errorf("looking up package %s: %w", st.Version, err)
+	p.want = packageConfig(o.AppID, p.arch, st.Version, p.public, p.files, p.main)
+	if p.pkg, err = o.Client.FindPackage(ctx, o.AppID, st.Version, p.arch); err != nil {
+		return fmt.Errorf("looking up package %s: %w", st.Version, err)
 	}
-	if pkg != nil {
-		if diff := differences(pkg, want); len(diff) > 0 {
-			return rec, fmt.Errorf("%w: package %s (arch %d) exists on the server (id %s) and differs from this bundle: %s; a published version is immutable, release a new version (nothing was uploaded or changed)", ErrRefused, st.Version, arch, pkg.ID, strings.Join(diff, "; "))
+	if p.pkg != nil {
+		if diff := differences(p.pkg, p.want); len(diff) > 0 {
+			return fmt.Errorf("%w: package %s (arch %d) exists on the server (id %s) and differs from this bundle: %s; a published version is immutable, release a new version (nothing was uploaded or changed)", ErrRefused, st.Version, p.arch, p.pkg.ID, strings.Join(diff, "; "))
 		}
 	}
+	return nil
+}
 
-	// 3. Upload, then prove each file is served byte for byte.
+// readFloors reads the channel's floors and checks the release's
+// requires_version against them.
+func (p *run) readFloors() error {
+	o, rec := p.o, p.rec
+	floors, err := o.Client.Floors(p.ctx, p.ch.ID)
+	switch {
+	case errors.Is(err, nebraska.ErrNoFloors) && o.FloorReason != "":
+		return fmt.Errorf("%w: --floor-reason: %s (Nebraska %s) has no floors (multi-step updates)", ErrUsage, o.Client.URL(), orNone(rec.ServerVersion))
+	case errors.Is(err, nebraska.ErrNoFloors):
+		o.Log("floors: the server has no floors (multi-step updates): every machine is offered the channel's package")
+	case err != nil:
+		return fmt.Errorf("reading the floors of %s: %w", o.Channel, err)
+	}
+	p.floors, rec.Floors = floors, FloorsOf(floors)
+	if len(floors) > 0 {
+		o.Log("floors: " + fmt.Sprintf("%s has %d floor(s): %s", o.Channel, len(floors), floorList(floors)))
+	}
+	return checkRequiredVersion(p.st, o.Channel, floors)
+}
+
+// upload (step 3): every file uploaded, then proven served byte for byte.
+func (p *run) upload() error {
 	var deltas []string
-	for _, f := range files {
+	for _, f := range p.files {
 		if f.entry.Kind == bundle.KindDelta {
 			deltas = append(deltas, f.entry.Name)
 		}
 	}
 	if len(deltas) > 0 {
-		o.Log("upload: " + fmt.Sprintf("%s uploaded but not registered: a Nebraska package names one full payload and its extra files, so no machine is offered a delta by this push", strings.Join(deltas, ", ")))
+		p.o.Log("upload: " + fmt.Sprintf("%s uploaded but not registered: a Nebraska package names one full payload and its extra files, so no machine is offered a delta by this push", strings.Join(deltas, ", ")))
 	}
-	for i := range files {
-		fr, err := upload(ctx, o, &files[i])
+	for i := range p.files {
+		fr, err := upload(p.ctx, p.o, &p.files[i])
 		if fr != nil {
-			rec.Files = append(rec.Files, *fr)
+			p.rec.Files = append(p.rec.Files, *fr)
 			if fr.Action == "uploaded" {
-				changed("uploaded %s", fr.URL)
+				p.changed("uploaded %s", fr.URL)
 			}
 		}
 		if err != nil {
-			return rec, after(err)
+			return p.after(err)
 		}
 	}
+	return nil
+}
 
-	// 4. Register the package, or reuse the identical one.
+// register (step 4): the package registered, or the identical one reused.
+func (p *run) register() error {
+	o, st, arch := p.o, p.st, p.arch
 	switch {
-	case pkg != nil:
-		rec.Package = PkgRecord{ID: pkg.ID, Action: "reused"}
-		o.Log("package: " + fmt.Sprintf("%s (arch %d) is registered already, identical: %s", st.Version, arch, pkg.ID))
+	case p.pkg != nil:
+		p.rec.Package = PkgRecord{ID: p.pkg.ID, Action: "reused"}
+		o.Log("package: " + fmt.Sprintf("%s (arch %d) is registered already, identical: %s", st.Version, arch, p.pkg.ID))
+		return nil
 	case o.DryRun:
-		rec.Package = PkgRecord{Action: "would create"}
-		o.Log("package: " + fmt.Sprintf("would create %s (arch %d): %s, %d extra file(s)", st.Version, arch, want.URL+want.Filename, len(want.ExtraFiles)))
-	default:
-		pkg, err = o.Client.CreatePackage(ctx, o.AppID, want)
-		if err != nil {
-			// A 500 may be a concurrent push of the same version: look again.
-			if again, ferr := o.Client.FindPackage(ctx, o.AppID, st.Version, arch); ferr == nil && again != nil && len(differences(again, want)) == 0 {
-				pkg, err = again, nil
-			}
-		}
-		if err != nil {
-			return rec, after(fmt.Errorf("creating package %s: %w", st.Version, err))
-		}
-		rec.Package = PkgRecord{ID: pkg.ID, Action: "created"}
-		changed("created package %s (id %s)", st.Version, pkg.ID)
-		o.Log("package: " + fmt.Sprintf("created %s (arch %d): %s", st.Version, arch, pkg.ID))
+		p.rec.Package = PkgRecord{Action: "would create"}
+		o.Log("package: " + fmt.Sprintf("would create %s (arch %d): %s, %d extra file(s)", st.Version, arch, p.want.URL+p.want.Filename, len(p.want.ExtraFiles)))
+		return nil
 	}
-
-	// 5. Mark it a floor (before the channel points at it: a floor above
-	// the channel's package is not offered to anyone).
-	if o.FloorReason != "" {
-		rec.Floor = &FloorRecord{Reason: o.FloorReason}
-		var have *nebraska.Package
-		for i := range floors {
-			if pkg != nil && floors[i].ID == pkg.ID {
-				have = &floors[i]
-			}
-		}
-		switch {
-		case have != nil && deref(have.FloorReason) == o.FloorReason:
-			rec.Floor.Action = "unchanged"
-			o.Log("floor: " + fmt.Sprintf("%s is a floor of %s already: %q", st.Version, o.Channel, o.FloorReason))
-		case o.DryRun:
-			rec.Floor.Action = "would set"
-			o.Log("floor: " + fmt.Sprintf("would mark %s a floor of %s: %q", st.Version, o.Channel, o.FloorReason))
-		default:
-			if err := o.Client.SetFloor(ctx, ch.ID, pkg.ID, o.FloorReason); err != nil {
-				return rec, after(fmt.Errorf("marking %s a floor of %s: %w", st.Version, o.Channel, err))
-			}
-			rec.Floor.Action = "set"
-			if have != nil {
-				rec.Floor.Action = "reason changed"
-			}
-			changed("marked %s a floor of %s", st.Version, o.Channel)
-			o.Log("floor: " + fmt.Sprintf("%s is now a floor of %s: %q", st.Version, o.Channel, o.FloorReason))
-			floors = append(floors, *pkg)
-		}
-	}
-
-	// 6. Point the channel: GET, PUT the same object with the package, GET.
-	cur, err := o.Client.Channel(ctx, o.AppID, ch.ID)
+	pkg, err := o.Client.CreatePackage(p.ctx, o.AppID, p.want)
 	if err != nil {
-		return rec, after(fmt.Errorf("channel %s: %w", o.Channel, err))
+		// A 500 may be a concurrent push of the same version: look again.
+		if again, ferr := o.Client.FindPackage(p.ctx, o.AppID, st.Version, arch); ferr == nil && again != nil && len(differences(again, p.want)) == 0 {
+			pkg, err = again, nil
+		}
+	}
+	if err != nil {
+		return p.after(fmt.Errorf("creating package %s: %w", st.Version, err))
+	}
+	p.pkg, p.rec.Package = pkg, PkgRecord{ID: pkg.ID, Action: "created"}
+	p.changed("created package %s (id %s)", st.Version, pkg.ID)
+	o.Log("package: " + fmt.Sprintf("created %s (arch %d): %s", st.Version, arch, pkg.ID))
+	return nil
+}
+
+// floor (step 5): the package marked a floor (before the channel points at
+// it: a floor above the channel's package is not offered to anyone).
+func (p *run) floor() error {
+	o, st := p.o, p.st
+	if o.FloorReason == "" {
+		return nil
+	}
+	p.rec.Floor = &FloorRecord{Reason: o.FloorReason}
+	var have *nebraska.Package
+	for i := range p.floors {
+		if p.pkg != nil && p.floors[i].ID == p.pkg.ID {
+			have = &p.floors[i]
+		}
+	}
+	switch {
+	case have != nil && deref(have.FloorReason) == o.FloorReason:
+		p.rec.Floor.Action = "unchanged"
+		o.Log("floor: " + fmt.Sprintf("%s is a floor of %s already: %q", st.Version, o.Channel, o.FloorReason))
+		return nil
+	case o.DryRun:
+		p.rec.Floor.Action = "would set"
+		o.Log("floor: " + fmt.Sprintf("would mark %s a floor of %s: %q", st.Version, o.Channel, o.FloorReason))
+		return nil
+	}
+	if err := o.Client.SetFloor(p.ctx, p.ch.ID, p.pkg.ID, o.FloorReason); err != nil {
+		return p.after(fmt.Errorf("marking %s a floor of %s: %w", st.Version, o.Channel, err))
+	}
+	p.rec.Floor.Action = "set"
+	if have != nil {
+		p.rec.Floor.Action = "reason changed"
+	}
+	p.changed("marked %s a floor of %s", st.Version, o.Channel)
+	o.Log("floor: " + fmt.Sprintf("%s is now a floor of %s: %q", st.Version, o.Channel, o.FloorReason))
+	p.floors = append(p.floors, *p.pkg)
+	return nil
+}
+
+// point (step 6): the channel pointed at the package: GET, PUT the same
+// object with the package, GET again.
+func (p *run) point() error {
+	o, st, rec := p.o, p.st, p.rec
+	cur, err := o.Client.Channel(p.ctx, o.AppID, p.ch.ID)
+	if err != nil {
+		return p.after(fmt.Errorf("channel %s: %w", o.Channel, err))
 	}
 	if cur.PackageID != nil {
 		rec.Channel.OldPackageID = *cur.PackageID
@@ -480,51 +545,51 @@ func Push(ctx context.Context, o Options) (*Record, error) {
 			rec.Channel.OldVersion = cur.Package.Version
 		}
 	}
-	switch {
-	case pkg != nil && cur.PackageID != nil && *cur.PackageID == pkg.ID:
+	if p.pkg != nil && cur.PackageID != nil && *cur.PackageID == p.pkg.ID {
 		rec.Channel.Action = "unchanged"
 		o.Log("channel: " + fmt.Sprintf("%s already serves %s", o.Channel, st.Version))
-	default:
-		if rec.Channel.OldVersion != "" && versionLess(st.Version, rec.Channel.OldVersion) {
-			warn("%s served %s, newer than %s: clients do not downgrade; to roll back, publish a higher version", o.Channel, rec.Channel.OldVersion, st.Version)
-		}
-		if o.DryRun {
-			rec.Channel.Action = "would point"
-			o.Log("channel: " + fmt.Sprintf("would point %s from %s to %s", o.Channel, orNone(rec.Channel.OldVersion), st.Version))
-			break
-		}
-		id := pkg.ID
-		if _, err := o.Client.PutChannel(ctx, o.AppID, ch.ID, nebraska.ChannelConfig{Name: cur.Name, Color: cur.Color, Arch: cur.Arch, ApplicationID: o.AppID, PackageID: &id}); err != nil {
-			return rec, after(fmt.Errorf("pointing %s at %s: %w", o.Channel, st.Version, err))
-		}
-		changed("pointed %s from %s to %s", o.Channel, orNone(rec.Channel.OldVersion), st.Version)
-		if rec.Channel.OldPackageID != "" {
-			undo = fmt.Sprintf("point %s back at %s (package %s) in Nebraska", o.Channel, orNone(rec.Channel.OldVersion), rec.Channel.OldPackageID)
-		} else {
-			undo = fmt.Sprintf("clear %s's package in Nebraska", o.Channel)
-		}
-		after2, err := o.Client.Channel(ctx, o.AppID, ch.ID)
-		if err != nil {
-			return rec, after(fmt.Errorf("re-reading %s: %w", o.Channel, err))
-		}
-		if after2.PackageID == nil || *after2.PackageID != id {
-			return rec, after(fmt.Errorf("%s does not serve package %s after the update (another push at the same time?)", o.Channel, id))
-		}
-		rec.Channel.Action = "pointed"
-		o.Log("channel: " + fmt.Sprintf("%s now serves %s (was %s)", o.Channel, st.Version, orNone(rec.Channel.OldVersion)))
+		return nil
 	}
-
-	// 7. Walk the update path as machines would.
-	if o.DryRun || !probeOK {
-		return rec, nil
+	if rec.Channel.OldVersion != "" && bundle.VersionLess(st.Version, rec.Channel.OldVersion) {
+		p.warn("%s served %s, newer than %s: clients do not downgrade; to roll back, publish a higher version", o.Channel, rec.Channel.OldVersion, st.Version)
 	}
-	err = walk(ctx, o, rec, st, floors, files, main)
+	if o.DryRun {
+		rec.Channel.Action = "would point"
+		o.Log("channel: " + fmt.Sprintf("would point %s from %s to %s", o.Channel, orNone(rec.Channel.OldVersion), st.Version))
+		return nil
+	}
+	id := p.pkg.ID
+	if _, err := o.Client.PutChannel(p.ctx, o.AppID, p.ch.ID, nebraska.ChannelConfig{Name: cur.Name, Color: cur.Color, Arch: cur.Arch, ApplicationID: o.AppID, PackageID: &id}); err != nil {
+		return p.after(fmt.Errorf("pointing %s at %s: %w", o.Channel, st.Version, err))
+	}
+	p.changed("pointed %s from %s to %s", o.Channel, orNone(rec.Channel.OldVersion), st.Version)
+	p.undo = fmt.Sprintf("clear %s's package in Nebraska", o.Channel)
+	if rec.Channel.OldPackageID != "" {
+		p.undo = fmt.Sprintf("point %s back at %s (package %s) in Nebraska", o.Channel, orNone(rec.Channel.OldVersion), rec.Channel.OldPackageID)
+	}
+	now, err := o.Client.Channel(p.ctx, o.AppID, p.ch.ID)
 	if err != nil {
-		return rec, after(err)
+		return p.after(fmt.Errorf("re-reading %s: %w", o.Channel, err))
 	}
-	pr := rec.Probe
-	o.Log("probe: " + fmt.Sprintf("a machine (%s) at %s on track %s is offered %s, %d bytes, sha256 %s, %d extra file(s): as pushed", st.Board, pr.From, o.Track, pr.URL, pr.Size, pr.SHA256, pr.Extra))
-	return rec, nil
+	if now.PackageID == nil || *now.PackageID != id {
+		return p.after(fmt.Errorf("%s does not serve package %s after the update (another push at the same time?)", o.Channel, id))
+	}
+	rec.Channel.Action = "pointed"
+	o.Log("channel: " + fmt.Sprintf("%s now serves %s (was %s)", o.Channel, st.Version, orNone(rec.Channel.OldVersion)))
+	return nil
+}
+
+// probe (step 7): the update path walked as machines would walk it.
+func (p *run) probe() error {
+	if p.o.DryRun || !p.probeOK {
+		return nil
+	}
+	if err := walk(p.ctx, p.o, p.rec, p.st, p.floors, p.files, p.main); err != nil {
+		return p.after(err)
+	}
+	pr := p.rec.Probe
+	p.o.Log("probe: " + fmt.Sprintf("a machine (%s) at %s on track %s is offered %s, %d bytes, sha256 %s, %d extra file(s): as pushed", p.st.Board, pr.From, p.o.Track, pr.URL, pr.Size, pr.SHA256, pr.Extra))
+	return nil
 }
 
 // FloorsOf is how a channel's floors are reported: version, package and
@@ -776,12 +841,12 @@ func differences(p *nebraska.Package, want nebraska.PackageConfig) []string {
 // payload and extra files, from a version no older than the release's
 // RequiresVersion.
 func walk(ctx context.Context, o Options, rec *Record, st bundle.Release, floors []nebraska.Package, files []file, main *file) error {
-	sort.SliceStable(floors, func(i, j int) bool { return versionLess(floors[i].Version, floors[j].Version) })
+	sort.SliceStable(floors, func(i, j int) bool { return bundle.VersionLess(floors[i].Version, floors[j].Version) })
 	from := "0.0.0"
 	for step := 0; step <= len(floors); step++ {
 		next := (*nebraska.Package)(nil)
 		for i := range floors {
-			if versionLess(from, floors[i].Version) && !versionLess(st.Version, floors[i].Version) && floors[i].Version != st.Version {
+			if bundle.VersionLess(from, floors[i].Version) && !bundle.VersionLess(st.Version, floors[i].Version) && floors[i].Version != st.Version {
 				next = &floors[i]
 				break
 			}
@@ -805,7 +870,7 @@ func walk(ctx context.Context, o Options, rec *Record, st bundle.Release, floors
 		if len(bad) > 0 {
 			return fmt.Errorf("probe: a machine at %s on track %s is offered something else than the release: %s", from, o.Track, strings.Join(bad, "; "))
 		}
-		if st.RequiresVersion != "" && versionLess(from, st.RequiresVersion) {
+		if st.RequiresVersion != "" && bundle.VersionLess(from, st.RequiresVersion) {
 			return fmt.Errorf("probe: a machine at %s is offered %s directly, but the release requires %s or later", from, st.Version, st.RequiresVersion)
 		}
 		return nil
@@ -926,17 +991,4 @@ func ask(ctx context.Context, o Options, board, version string) (*omaha.Offer, e
 		return nil, errors.New("offered no update")
 	}
 	return offer, err
-}
-
-// versionLess compares dotted numeric versions (semver without tags).
-func versionLess(a, b string) bool {
-	pa, pb := strings.Split(strings.SplitN(a, "-", 2)[0], "."), strings.Split(strings.SplitN(b, "-", 2)[0], ".")
-	for i := 0; i < len(pa) && i < len(pb); i++ {
-		x, _ := strconv.Atoi(pa[i])
-		y, _ := strconv.Atoi(pb[i])
-		if x != y {
-			return x < y
-		}
-	}
-	return len(pa) < len(pb)
 }

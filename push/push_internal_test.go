@@ -46,17 +46,6 @@ func TestDifferences(t *testing.T) {
 	}
 }
 
-func TestVersionLess(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		less bool
-	}{{"4459.2.1", "4459.10.0", true}, {"4459.2.1", "4459.2.1", false}, {"5000.0.0", "4459.2.1", false}, {"1.2", "1.2.0", true}} {
-		if versionLess(c.a, c.b) != c.less {
-			t.Errorf("versionLess(%s, %s) != %v", c.a, c.b, c.less)
-		}
-	}
-}
-
 // A release that requires version V is refused unless a floor lies in
 // [V, release): any machine below V would otherwise reach it directly.
 func TestCheckRequiredVersion(t *testing.T) {

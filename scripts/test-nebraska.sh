@@ -9,7 +9,7 @@
 # PostgreSQL comes from scripts/install-deps.sh (Debian's postgresql-15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=${1:?usage: scripts/test-nebraska.sh NEBRASKA_BINARY}
+bin=${1:-${AUGEN_NEBRASKA:?usage: scripts/test-nebraska.sh NEBRASKA_BINARY (or AUGEN_NEBRASKA=BINARY; scripts/build-client-tools.sh builds it from source)}}
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 [ -x "$bin" ] || { echo "test-nebraska: $bin is not an executable"; exit 1; }
 echo "nebraska: $bin (sha256 $(sha256sum "$bin" | cut -c1-16))"

@@ -17,7 +17,7 @@
 # The client's runtime libraries come from scripts/install-deps.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=${1:?usage: scripts/test-reference.sh UPDATE_ENGINE_BIN_DIR}
+dir=${1:-${AUGEN_CLIENT_TOOLS:?usage: scripts/test-reference.sh UPDATE_ENGINE_BIN_DIR (or AUGEN_CLIENT_TOOLS=DIR; scripts/build-client-tools.sh builds it from source)}}
 dir=$(cd "$dir" && pwd)
 for b in delta_generator-apply bspatch; do
   [ -x "$dir/$b" ] || { echo "test-reference: $dir/$b is missing"; exit 1; }

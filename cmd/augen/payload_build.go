@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/spf13/pflag"
+
 	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
@@ -99,110 +101,108 @@ type keyInfo struct {
 	CheckedByClient bool   `json:"checked_by_client"`
 }
 
-func payloadBuild(e *env, args []string) error {
-	fs := newFlags(e, "payload build", payloadBuildUsage)
-	image := fs.String("image", "", "the USR partition `image` (size a multiple of 4096; may be bzip2-compressed)")
-	kernel := fs.String("kernel", "", "the kernel `file` to ship as a KERNEL procedure")
-	pcr := fs.String("pcr-policy", "", "a PCR policy `zip` to ship as a PCR_POLICY procedure")
-	old := fs.String("old", "", "build a delta from this old USR `image`")
-	fromImage := fs.String("from-image", "", "take the USR image and kernel from this production `image` (.bin or .bin.bz2)")
-	oldFromImage := fs.String("old-from-image", "", "build a delta from this old production `image`")
-	uf := addUnpackFlags(fs)
-	oldKernel := fs.String("old-kernel", "", "with --old: the old kernel `file` (the kernel becomes a delta too)")
-	partSize := fs.String("partition-size", "", "with --old: build the delta for machines whose USR partition is `SIZE` (bytes, or with KiB/MiB/GiB; default: the old image's size, Flatcar's 1 GiB machines; 2GiB for machines installed since 2025-09)")
-	var keys []string
-	fs.StringArrayVar(&keys, "key", nil, "sign with this key `URI` (repeatable; the LAST is the one update_engine checks)")
-	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
-	official := fs.Bool("official", false, "an official release: hardware keys (pkcs11:, tpm:) only, never unsigned")
-	out := fs.StringP("output", "o", "", "write the payload to `path`")
-	extra := fs.Bool("extra", false, "build an extra payload (oem-*.gz, flatcar-*.gz: a systemd-sysext image) as ue-rs installs it: any image size, no kernel, checked by ue-rs's rules before it is written")
-	workers := fs.Int("workers", 0, "compress on `n` goroutines (default: all cores)")
-	asJSON := fs.Bool("json", false, "print a JSON summary to stdout")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
+// buildFlags are payload build's flags.
+type buildFlags struct {
+	image, kernel, pcr, old, fromImage, oldFromImage, oldKernel, partSize, out *string
+	uf                                                                         *unpackFlags
+	keys                                                                       []string
+	insecure, official, extra, asJSON                                          *bool
+	workers                                                                    *int
+	partitionSize                                                              int64
+}
+
+func addBuildFlags(fs *pflag.FlagSet) *buildFlags {
+	f := &buildFlags{}
+	f.image = fs.String("image", "", "the USR partition `image` (size a multiple of 4096; may be bzip2-compressed)")
+	f.kernel = fs.String("kernel", "", "the kernel `file` to ship as a KERNEL procedure")
+	f.pcr = fs.String("pcr-policy", "", "a PCR policy `zip` to ship as a PCR_POLICY procedure")
+	f.old = fs.String("old", "", "build a delta from this old USR `image`")
+	f.fromImage = fs.String("from-image", "", "take the USR image and kernel from this production `image` (.bin or .bin.bz2)")
+	f.oldFromImage = fs.String("old-from-image", "", "build a delta from this old production `image`")
+	f.uf = addUnpackFlags(fs)
+	f.oldKernel = fs.String("old-kernel", "", "with --old: the old kernel `file` (the kernel becomes a delta too)")
+	f.partSize = fs.String("partition-size", "", "with --old: build the delta for machines whose USR partition is `SIZE` (bytes, or with KiB/MiB/GiB; default: the old image's size, Flatcar's 1 GiB machines; 2GiB for machines installed since 2025-09)")
+	fs.StringArrayVar(&f.keys, "key", nil, "sign with this key `URI` (repeatable; the LAST is the one update_engine checks)")
+	f.insecure = fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
+	f.official = fs.Bool("official", false, "an official release: hardware keys (pkcs11:, tpm:) only, never unsigned")
+	f.out = fs.StringP("output", "o", "", "write the payload to `path`")
+	f.extra = fs.Bool("extra", false, "build an extra payload (oem-*.gz, flatcar-*.gz: a systemd-sysext image) as ue-rs installs it: any image size, no kernel, checked by ue-rs's rules before it is written")
+	f.workers = fs.Int("workers", 0, "compress on `n` goroutines (default: all cores)")
+	f.asJSON = fs.Bool("json", false, "print a JSON summary to stdout")
+	return f
+}
+
+// check refuses flag combinations that cannot make a payload, before any
+// input, key or PIN is opened.
+func (f *buildFlags) check(fs *pflag.FlagSet) error {
+	delta := *f.old != "" || *f.oldFromImage != ""
+	switch {
+	case fs.NArg() > 0:
 		return usagef("unexpected argument %q (the image goes in --image)", fs.Arg(0))
-	}
-	if (*image == "") == (*fromImage == "") || *out == "" {
+	case (*f.image == "") == (*f.fromImage == "") || *f.out == "":
 		return withHint(usagef("give -o and one of --image or --from-image"), `run "augen payload build --help"`)
-	}
-	if *old != "" && *oldFromImage != "" {
+	case *f.old != "" && *f.oldFromImage != "":
 		return usagef("--old and --old-from-image exclude each other")
-	}
-	if *oldFromImage != "" && *fromImage == "" {
+	case *f.oldFromImage != "" && *f.fromImage == "":
 		return usagef("--old-from-image goes with --from-image")
+	case *f.asJSON && *f.out == "-":
+		return usagef("--json and -o - both write to stdout")
 	}
-	if err := checkOfficial(*official, keys, *insecure); err != nil {
+	if err := checkOfficial(*f.official, f.keys, *f.insecure); err != nil {
 		return err
 	}
-	if *extra && (*old != "" || *oldFromImage != "" || *fromImage != "" || *kernel != "" || *pcr != "") {
+	switch {
+	case *f.extra && (delta || *f.fromImage != "" || *f.kernel != "" || *f.pcr != ""):
 		return usagef("--extra takes only --image (a sysext image): ue-rs installs extras whole, with no kernel")
-	}
-	if *old == "" && *oldFromImage == "" && *oldKernel != "" {
+	case !delta && *f.oldKernel != "":
 		return usagef("--old-kernel goes with --old")
-	}
-	if *old != "" && *pcr != "" {
+	case *f.old != "" && *f.pcr != "":
 		return usagef("--pcr-policy is not supported in delta payloads yet; build a full payload")
+	case *f.partSize != "" && !delta:
+		return withHint(usagef("--partition-size goes with a delta (--old or --old-from-image)"), "a full payload applies on a partition of any size")
 	}
-	var partitionSize int64
-	if *partSize != "" {
-		if *old == "" && *oldFromImage == "" {
-			return withHint(usagef("--partition-size goes with a delta (--old or --old-from-image)"), "a full payload applies on a partition of any size")
-		}
+	if *f.partSize != "" {
 		var err error
-		if partitionSize, err = parseSize(*partSize); err != nil {
+		if f.partitionSize, err = parseSize(*f.partSize); err != nil {
 			return withHint(err, "e.g. --partition-size 2GiB (Flatcar's machines installed since 2025-09) or 1GiB")
 		}
 	}
-	if err := officialImageChecked(*official && *fromImage != "", uf); err != nil {
+	if err := officialImageChecked(*f.official && *f.fromImage != "", f.uf); err != nil {
 		return err
 	}
-	if *official && len(keys) == 0 {
+	if *f.official && len(f.keys) == 0 {
 		return withHint(usagef("--official refuses to write an unsigned payload"), "give the release key with --key pkcs11:… or --key tpm:…")
 	}
-	opts := generate.BuildOptions{TempDir: tempDirFor(*out)}
-	opts.Workers = *workers
-	opts.Extra = *extra
+	return nil
+}
+
+func payloadBuild(e *env, args []string) error {
+	fs := newFlags(e, "payload build", payloadBuildUsage)
+	f := addBuildFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := f.check(fs); err != nil {
+		return err
+	}
+	opts := generate.BuildOptions{TempDir: tempDirFor(*f.out)}
+	opts.Workers, opts.Extra = *f.workers, *f.extra
 	var closers []io.Closer
 	defer func() {
 		for _, c := range closers {
 			c.Close()
 		}
 	}()
-	in, cleanup, err := resolveInputs(e, uf, buildInputs{image: *image, kernel: *kernel, old: *old, oldKernel: *oldKernel, extra: *extra},
-		*fromImage, *oldFromImage, opts.TempDir)
+	in, cleanup, err := resolveInputs(e, f.uf, buildInputs{image: *f.image, kernel: *f.kernel, old: *f.old, oldKernel: *f.oldKernel, extra: *f.extra},
+		*f.fromImage, *f.oldFromImage, opts.TempDir)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	image, kernel, old, oldKernel = &in.image, &in.kernel, &in.old, &in.oldKernel
-	if opts.Image, err = openInput(*image, "image", &closers); err != nil {
+	if err := f.openInputs(&opts, in, &closers); err != nil {
 		return err
 	}
-	if *kernel != "" {
-		if opts.Kernel, err = openInput(*kernel, "kernel", &closers); err != nil {
-			return err
-		}
-	}
-	if *pcr != "" {
-		if opts.PCRPolicy, err = openInput(*pcr, "PCR policy", &closers); err != nil {
-			return err
-		}
-	}
-	if opts.Image.Size == 0 || opts.Image.Size%payload.BlockSize != 0 && !*extra {
-		return withHint(fmt.Errorf("image %s is %d bytes, not a non-zero multiple of %d", *image, opts.Image.Size, payload.BlockSize),
-			"the image is the first 1 GiB of USR-A (augen unpack, or disk_util extract)")
-	}
-	for _, in := range []struct {
-		path string
-		in   generate.Input
-	}{{*kernel, opts.Kernel}, {*pcr, opts.PCRPolicy}} {
-		if in.path != "" && in.in.Size == 0 {
-			return fmt.Errorf("%s is empty", in.path)
-		}
-	}
-	signers, err := openKeys(e, keys, keyOptions(e, *insecure, *official))
+	signers, err := openKeys(e, f.keys, keyOptions(e, *f.insecure, *f.official))
 	if err != nil {
 		return err
 	}
@@ -215,30 +215,59 @@ func payloadBuild(e *env, args []string) error {
 	if len(cs) > 0 {
 		opts.Sign = payload.SignWith(cs)
 	}
-	if *asJSON && *out == "-" {
-		return usagef("--json and -o - both write to stdout")
-	}
-	f, err := createOutput(e, *out)
+	out, err := createOutput(e, *f.out)
 	if err != nil {
 		return err
 	}
-	defer f.Abort()
+	defer out.Abort()
 	var done func()
 	opts.Progress, done = showProgress(e, "building")
 	var res *payload.Result
-	if *old != "" {
-		res, err = buildDelta(e, f, opts, *old, *oldKernel, *kernel, partitionSize, &closers)
+	if in.old != "" {
+		res, err = buildDelta(e, out, opts, in.old, in.oldKernel, in.kernel, f.partitionSize, &closers)
 	} else {
-		res, err = generate.BuildFull(e.ctx, f, opts)
+		res, err = generate.BuildFull(e.ctx, out, opts)
 	}
 	done()
 	if err != nil {
 		return err
 	}
-	if err := f.Commit(); err != nil {
+	if err := out.Commit(); err != nil {
 		return err
 	}
-	return reportBuild(e, *out, *official, *asJSON, res, signers)
+	return reportBuild(e, *f.out, *f.official, *f.asJSON, res, signers)
+}
+
+// openInputs opens the image, kernel and PCR policy into opts and checks
+// their sizes.
+func (f *buildFlags) openInputs(opts *generate.BuildOptions, in buildInputs, closers *[]io.Closer) error {
+	var err error
+	if opts.Image, err = openInput(in.image, "image", closers); err != nil {
+		return err
+	}
+	if in.kernel != "" {
+		if opts.Kernel, err = openInput(in.kernel, "kernel", closers); err != nil {
+			return err
+		}
+	}
+	if *f.pcr != "" {
+		if opts.PCRPolicy, err = openInput(*f.pcr, "PCR policy", closers); err != nil {
+			return err
+		}
+	}
+	if opts.Image.Size == 0 || opts.Image.Size%payload.BlockSize != 0 && !*f.extra {
+		return withHint(fmt.Errorf("image %s is %d bytes, not a non-zero multiple of %d", in.image, opts.Image.Size, payload.BlockSize),
+			"the image is the first 1 GiB of USR-A (augen unpack, or disk_util extract)")
+	}
+	for _, x := range []struct {
+		path string
+		in   generate.Input
+	}{{in.kernel, opts.Kernel}, {*f.pcr, opts.PCRPolicy}} {
+		if x.path != "" && x.in.Size == 0 {
+			return fmt.Errorf("%s is empty", x.path)
+		}
+	}
+	return nil
 }
 
 // reportBuild prints what was written: the values an update service

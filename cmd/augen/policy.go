@@ -65,31 +65,7 @@ func policyInit(e *env, args []string) error {
 		return withHint(usagef("give at least one --bundle-key and one --payload-key"), `run "augen policy init --help"`)
 	}
 	names := map[string]string{}
-	load := func(list []string) ([]crypto.PublicKey, error) {
-		var pubs []crypto.PublicKey
-		for _, k := range list {
-			name, k := splitKeyName(k)
-			p, err := publicKeyOf(e, k)
-			if err != nil {
-				return nil, err
-			}
-			if name != "" {
-				if err := verify.CheckKeyName(name); err != nil {
-					return nil, usagef("%v", err)
-				}
-				fp, err := pubkey.Fingerprint(p)
-				if err != nil {
-					return nil, err
-				}
-				if other := names[fp]; other != "" && other != name {
-					return nil, usagef("key %s is named both %q and %q", fp, other, name)
-				}
-				names[fp] = name
-			}
-			pubs = append(pubs, p)
-		}
-		return pubs, nil
-	}
+	load := func(list []string) ([]crypto.PublicKey, error) { return loadNamedKeys(e, list, names) }
 	bk, err := load(bundleKeys)
 	if err != nil {
 		return err
@@ -124,6 +100,35 @@ func policyInit(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "wrote %s: %d bundle key(s), %d payload key(s), threshold %d\n", *out, len(p.BundleKeys), len(p.PayloadKeys), p.Threshold)
 	}
 	return nil
+}
+
+// loadNamedKeys reads policy init's [NAME=]KEY arguments, recording each
+// name by the key's fingerprint in names (a key named twice differently is
+// refused).
+func loadNamedKeys(e *env, list []string, names map[string]string) ([]crypto.PublicKey, error) {
+	var pubs []crypto.PublicKey
+	for _, k := range list {
+		name, k := splitKeyName(k)
+		p, err := publicKeyOf(e, k)
+		if err != nil {
+			return nil, err
+		}
+		if name != "" {
+			if err := verify.CheckKeyName(name); err != nil {
+				return nil, usagef("%v", err)
+			}
+			fp, err := pubkey.Fingerprint(p)
+			if err != nil {
+				return nil, err
+			}
+			if other := names[fp]; other != "" && other != name {
+				return nil, usagef("key %s is named both %q and %q", fp, other, name)
+			}
+			names[fp] = name
+		}
+		pubs = append(pubs, p)
+	}
+	return pubs, nil
 }
 
 // publicKeyOf reads a PEM public key file, or opens a key URI for its

@@ -127,122 +127,51 @@ func (sf serverFlags) client() (*nebraska.Client, error) {
 	return c, nil
 }
 
+// pushFlags are push's flags.
+type pushFlags struct {
+	sf                                                       serverFlags
+	policy, channel, track, storeURL, publicURL, floorReason *string
+	olds                                                     []string
+	uf                                                       *unpackFlags
+	dryRun, allowOlder, allowUnapplied, asJSON               *bool
+}
+
+func addPushFlags(fs *pflag.FlagSet) *pushFlags {
+	f := &pushFlags{policy: fs.String("policy", "", "the trust policy `file`")}
+	f.sf = addServerFlags(fs)
+	f.channel = fs.String("channel", "", "the `channel` to point at the release (e.g. dev-channel)")
+	f.track = fs.String("track", "", "the `track` (GROUP= of update.conf) clients use (default: the channel's name); not core_upload_update's --track, which named the channel (--channel here)")
+	f.storeURL = fs.String("store", "", "where to upload: file:///DIR, https://HOST/PATH or s3://BUCKET/PREFIX")
+	f.publicURL = fs.String("public-url", "", "the base `URL` clients download from (default: the store's URL)")
+	f.floorReason = fs.String("floor-reason", "", "mark the release a floor of the channel, for this `reason` (machines below it are offered it first)")
+	fs.StringArrayVar(&f.olds, "old", nil, "the old release a delta applies to, as `VERSION=IMAGE` (a production image) or VERSION=USR.bin,VMLINUZ (repeatable)")
+	f.uf = sizeOnlyUnpackFlags(fs)
+	f.dryRun = fs.Bool("dry-run", false, "verify and print the plan; change nothing")
+	f.allowOlder = fs.Bool("allow-older", false, "point the channel at a release older than the one it serves (machines never downgrade: this only stops newer ones from being offered updates)")
+	f.allowUnapplied = fs.Bool("allow-unapplied-deltas", false, "publish deltas that were checked but not applied (without --old for their version)")
+	f.asJSON = fs.Bool("json", false, "print a record of what was done as JSON")
+	return f
+}
+
 func pushCmd(e *env, args []string) error {
 	fs := newFlags(e, "push", pushUsage)
-	policyPath := fs.String("policy", "", "the trust policy `file`")
-	sf := addServerFlags(fs)
-	channel := fs.String("channel", "", "the `channel` to point at the release (e.g. dev-channel)")
-	track := fs.String("track", "", "the `track` (GROUP= of update.conf) clients use (default: the channel's name); not core_upload_update's --track, which named the channel (--channel here)")
-	storeURL := fs.String("store", "", "where to upload: file:///DIR, https://HOST/PATH or s3://BUCKET/PREFIX")
-	publicURL := fs.String("public-url", "", "the base `URL` clients download from (default: the store's URL)")
-	floorReason := fs.String("floor-reason", "", "mark the release a floor of the channel, for this `reason` (machines below it are offered it first)")
-	var olds []string
-	fs.StringArrayVar(&olds, "old", nil, "the old release a delta applies to, as `VERSION=IMAGE` (a production image) or VERSION=USR.bin,VMLINUZ (repeatable)")
-	uf := sizeOnlyUnpackFlags(fs)
-	dryRun := fs.Bool("dry-run", false, "verify and print the plan; change nothing")
-	allowOlder := fs.Bool("allow-older", false, "point the channel at a release older than the one it serves (machines never downgrade: this only stops newer ones from being offered updates)")
-	allowUnapplied := fs.Bool("allow-unapplied-deltas", false, "publish deltas that were checked but not applied (without --old for their version)")
-	asJSON := fs.Bool("json", false, "print a record of what was done as JSON")
+	f := addPushFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var missing []string
-	for _, f := range []struct{ name, v string }{{"--policy", *policyPath}, {"--server", *sf.server}, {"--channel", *channel}, {"--store", *storeURL}} {
-		if f.v == "" {
-			missing = append(missing, f.name)
-		}
-	}
-	switch {
-	case fs.NArg() != 1:
-		return withHint(usagef("expected one bundle"), `run "augen push --help"`)
-	case *channel == "" && *track != "":
-		return withHint(usagef("--channel is missing (--track %s is the track of the group that routes machines to the channel, not the channel)", *track),
-			fmt.Sprintf("core_upload_update's --track named the channel: give --channel %s", *track))
-	case len(missing) > 0:
-		return withHint(usagef("%s %s required", joinAnd(missing), map[bool]string{true: "is", false: "are"}[len(missing) == 1]), `run "augen push --help"`)
-	case fs.Changed("floor-reason") && strings.TrimSpace(*floorReason) == "":
-		return usagef("--floor-reason: give the reason machines must install this release first")
-	}
-	if *publicURL != "" {
-		if err := push.CheckPublicURL(*publicURL); err != nil {
-			return usageError{err.Error()}
-		}
-	}
-	client, err := sf.client()
-	if err != nil {
+	if err := f.usage(fs); err != nil {
 		return err
 	}
-	storeEnvErr = nil
-	st, err := store.Open(*storeURL, store.Options{CAFile: *sf.caFile, Getenv: storeEnv})
-	if err == nil && storeEnvErr != nil {
-		return withHint(storeEnvErr, "chmod 600 the password file")
-	}
-	if err != nil {
-		// --store or its environment is wrong: nothing was contacted.
-		return usageError{err.Error()}
-	}
-	trust, err := loadPolicy(*policyPath)
+	opts, trust, err := f.options(e, fs.Arg(0))
 	if err != nil {
 		return err
-	}
-	if _, ok := trust.Channels[*channel]; !ok {
-		return usagef("the policy %s allows no channel %q (it allows %s)", *policyPath, *channel, strings.Join(slices.Sorted(maps.Keys(trust.Channels)), ", "))
-	}
-	fetch, err := store.HTTPClient(*sf.caFile)
-	if err != nil {
-		return err
-	}
-	opts := push.Options{
-		Name: fs.Arg(0), Channel: *channel, Track: *track, AppID: *sf.appID,
-		Client: client, Store: st, PublicURL: *publicURL, FloorReason: *floorReason, Fetch: fetch, DryRun: *dryRun, AllowOlder: *allowOlder,
-		Log: logTo(e), KeyLabel: trust.Label,
 	}
 	// Mistakes that need no bundle are found before the bundle is read.
 	if err := push.Preflight(e.ctx, opts); err != nil {
 		return asUsage(err)
 	}
-	bf, err := os.Open(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	defer bf.Close()
-	info, err := bf.Stat()
-	if err != nil {
-		return err
-	}
-	if !info.Mode().IsRegular() {
-		return usagef("%s is not a regular file: push reads the bundle it verified again to upload it", fs.Arg(0))
-	}
-	oldMap, doneOld, err := oldReleases(e, uf, olds)
-	if err != nil {
-		return err
-	}
-	defer doneOld()
-	logf := func(step, msg string) { logTo(e)(step + ": " + msg) }
-	// Verify exactly as augen verify does, with the channel the policy
-	// must allow; push takes only the verified value.
-	progress, endProgress := showProgress(e, "")
-	verified, rep, perr := verify.Bundle(e.ctx, bf, info.Size(), trust, verify.Options{Channel: *channel, Old: oldMap, TempDir: os.TempDir(), AllowUnappliedDeltas: *allowUnapplied, Progress: progress})
-	endProgress()
-	var rec *push.Record
-	if perr == nil {
-		prog, endProgress := showProgress(e, "")
-		opts.Bundle, opts.Progress = verified, prog
-		rec, perr = push.Push(e.ctx, opts)
-		endProgress()
-		perr = asUsage(perr)
-	} else {
-		rec = &push.Record{DryRun: *dryRun, Server: client.URL(), Store: st.String(), Files: []push.FileRecord{}, Floors: []push.FloorInfo{}, Changed: []string{}, Warnings: []string{}}
-		if rep != nil {
-			for _, fl := range rep.Failures {
-				logf("verify", "failed: "+fl.String())
-			}
-			if len(rep.Failures) > 0 {
-				perr = fmt.Errorf("%w: %s (%d check(s) failed)", verify.ErrVerification, rep.Failures[0], len(rep.Failures))
-			}
-		}
-	}
-	if *asJSON {
+	rec, perr := f.verifyAndPush(e, opts, trust)
+	if *f.asJSON {
 		out := struct {
 			*push.Record
 			Error string `json:"error,omitempty"`
@@ -254,21 +183,121 @@ func pushCmd(e *env, args []string) error {
 			return err
 		}
 	}
-	if perr != nil {
+	if perr != nil || *f.asJSON {
 		return perr
 	}
-	if !*asJSON {
-		what := "pushed"
-		if *dryRun {
-			what = "dry run, nothing changed:"
+	what, floor := "pushed", ""
+	if *f.dryRun {
+		what = "dry run, nothing changed:"
+	}
+	if rec.Floor != nil {
+		floor = ", floor " + rec.Floor.Action
+	}
+	fmt.Fprintf(e.stdout, "%s %s %s to %s (%s): package %s%s, channel %s\n", what, rec.Board, rec.Version, *f.channel, opts.Client.URL(), rec.Package.Action, floor, rec.Channel.Action)
+	return nil
+}
+
+// usage refuses a push whose flags are missing or contradict each other.
+func (f *pushFlags) usage(fs *pflag.FlagSet) error {
+	var missing []string
+	for _, x := range []struct{ name, v string }{{"--policy", *f.policy}, {"--server", *f.sf.server}, {"--channel", *f.channel}, {"--store", *f.storeURL}} {
+		if x.v == "" {
+			missing = append(missing, x.name)
 		}
-		floor := ""
-		if rec.Floor != nil {
-			floor = ", floor " + rec.Floor.Action
+	}
+	switch {
+	case fs.NArg() != 1:
+		return withHint(usagef("expected one bundle"), `run "augen push --help"`)
+	case *f.channel == "" && *f.track != "":
+		return withHint(usagef("--channel is missing (--track %s is the track of the group that routes machines to the channel, not the channel)", *f.track),
+			fmt.Sprintf("core_upload_update's --track named the channel: give --channel %s", *f.track))
+	case len(missing) > 0:
+		return withHint(usagef("%s %s required", joinAnd(missing), map[bool]string{true: "is", false: "are"}[len(missing) == 1]), `run "augen push --help"`)
+	case fs.Changed("floor-reason") && strings.TrimSpace(*f.floorReason) == "":
+		return usagef("--floor-reason: give the reason machines must install this release first")
+	}
+	if *f.publicURL != "" {
+		if err := push.CheckPublicURL(*f.publicURL); err != nil {
+			return usageError{err.Error()}
 		}
-		fmt.Fprintf(e.stdout, "%s %s %s to %s (%s): package %s%s, channel %s\n", what, rec.Board, rec.Version, *channel, client.URL(), rec.Package.Action, floor, rec.Channel.Action)
 	}
 	return nil
+}
+
+// options opens the server client, the store and the policy (nothing is
+// contacted yet) and returns push's options for the bundle at name.
+func (f *pushFlags) options(e *env, name string) (push.Options, *verify.Trust, error) {
+	client, err := f.sf.client()
+	if err != nil {
+		return push.Options{}, nil, err
+	}
+	storeEnvErr = nil
+	st, err := store.Open(*f.storeURL, store.Options{CAFile: *f.sf.caFile, Getenv: storeEnv})
+	if err == nil && storeEnvErr != nil {
+		return push.Options{}, nil, withHint(storeEnvErr, "chmod 600 the password file")
+	}
+	if err != nil {
+		// --store or its environment is wrong: nothing was contacted.
+		return push.Options{}, nil, usageError{err.Error()}
+	}
+	trust, err := loadPolicy(*f.policy)
+	if err != nil {
+		return push.Options{}, nil, err
+	}
+	if _, ok := trust.Channels[*f.channel]; !ok {
+		return push.Options{}, nil, usagef("the policy %s allows no channel %q (it allows %s)", *f.policy, *f.channel, strings.Join(slices.Sorted(maps.Keys(trust.Channels)), ", "))
+	}
+	fetch, err := store.HTTPClient(*f.sf.caFile)
+	if err != nil {
+		return push.Options{}, nil, err
+	}
+	return push.Options{
+		Name: name, Channel: *f.channel, Track: *f.track, AppID: *f.sf.appID,
+		Client: client, Store: st, PublicURL: *f.publicURL, FloorReason: *f.floorReason, Fetch: fetch, DryRun: *f.dryRun, AllowOlder: *f.allowOlder,
+		Log: logTo(e), KeyLabel: trust.Label,
+	}, trust, nil
+}
+
+// verifyAndPush verifies the bundle exactly as augen verify does, with the
+// channel the policy must allow, and pushes the verified value.
+func (f *pushFlags) verifyAndPush(e *env, opts push.Options, trust *verify.Trust) (*push.Record, error) {
+	bf, err := os.Open(opts.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer bf.Close()
+	info, err := bf.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, usagef("%s is not a regular file: push reads the bundle it verified again to upload it", opts.Name)
+	}
+	oldMap, doneOld, err := oldReleases(e, f.uf, f.olds)
+	if err != nil {
+		return nil, err
+	}
+	defer doneOld()
+	progress, endProgress := showProgress(e, "")
+	verified, rep, perr := verify.Bundle(e.ctx, bf, info.Size(), trust, verify.Options{Channel: opts.Channel, Old: oldMap, TempDir: os.TempDir(), AllowUnappliedDeltas: *f.allowUnapplied, Progress: progress})
+	endProgress()
+	if perr == nil {
+		prog, endProgress := showProgress(e, "")
+		opts.Bundle, opts.Progress = verified, prog
+		rec, err := push.Push(e.ctx, opts)
+		endProgress()
+		return rec, asUsage(err)
+	}
+	rec := &push.Record{DryRun: opts.DryRun, Server: opts.Client.URL(), Store: opts.Store.String(), Files: []push.FileRecord{}, Floors: []push.FloorInfo{}, Changed: []string{}, Warnings: []string{}}
+	if rep != nil {
+		for _, fl := range rep.Failures {
+			logTo(e)("verify: failed: " + fl.String())
+		}
+		if len(rep.Failures) > 0 {
+			perr = fmt.Errorf("%w: %s (%d check(s) failed)", verify.ErrVerification, rep.Failures[0], len(rep.Failures))
+		}
+	}
+	return rec, perr
 }
 
 // storeEnv is the environment the store's credentials come from, with
@@ -338,58 +367,11 @@ func pushStatus(e *env, args []string) error {
 		}
 	}
 	if ch == nil {
-		// No channel, or one that does not exist: the channels there are.
-		names, err := channelNames(e, client, *sf.appID, arch)
-		if err != nil {
-			return err
-		}
-		if *channel != "" {
-			return withHint(usagef("channel %q (arch %d) does not exist on %s", *channel, arch, client.URL()), "its "+*board+" channels: "+orNone(strings.Join(names, ", ")))
-		}
-		if *asJSON {
-			return writeJSON(e.stdout, struct {
-				Server   string   `json:"server"`
-				Board    string   `json:"board"`
-				Channels []string `json:"channels"`
-			}{client.URL(), *board, names})
-		}
-		fmt.Fprintf(e.stdout, "%s: %d %s channel(s): %s\n", client.URL(), len(names), *board, orNone(strings.Join(names, ", ")))
-		fmt.Fprintf(e.stderr, "%s: note: give --channel NAME to see what one serves\n", programName)
-		return nil
+		return listChannels(e, client, *sf.appID, *channel, *board, arch, *asJSON)
 	}
-	app, err := client.App(e.ctx, *sf.appID)
+	out, err := push.Status(e.ctx, client, *sf.appID, ch)
 	if err != nil {
 		return err
-	}
-	floors, err := client.Floors(e.ctx, ch.ID)
-	if err != nil && !errors.Is(err, nebraska.ErrNoFloors) {
-		return err
-	}
-	type groupOut struct {
-		Name           string `json:"name"`
-		Track          string `json:"track"`
-		UpdatesEnabled bool   `json:"updates_enabled"`
-	}
-	out := struct {
-		Channel string            `json:"channel"`
-		ID      string            `json:"id"`
-		Arch    int               `json:"arch"`
-		Package *nebraska.Package `json:"package"`
-		URL     string            `json:"url,omitempty"`
-		Floors  []push.FloorInfo  `json:"floors"`
-		// FloorsSupported is false for a server without multi-step updates.
-		FloorsSupported bool               `json:"floors_supported"`
-		Groups          []groupOut         `json:"groups"`
-		Verified        []push.ServedCheck `json:"verified,omitempty"`
-	}{Channel: ch.Name, ID: ch.ID, Arch: ch.Arch, Package: ch.Package, Groups: []groupOut{}, Floors: []push.FloorInfo{}, FloorsSupported: err == nil}
-	for _, g := range app.Groups {
-		if g.ChannelID != nil && *g.ChannelID == ch.ID {
-			out.Groups = append(out.Groups, groupOut{g.Name, g.Track, g.PolicyUpdatesEnabled})
-		}
-	}
-	out.Floors = push.FloorsOf(floors)
-	if p := ch.Package; p != nil {
-		out.URL = strings.TrimSuffix(p.URL, "/") + "/" + p.Filename
 	}
 	var verr error
 	if *doVerify {
@@ -408,8 +390,36 @@ func pushStatus(e *env, args []string) error {
 		}
 		return verr
 	}
-	fmt.Fprintf(e.stdout, "channel %s (%s, arch %d)\n", ch.Name, ch.ID, ch.Arch)
-	if p := ch.Package; p == nil {
+	printStatus(e, out)
+	return verr
+}
+
+// listChannels is push status without a channel, or with one that does
+// not exist: the channels there are.
+func listChannels(e *env, client *nebraska.Client, app, channel, board string, arch int, asJSON bool) error {
+	names, err := channelNames(e, client, app, arch)
+	if err != nil {
+		return err
+	}
+	if channel != "" {
+		return withHint(usagef("channel %q (arch %d) does not exist on %s", channel, arch, client.URL()), "its "+board+" channels: "+orNone(strings.Join(names, ", ")))
+	}
+	if asJSON {
+		return writeJSON(e.stdout, struct {
+			Server   string   `json:"server"`
+			Board    string   `json:"board"`
+			Channels []string `json:"channels"`
+		}{client.URL(), board, names})
+	}
+	fmt.Fprintf(e.stdout, "%s: %d %s channel(s): %s\n", client.URL(), len(names), board, orNone(strings.Join(names, ", ")))
+	fmt.Fprintf(e.stderr, "%s: note: give --channel NAME to see what one serves\n", programName)
+	return nil
+}
+
+// printStatus prints push status's human output.
+func printStatus(e *env, out *push.ChannelStatus) {
+	fmt.Fprintf(e.stdout, "channel %s (%s, arch %d)\n", out.Channel, out.ID, out.Arch)
+	if p := out.Package; p == nil {
 		fmt.Fprintln(e.stdout, "  serves nothing")
 	} else {
 		sha := "(none: update_engine will reject it)"
@@ -450,7 +460,6 @@ func pushStatus(e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "  verify   %s: %s\n", v.Name, state)
 	}
-	return verr
 }
 
 func orDash(s string) string {

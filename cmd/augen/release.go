@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/spf13/pflag"
+
 	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/release"
@@ -71,102 +73,59 @@ Example:
       --delta-from 4426.0.0=flatcar_production_image-4426.0.0.bin.bz2 -o release.tar
 `
 
-func releaseCmd(e *env, args []string) error {
-	fs := newFlags(e, "release", releaseUsage)
-	bf := bundleFlags{version: fs.String("version", "", "the release `version` (MAJOR.MINOR.PATCH)"),
+// releaseFlags are release's flags.
+type releaseFlags struct {
+	bf                                   bundleFlags
+	keys, deltas, extras, parts, sbCerts []string
+	allowExpired, insecure, asJSON       *bool
+	uf                                   *unpackFlags
+	out                                  *string
+}
+
+func addReleaseFlags(fs *pflag.FlagSet) *releaseFlags {
+	r := &releaseFlags{bf: bundleFlags{version: fs.String("version", "", "the release `version` (MAJOR.MINOR.PATCH)"),
 		board:           fs.String("board", "", "the `board` (amd64-usr or arm64-usr); default: the image's, from its kernel's architecture, which a --board must not contradict"),
 		appID:           fs.String("app-id", bundle.FlatcarAppID, "the Omaha app `id`"),
 		versionFile:     fs.String("version-file", "", "read the version from a seed-style version.txt `file` (FLATCAR_BUILD/BRANCH/PATCH)"),
-		requiresVersion: fs.String("requires-version", "", requiresVersionUsage)}
-	var keys, deltas, extras []string
-	fs.StringArrayVar(&keys, "key", nil, "sign the payloads with this key `URI` (repeatable; the LAST is the one update_engine checks)")
-	fs.StringArrayVar(&bf.keys, "bundle-key", nil, "sign the bundle with this key `URI` (repeatable; default: the --key keys)")
-	fs.StringArrayVar(&deltas, "delta-from", nil, "also build a delta from an older CI image, as `VERSION=IMAGE` (repeatable)")
-	fs.StringArrayVar(&extras, "extra", nil, "an extra payload `file` to ship (oem-*.gz, flatcar-*.gz; repeatable)")
-	var partSizes, sbCerts []string
-	fs.StringArrayVar(&partSizes, "partition-size", nil, "build each delta for machines whose USR partition is `SIZE` (repeatable: one delta per size; default: the image's size)")
-	fs.StringArrayVar(&sbCerts, "secure-boot-cert", nil, secureBootCertUsage)
-	allowExpired := fs.Bool("allow-expired-signing-key", false, "(a folder) accept .sig files by a signing subkey that has expired or was revoked since it signed, as gpg does: for re-releasing an old build")
-	uf := addUnpackFlags(fs)
-	insecure := fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
-	fs.BoolVar(&bf.official, "official", false, officialUsage+"; the CI image's OpenPGP signature (--signature) or DIGESTS (--digests) must be checked")
-	out := fs.StringP("output", "o", "", "write the release bundle to `path`")
-	asJSON := fs.Bool("json", false, "print what was written as JSON")
+		requiresVersion: fs.String("requires-version", "", requiresVersionUsage)}}
+	fs.StringArrayVar(&r.keys, "key", nil, "sign the payloads with this key `URI` (repeatable; the LAST is the one update_engine checks)")
+	fs.StringArrayVar(&r.bf.keys, "bundle-key", nil, "sign the bundle with this key `URI` (repeatable; default: the --key keys)")
+	fs.StringArrayVar(&r.deltas, "delta-from", nil, "also build a delta from an older CI image, as `VERSION=IMAGE` (repeatable)")
+	fs.StringArrayVar(&r.extras, "extra", nil, "an extra payload `file` to ship (oem-*.gz, flatcar-*.gz; repeatable)")
+	fs.StringArrayVar(&r.parts, "partition-size", nil, "build each delta for machines whose USR partition is `SIZE` (repeatable: one delta per size; default: the image's size)")
+	fs.StringArrayVar(&r.sbCerts, "secure-boot-cert", nil, secureBootCertUsage)
+	r.allowExpired = fs.Bool("allow-expired-signing-key", false, "(a folder) accept .sig files by a signing subkey that has expired or was revoked since it signed, as gpg does: for re-releasing an old build")
+	r.uf = addUnpackFlags(fs)
+	r.insecure = fs.Bool("allow-insecure-key-file", false, "accept key files that others can read")
+	fs.BoolVar(&r.bf.official, "official", false, officialUsage+"; the CI image's OpenPGP signature (--signature) or DIGESTS (--digests) must be checked")
+	r.out = fs.StringP("output", "o", "", "write the release bundle to `path`")
+	r.asJSON = fs.Bool("json", false, "print what was written as JSON")
+	return r
+}
+
+func releaseCmd(e *env, args []string) error {
+	fs := newFlags(e, "release", releaseUsage)
+	r := addReleaseFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || *out == "" || len(keys) == 0 {
+	if fs.NArg() != 1 || *r.out == "" || len(r.keys) == 0 {
 		return withHint(usagef("expected one image, --key and -o"), `run "augen release --help"`)
 	}
-	// Everything that can be checked before hours of work is checked now.
-	certs, err := readCertificates(sbCerts)
+	opts, folder, err := r.check(e, fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	folder, err := releaseFolder(e, fs.Arg(0), &bf, uf, extras, *allowExpired)
-	if err != nil {
-		return err
-	}
-	if folder == nil {
-		if err := bf.resolveVersion(); err != nil {
-			return err
-		}
-	}
-	plan, err := checkReleaseArgs(e, fs.Arg(0), *bf.board, *uf.usrSize, deltas, extras, folder != nil)
-	if err != nil {
-		return err
-	}
-	usrSize := *uf.usrSize
-	if folder != nil {
-		usrSize = "" // the folder's /usr image is whole: its size is checked when it is read
-	}
-	partitions, err := checkPartitionSizes(partSizes, usrSize, len(deltas) > 0)
-	if err != nil {
-		return err
-	}
-	if len(bf.keys) == 0 {
-		bf.keys = keys
-	}
-	if err := checkOfficial(bf.official, append(append([]string{}, keys...), bf.keys...), *insecure); err != nil {
-		return err
-	}
-	if folder == nil {
-		if err := officialImageChecked(bf.official, uf); err != nil {
-			return err
-		}
-	}
-	payloadKeys, err := openKeys(e, keys, keyOptions(e, *insecure, bf.official))
+	payloadKeys, err := openKeys(e, r.keys, keyOptions(e, *r.insecure, r.bf.official))
 	if err != nil {
 		return err
 	}
 	defer closeKeys(payloadKeys)
-	bundleKeys, err := openBundleKeys(e, bf.keys, *insecure, bf.official)
+	bundleKeys, err := openBundleKeys(e, r.bf.keys, *r.insecure, r.bf.official)
 	if err != nil {
 		return err
 	}
 	defer closeKeys(bundleKeys)
-	mtime, err := buildTime()
-	if err != nil {
-		return err
-	}
-	opts := release.Options{Image: fs.Arg(0), Version: *bf.version, RequiresVersion: *bf.requiresVersion, Board: *bf.board, AppID: *bf.appID, Extras: extras,
-		PartitionSizes: partitions, SecureBootCerts: certs, RequireSecureBoot: bf.official,
-		Augen: version, MTime: mtime, TempDir: tempDirFor(*out),
-		Log: logTo(e)}
-	if folder != nil {
-		opts.Image, opts.Kernel, opts.Sysexts = folder.USR, folder.Kernel, folder.Sysexts
-	} else {
-		uf.kernel = new(string)
-		uo, checks, end, err := uf.options(e, fs.Arg(0), "")
-		if err != nil {
-			return err
-		}
-		end()
-		opts.Unpack, opts.Checks = uo, checks
-	}
-	for _, d := range plan {
-		opts.Deltas = append(opts.Deltas, release.Delta{Version: d.version, Image: d.image, Kernel: d.kernel})
-	}
 	var uris []string
 	for _, k := range payloadKeys {
 		opts.PayloadSigners = append(opts.PayloadSigners, k)
@@ -175,41 +134,111 @@ func releaseCmd(e *env, args []string) error {
 	for _, k := range bundleKeys {
 		opts.BundleSigners = append(opts.BundleSigners, k)
 	}
-	var end func()
-	opts.Progress, end = showProgress(e, "")
-	f, err := createOutput(e, *out)
+	res, err := r.build(e, opts)
 	if err != nil {
 		return err
 	}
-	defer f.Abort()
-	res, err := release.Build(e.ctx, f, opts)
-	end()
-	if ve := (*release.VersionError)(nil); errors.As(err, &ve) {
-		return withHint(err, "release the image under the version it was built as (--version "+ve.Got+"), or give the right image")
-	}
-	if err != nil {
-		return err
-	}
-	if err := f.Commit(); err != nil {
-		return err
-	}
-	st := res.Statement
 	if folder == nil {
 		logTo(e)(inputChecks(fs.Arg(0), res.Image))
 	} else {
 		logTo(e)(folderChecks(folder, res))
 	}
-	fmt.Fprintf(e.stderr, "wrote %s: %s %s, %d payload(s), signed by %d key(s)\n", *out, st.Predicate.Board, st.Predicate.Version, len(st.Predicate.Payloads), len(bundleKeys))
-	if *asJSON {
-		r := bundleJSON(*out, st)
-		r.Keys = uris
-		return writeJSON(e.stdout, r)
+	st := res.Statement
+	fmt.Fprintf(e.stderr, "wrote %s: %s %s, %d payload(s), signed by %d key(s)\n", *r.out, st.Predicate.Board, st.Predicate.Version, len(st.Predicate.Payloads), len(bundleKeys))
+	if *r.asJSON {
+		j := bundleJSON(*r.out, st)
+		j.Keys = uris
+		return writeJSON(e.stdout, j)
 	}
 	for _, p := range res.Payloads {
 		fmt.Fprintf(e.stdout, "  %-34s %-5s %d bytes\n", p.Name, p.Kind, p.Size)
 	}
 	fmt.Fprintf(e.stdout, "  payloads signed by %d key(s); update_engine checks %s\n", len(payloadKeys), uris[len(uris)-1])
 	return nil
+}
+
+// check checks everything that can be checked before hours of work (and
+// before a key is opened), and returns the release's options without
+// signers; folder is the release folder arg is (nil for a CI image).
+func (r *releaseFlags) check(e *env, arg string) (opts release.Options, folder *release.Folder, err error) {
+	bf, uf := &r.bf, r.uf
+	certs, err := readCertificates(r.sbCerts)
+	if err != nil {
+		return opts, nil, err
+	}
+	if folder, err = releaseFolder(e, arg, bf, uf, r.extras, *r.allowExpired); err != nil {
+		return opts, nil, err
+	}
+	if folder == nil {
+		if err := bf.resolveVersion(); err != nil {
+			return opts, nil, err
+		}
+	}
+	plan, err := checkReleaseArgs(e, arg, *bf.board, *uf.usrSize, r.deltas, r.extras, folder != nil)
+	if err != nil {
+		return opts, nil, err
+	}
+	usrSize := *uf.usrSize
+	if folder != nil {
+		usrSize = "" // the folder's /usr image is whole: its size is checked when it is read
+	}
+	partitions, err := checkPartitionSizes(r.parts, usrSize, len(r.deltas) > 0)
+	if err != nil {
+		return opts, nil, err
+	}
+	if len(bf.keys) == 0 {
+		bf.keys = r.keys
+	}
+	if err := checkOfficial(bf.official, append(append([]string{}, r.keys...), bf.keys...), *r.insecure); err != nil {
+		return opts, nil, err
+	}
+	if folder == nil {
+		if err := officialImageChecked(bf.official, uf); err != nil {
+			return opts, nil, err
+		}
+	}
+	mtime, err := buildTime()
+	if err != nil {
+		return opts, nil, err
+	}
+	opts = release.Options{Image: arg, Version: *bf.version, RequiresVersion: *bf.requiresVersion, Board: *bf.board, AppID: *bf.appID, Extras: r.extras,
+		PartitionSizes: partitions, SecureBootCerts: certs, RequireSecureBoot: bf.official,
+		Augen: version, MTime: mtime, TempDir: tempDirFor(*r.out), Log: logTo(e)}
+	for _, d := range plan {
+		opts.Deltas = append(opts.Deltas, release.Delta{Version: d.version, Image: d.image, Kernel: d.kernel})
+	}
+	if folder != nil {
+		opts.Image, opts.Kernel, opts.Sysexts = folder.USR, folder.Kernel, folder.Sysexts
+		return opts, folder, nil
+	}
+	uf.kernel = new(string)
+	uo, checks, end, err := uf.options(e, arg, "")
+	if err != nil {
+		return opts, nil, err
+	}
+	end()
+	opts.Unpack, opts.Checks = uo, checks
+	return opts, nil, nil
+}
+
+// build builds the release into -o, with progress.
+func (r *releaseFlags) build(e *env, opts release.Options) (*release.Result, error) {
+	var end func()
+	opts.Progress, end = showProgress(e, "")
+	f, err := createOutput(e, *r.out)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Abort()
+	res, err := release.Build(e.ctx, f, opts)
+	end()
+	if ve := (*release.VersionError)(nil); errors.As(err, &ve) {
+		return nil, withHint(err, "release the image under the version it was built as (--version "+ve.Got+"), or give the right image")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, f.Commit()
 }
 
 // deltaFrom is one --delta-from: the old release's version and CI image
