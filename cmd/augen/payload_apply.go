@@ -28,6 +28,52 @@ Example:
       --old flatcar_production_image-4459.1.0.bin.bz2 -o usr-4459.2.1.bin --kernel-out vmlinuz-4459.2.1
 `
 
+// applyOutputs are payload apply's outputs: the rebuilt partition and,
+// with --kernel-out, the kernel, written as verification shows them and
+// kept only if it passes.
+type applyOutputs struct {
+	part, kern output
+	written    map[string]int64
+}
+
+// keep is verify.PayloadOptions.Keep: it copies a checked target out.
+func (o *applyOutputs) keep(target string, r io.ReaderAt, n int64) error {
+	var w io.Writer
+	switch {
+	case target == "partition":
+		w = o.part
+	case target == "KERNEL" && o.kern != nil:
+		w = o.kern
+	default:
+		return nil
+	}
+	if _, err := io.Copy(w, io.NewSectionReader(r, 0, n)); err != nil {
+		return fmt.Errorf("writing the rebuilt %s: %w", target, err)
+	}
+	o.written[target] = n
+	return nil
+}
+
+// commit keeps the outputs once everything verified: the partition, and
+// the kernel when asked for (the payload must have rebuilt it).
+func (o *applyOutputs) commit() error {
+	if _, ok := o.written["partition"]; !ok {
+		return usagef("the payload rebuilds no partition")
+	}
+	if o.kern != nil {
+		if _, ok := o.written["KERNEL"]; !ok {
+			return usagef("--kernel-out: the payload rebuilds no kernel")
+		}
+	}
+	if err := o.part.Commit(); err != nil {
+		return err
+	}
+	if o.kern != nil {
+		return o.kern.Commit()
+	}
+	return nil
+}
+
 func payloadApply(e *env, args []string) (err error) {
 	fs := newFlags(e, "payload apply", payloadApplyUsage)
 	var pubPaths []string
@@ -74,48 +120,19 @@ func payloadApply(e *env, args []string) (err error) {
 		}
 		defer kern.Abort()
 	}
-	written := map[string]int64{}
-	keep := func(target string, r io.ReaderAt, n int64) error {
-		var w io.Writer
-		switch {
-		case target == "partition":
-			w = part
-		case target == "KERNEL" && kern != nil:
-			w = kern
-		default:
-			return nil
-		}
-		if _, err := io.Copy(w, io.NewSectionReader(r, 0, n)); err != nil {
-			return fmt.Errorf("writing the rebuilt %s: %w", target, err)
-		}
-		written[target] = n
-		return nil
-	}
+	outs := &applyOutputs{part: part, kern: kern, written: map[string]int64{}}
 	progress, endProgress := showProgress(e, "")
 	vr, err := verify.Payload(e.ctx, in, size, pubs, verify.PayloadOptions{
 		Sources: apply.Sources{Partition: *old, PartitionSize: partition, Kernel: *oldKernel, Progress: progress,
 			PartitionName: oldName, KernelName: oldKernelName},
-		Keep: keep,
+		Keep: outs.keep,
 	})
 	endProgress()
 	if err != nil {
 		return err
 	}
-	if _, ok := written["partition"]; !ok {
-		return usagef("the payload rebuilds no partition")
-	}
-	if kern != nil {
-		if _, ok := written["KERNEL"]; !ok {
-			return usagef("--kernel-out: the payload rebuilds no kernel")
-		}
-	}
-	if err := part.Commit(); err != nil {
+	if err := outs.commit(); err != nil {
 		return err
-	}
-	if kern != nil {
-		if err := kern.Commit(); err != nil {
-			return err
-		}
 	}
 	for _, r := range vr.Rebuilt {
 		where := "not written"

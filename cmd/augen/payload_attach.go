@@ -24,6 +24,37 @@ Example:
       --pubkey official-v2.pub.pem -o flatcar_production_update.gz
 `
 
+// readSignatures reads attach's raw signatures (at most 4 KiB each) and
+// the RSA public key that made each.
+func readSignatures(sigPaths, pubPaths []string) ([][]byte, []*rsa.PublicKey, error) {
+	var sigs [][]byte
+	var keys []*rsa.PublicKey
+	for i, p := range sigPaths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		if st.Size() > 4096 {
+			return nil, nil, fmt.Errorf("signature %s is %d bytes: not a raw signature", p, st.Size())
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		k, err := pubkey.Load(pubPaths[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		rk, ok := k.(*rsa.PublicKey)
+		if !ok {
+			return nil, nil, fmt.Errorf("%s: %T keys cannot sign payloads: update_engine verifies RSA only", pubPaths[i], k)
+		}
+		sigs = append(sigs, b)
+		keys = append(keys, rk)
+	}
+	return sigs, keys, nil
+}
+
 func payloadAttach(e *env, args []string) error {
 	fs := newFlags(e, "payload attach", payloadAttachUsage)
 	var sigPaths, pubPaths []string
@@ -44,30 +75,9 @@ func payloadAttach(e *env, args []string) error {
 		return withHint(usagef("give one --pubkey for each --signature (got %d signatures, %d keys)", len(sigPaths), len(pubPaths)),
 			"every signature is checked before it is attached")
 	}
-	var sigs [][]byte
-	var keys []*rsa.PublicKey
-	for i, p := range sigPaths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		if st.Size() > 4096 {
-			return fmt.Errorf("signature %s is %d bytes: not a raw signature", p, st.Size())
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		k, err := pubkey.Load(pubPaths[i])
-		if err != nil {
-			return err
-		}
-		rk, ok := k.(*rsa.PublicKey)
-		if !ok {
-			return fmt.Errorf("%s: %T keys cannot sign payloads: update_engine verifies RSA only", pubPaths[i], k)
-		}
-		sigs = append(sigs, b)
-		keys = append(keys, rk)
+	sigs, keys, err := readSignatures(sigPaths, pubPaths)
+	if err != nil {
+		return err
 	}
 	in, err := os.Open(fs.Arg(0))
 	if err != nil {

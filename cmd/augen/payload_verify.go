@@ -125,11 +125,18 @@ func payloadVerify(e *env, args []string) (err error) {
 	if *asJSON {
 		return writeJSON(e.stdout, res)
 	}
-	fmt.Fprintf(e.stdout, "%s: OK (%s payload", fs.Arg(0), s.Kind)
-	if len(s.Signatures) == 0 {
+	printPayloadVerified(e, fs.Arg(0), *old, oldName, res)
+	return nil
+}
+
+// printPayloadVerified prints payload verify's report of a payload that
+// verified.
+func printPayloadVerified(e *env, name, oldPath, oldName string, res verifyResult) {
+	fmt.Fprintf(e.stdout, "%s: OK (%s payload", name, res.Summary.Kind)
+	if len(res.Summary.Signatures) == 0 {
 		fmt.Fprintf(e.stdout, ", UNSIGNED")
 	}
-	for _, sig := range s.Signatures {
+	for _, sig := range res.Summary.Signatures {
 		if sig.CheckedByClient {
 			fmt.Fprintf(e.stdout, ", signed by %s", sig.KeyFingerprint)
 		}
@@ -137,7 +144,7 @@ func payloadVerify(e *env, args []string) (err error) {
 	fmt.Fprintln(e.stdout, ")")
 	if res.PartitionSize > 0 {
 		rest := ""
-		if st, err := os.Stat(*old); err == nil && uint64(st.Size()) < res.PartitionSize {
+		if st, err := os.Stat(oldPath); err == nil && uint64(st.Size()) < res.PartitionSize {
 			rest = ", the image then zeros"
 		}
 		fmt.Fprintf(e.stdout, "  applied on %s as a USR partition of %s%s\n", oldName, humanBytes(res.PartitionSize), rest)
@@ -145,7 +152,6 @@ func payloadVerify(e *env, args []string) (err error) {
 	for _, r := range res.Rebuilt {
 		fmt.Fprintf(e.stdout, "  rebuilt %-10s %d bytes, sha256 %x\n", r.Name, r.Size, r.SHA256)
 	}
-	return nil
 }
 
 // appliedPartition is the partition apply.Simulate applied a delta on:

@@ -48,6 +48,9 @@ type env struct {
 	stderr io.Writer
 	// progress is the command's --progress: auto, always or never.
 	progress *string
+	// onFlags, if set, is shown each flag set a command makes (completion
+	// reads the commands' flags from them).
+	onFlags func(*pflag.FlagSet)
 }
 
 // usageError is a problem with the command line (exit 2).
@@ -285,6 +288,9 @@ func newFlags(e *env, name, usage string) *pflag.FlagSet {
 	fs.SortFlags = false
 	fs.SetOutput(io.Discard)
 	e.progress = fs.String("progress", "auto", "progress on stderr: auto (on a terminal), always (off a terminal too: a line every few seconds, for CI logs), never")
+	if e.onFlags != nil {
+		e.onFlags(fs)
+	}
 	fs.Usage = func() {
 		fmt.Fprint(e.stdout, usage)
 		fmt.Fprintf(e.stdout, "\nFlags:\n%s", fs.FlagUsages())

@@ -86,75 +86,86 @@ func verifyCmd(e *env, args []string) (err error) {
 			return err
 		}
 	} else if verr == nil {
-		fmt.Fprintf(e.stdout, "%s: OK: %s %s, signed by %d trusted key(s)\n", fs.Arg(0), rep.Board, rep.Version, len(rep.BundleSigners))
-		for _, id := range rep.BundleSigners {
-			fmt.Fprintf(e.stdout, "  signed by %s\n", trust.Label(id))
-		}
-		if rv := rep.Statement.Predicate.RequiresVersion; rv != "" {
-			fmt.Fprintf(e.stdout, "  requires machines at %s or later (older ones need a floor first)\n", rv)
-		}
-		for _, p := range rep.Payloads {
-			how := "rebuilt"
-			if !p.Applied {
-				how = "checked, NOT applied (--allow-unapplied-deltas)"
-			}
-			fmt.Fprintf(e.stdout, "  %-34s %-5s %s, payload key %s\n", p.Name, p.Kind, how, trust.Label(p.SignedBy))
-			if p.PartitionSize > 0 {
-				fmt.Fprintf(e.stdout, "  %-34s for machines whose USR partition is %s\n", "", humanBytes(uint64(p.PartitionSize)))
-			}
-			if p.OSVersion != "" {
-				fmt.Fprintf(e.stdout, "  %-34s installs release %s (its /usr says so)\n", "", p.OSVersion)
-			}
-			if p.VerityRootHash != "" {
-				fmt.Fprintf(e.stdout, "  %-34s boots it: an %s kernel carrying its /usr's dm-verity root hash %s\n", "", p.KernelArch, p.VerityRootHash[:16])
-			}
-			if p.KernelNote != "" {
-				fmt.Fprintf(e.stdout, "  %-34s %s\n", "", p.KernelNote)
-			}
-			if sb := p.SecureBoot; sb != nil {
-				trusted := "no Secure Boot certificate in the policy to check it against"
-				if sb.TrustedBy != "" {
-					trusted = "trusted by the policy's " + sb.TrustedBy[:16]
-				}
-				fmt.Fprintf(e.stdout, "  %-34s Secure Boot: signed by %s (%s), %s\n", "", sb.Subject, sb.Fingerprint[:16], trusted)
-			} else if p.SecureBootNote != "" {
-				fmt.Fprintf(e.stdout, "  %-34s Secure Boot: %s\n", "", p.SecureBootNote)
-			}
-			if x := p.Sysext; x != nil {
-				fmt.Fprintf(e.stdout, "  %-34s sysext of this /usr: verity root hash %s signed by its certificate %s, %s for %s\n", "", x.RootHash[:16], x.Certificate[:16], x.ExtensionRelease, x.Version)
-			} else if p.SysextNote != "" {
-				fmt.Fprintf(e.stdout, "  %-34s %s\n", "", p.SysextNote)
-			}
-			if p.VersionNote != "" {
-				fmt.Fprintf(e.stdout, "  %-34s %s\n", "", p.VersionNote)
-			}
-		}
-		if *image != "" {
-			fmt.Fprintf(e.stdout, "  built from %s: yes\n", *image)
-		}
+		printVerified(e, fs.Arg(0), *image, trust, rep)
 	}
 	if verr != nil && !*asJSON {
-		for _, fl := range rep.Failures {
-			fmt.Fprintf(e.stderr, "%s: failed: %s\n", programName, fl.String())
-			if fl.Hint != "" {
-				fmt.Fprintf(e.stderr, "%s: hint: %s\n", programName, fl.Hint)
-			}
-		}
-		if len(rep.Failures) == 0 {
-			// Not a check of the bundle (--image could not be read or
-			// unpacked): the error says why, and its exit status is its own.
-			return verr
-		}
-		err := fmt.Errorf("%w: %d check(s) failed", verify.ErrVerification, len(rep.Failures))
-		if rep.FormatError() != nil {
-			// The file is no bundle: say what it is.
-			if k, derr := filekind.DetectFile(fs.Arg(0)); derr == nil && k != filekind.Tar && k != filekind.Unknown {
-				return withHint(err, fmt.Sprintf("%s is %s", fs.Arg(0), k))
-			}
-		}
-		return err
+		return verifyFailed(e, fs.Arg(0), rep, verr)
 	}
 	return verr
+}
+
+// printVerified prints verify's report of a bundle that verified.
+func printVerified(e *env, name, image string, trust *verify.Trust, rep *verify.Report) {
+	fmt.Fprintf(e.stdout, "%s: OK: %s %s, signed by %d trusted key(s)\n", name, rep.Board, rep.Version, len(rep.BundleSigners))
+	for _, id := range rep.BundleSigners {
+		fmt.Fprintf(e.stdout, "  signed by %s\n", trust.Label(id))
+	}
+	if rv := rep.Statement.Predicate.RequiresVersion; rv != "" {
+		fmt.Fprintf(e.stdout, "  requires machines at %s or later (older ones need a floor first)\n", rv)
+	}
+	for _, p := range rep.Payloads {
+		how := "rebuilt"
+		if !p.Applied {
+			how = "checked, NOT applied (--allow-unapplied-deltas)"
+		}
+		fmt.Fprintf(e.stdout, "  %-34s %-5s %s, payload key %s\n", p.Name, p.Kind, how, trust.Label(p.SignedBy))
+		if p.PartitionSize > 0 {
+			fmt.Fprintf(e.stdout, "  %-34s for machines whose USR partition is %s\n", "", humanBytes(uint64(p.PartitionSize)))
+		}
+		if p.OSVersion != "" {
+			fmt.Fprintf(e.stdout, "  %-34s installs release %s (its /usr says so)\n", "", p.OSVersion)
+		}
+		if p.VerityRootHash != "" {
+			fmt.Fprintf(e.stdout, "  %-34s boots it: an %s kernel carrying its /usr's dm-verity root hash %s\n", "", p.KernelArch, p.VerityRootHash[:16])
+		}
+		if p.KernelNote != "" {
+			fmt.Fprintf(e.stdout, "  %-34s %s\n", "", p.KernelNote)
+		}
+		if sb := p.SecureBoot; sb != nil {
+			trusted := "no Secure Boot certificate in the policy to check it against"
+			if sb.TrustedBy != "" {
+				trusted = "trusted by the policy's " + sb.TrustedBy[:16]
+			}
+			fmt.Fprintf(e.stdout, "  %-34s Secure Boot: signed by %s (%s), %s\n", "", sb.Subject, sb.Fingerprint[:16], trusted)
+		} else if p.SecureBootNote != "" {
+			fmt.Fprintf(e.stdout, "  %-34s Secure Boot: %s\n", "", p.SecureBootNote)
+		}
+		if x := p.Sysext; x != nil {
+			fmt.Fprintf(e.stdout, "  %-34s sysext of this /usr: verity root hash %s signed by its certificate %s, %s for %s\n", "", x.RootHash[:16], x.Certificate[:16], x.ExtensionRelease, x.Version)
+		} else if p.SysextNote != "" {
+			fmt.Fprintf(e.stdout, "  %-34s %s\n", "", p.SysextNote)
+		}
+		if p.VersionNote != "" {
+			fmt.Fprintf(e.stdout, "  %-34s %s\n", "", p.VersionNote)
+		}
+	}
+	if image != "" {
+		fmt.Fprintf(e.stdout, "  built from %s: yes\n", image)
+	}
+}
+
+// verifyFailed prints each failed check and its hint, and returns the
+// error verify exits with.
+func verifyFailed(e *env, name string, rep *verify.Report, verr error) error {
+	for _, fl := range rep.Failures {
+		fmt.Fprintf(e.stderr, "%s: failed: %s\n", programName, fl.String())
+		if fl.Hint != "" {
+			fmt.Fprintf(e.stderr, "%s: hint: %s\n", programName, fl.Hint)
+		}
+	}
+	if len(rep.Failures) == 0 {
+		// Not a check of the bundle (--image could not be read or
+		// unpacked): the error says why, and its exit status is its own.
+		return verr
+	}
+	err := fmt.Errorf("%w: %d check(s) failed", verify.ErrVerification, len(rep.Failures))
+	if rep.FormatError() != nil {
+		// The file is no bundle: say what it is.
+		if k, derr := filekind.DetectFile(name); derr == nil && k != filekind.Tar && k != filekind.Unknown {
+			return withHint(err, fmt.Sprintf("%s is %s", name, k))
+		}
+	}
+	return err
 }
 
 // oldReleases reads --old VERSION=IMAGE[,VMLINUZ] flags (verify, push):
