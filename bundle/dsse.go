@@ -19,11 +19,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen"
 	"io"
 	"sort"
 	"strconv"
 
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/internal/strictjson"
 	"github.com/augen-project/augen/pubkey"
 )

@@ -6,10 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/augen-project/augen/tempfile"
 	"io"
 	"os"
 	"time"
+
+	"github.com/augen-project/augen/internal/tempfile"
 )
 
 // ReadEnvelope reads a bundle's envelope without trusting it (to inspect

@@ -22,9 +22,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"github.com/augen-project/augen"
 	"hash"
 
+	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/payload/internal/pb"
 )
 

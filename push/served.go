@@ -13,10 +13,10 @@ import (
 	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/internal/omaha"
+	"github.com/augen-project/augen/internal/tempfile"
 	"github.com/augen-project/augen/nebraska"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/store"
-	"github.com/augen-project/augen/tempfile"
 	"github.com/augen-project/augen/verify"
 )
 

@@ -15,8 +15,8 @@ import (
 
 	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/ctxio"
 	"github.com/augen-project/augen/internal/authenticode"
+	"github.com/augen-project/augen/internal/ctxio"
 	"github.com/augen-project/augen/internal/sysext"
 	"github.com/augen-project/augen/internal/verity"
 	"github.com/augen-project/augen/payload"

@@ -20,9 +20,9 @@ import (
 	"github.com/augen-project/augen"
 	"github.com/augen-project/augen/bundle"
 	"github.com/augen-project/augen/internal/osrelease"
+	"github.com/augen-project/augen/internal/tempfile"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/generate"
-	"github.com/augen-project/augen/tempfile"
 	"github.com/augen-project/augen/unpack"
 )
 

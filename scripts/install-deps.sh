@@ -34,6 +34,8 @@ go install "google.golang.org/protobuf/cmd/protoc-gen-go@${ver}"
 go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 # The linter scripts/test.sh runs.
 go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The import-grouping check scripts/test.sh runs.
+go install golang.org/x/tools/cmd/goimports@v0.52.0
 # A kernel Debian signed for Secure Boot: the Authenticode tests read its
 # signature and name its signer (testutil.DebianKernel).
 if [ ! -s /usr/local/share/augen-test/debian-vmlinuz ]; then

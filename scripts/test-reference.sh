@@ -3,7 +3,7 @@
 # delta_generator (debug-apply runs the client's DeltaPerformer) and the
 # ChromiumOS bspatch it runs, in DIR (../shared/tools/update-engine/bin in
 # CI). Runs, with AUGEN_UE_TOOLS=DIR:
-#   - the crafted corpus (payload/apply, internal/crafted): every case
+#   - the crafted corpus (payload/apply, payload/internal/crafted): every case
 #     through the client and augen, verdicts and bytes compared, and
 #     checked against payload/apply/testdata/reference.json;
 #   - the mutating differential run: REF_FUZZ_N mutants (default 1500)

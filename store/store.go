@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/augen-project/augen/atomicfile"
+	"github.com/augen-project/augen/internal/atomicfile"
 	"github.com/augen-project/augen/nebraska"
 )
 

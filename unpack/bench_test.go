@@ -2,12 +2,13 @@ package unpack_test
 
 import (
 	"context"
-	"github.com/augen-project/augen/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/augen-project/augen/internal/testutil"
 
 	"github.com/augen-project/augen/unpack"
 )

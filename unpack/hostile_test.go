@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"github.com/augen-project/augen/internal/testutil"
 	"strings"
 	"testing"
+
+	"github.com/augen-project/augen/internal/testutil"
 
 	"github.com/augen-project/augen/unpack"
 )

@@ -27,8 +27,8 @@ import (
 	"github.com/augen-project/augen/internal/fat"
 	"github.com/augen-project/augen/internal/gpt"
 	"github.com/augen-project/augen/internal/pbzip2"
+	"github.com/augen-project/augen/internal/tempfile"
 	"github.com/augen-project/augen/internal/verity"
-	"github.com/augen-project/augen/tempfile"
 )
 
 // Defaults of Flatcar's layout.

@@ -6,10 +6,10 @@ import (
 	"io"
 	"os"
 
-	"github.com/augen-project/augen/ctxio"
-	"github.com/augen-project/augen/filekind"
+	"github.com/augen-project/augen/internal/ctxio"
+	"github.com/augen-project/augen/internal/filekind"
 	"github.com/augen-project/augen/internal/pbzip2"
-	"github.com/augen-project/augen/tempfile"
+	"github.com/augen-project/augen/internal/tempfile"
 )
 
 // KindError says a file given as a USR partition image is something else.

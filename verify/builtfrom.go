@@ -6,8 +6,8 @@ import (
 	"io"
 
 	"github.com/augen-project/augen/bundle"
+	"github.com/augen-project/augen/internal/tempfile"
 	"github.com/augen-project/augen/payload/generate"
-	"github.com/augen-project/augen/tempfile"
 	"github.com/augen-project/augen/unpack"
 )
 

@@ -13,9 +13,9 @@ import (
 	"os"
 
 	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/ctxio"
-	"github.com/augen-project/augen/filekind"
 	"github.com/augen-project/augen/internal/authenticode"
+	"github.com/augen-project/augen/internal/ctxio"
+	"github.com/augen-project/augen/internal/filekind"
 	"github.com/augen-project/augen/internal/osrelease"
 	"github.com/augen-project/augen/internal/sysext"
 	"github.com/augen-project/augen/payload"

@@ -16,7 +16,7 @@ import (
 
 	toolkit "github.com/augen-project/augen"
 	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/filekind"
+	"github.com/augen-project/augen/internal/filekind"
 	"github.com/augen-project/augen/signer"
 )
 

@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/augen-project/augen/filekind"
-	"github.com/augen-project/augen/tempfile"
+	"github.com/augen-project/augen/internal/filekind"
+	"github.com/augen-project/augen/internal/tempfile"
 	"github.com/augen-project/augen/unpack"
 )
 

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/augen-project/augen/tempfile"
+	"github.com/augen-project/augen/internal/tempfile"
 )
 
 // interruptGrace is how long an interrupted command gets to unwind on its

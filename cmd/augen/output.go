@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/augen-project/augen/atomicfile"
 	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/ctxio"
-	"github.com/augen-project/augen/tempfile"
+	"github.com/augen-project/augen/internal/atomicfile"
+	"github.com/augen-project/augen/internal/ctxio"
+	"github.com/augen-project/augen/internal/tempfile"
 )
 
 // output is where a command writes its result: a file that appears only

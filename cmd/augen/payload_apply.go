@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/augen-project/augen/filekind"
+	"github.com/augen-project/augen/internal/filekind"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/verify"
 )

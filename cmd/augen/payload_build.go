@@ -10,12 +10,12 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/augen-project/augen/filekind"
+	"github.com/augen-project/augen/internal/filekind"
+	"github.com/augen-project/augen/internal/tempfile"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/payload/generate"
 	"github.com/augen-project/augen/signer"
-	"github.com/augen-project/augen/tempfile"
 	"github.com/augen-project/augen/unpack"
 )
 

@@ -3,10 +3,11 @@ package main
 import (
 	"crypto"
 	"fmt"
-	"github.com/augen-project/augen/filekind"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/augen-project/augen/internal/filekind"
 
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/pubkey"

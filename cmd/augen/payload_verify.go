@@ -4,12 +4,13 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen/bundle"
 	"io"
 	"os"
 	"strings"
 
-	"github.com/augen-project/augen/filekind"
+	"github.com/augen-project/augen/bundle"
+
+	"github.com/augen-project/augen/internal/filekind"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/verify"

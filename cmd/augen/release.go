@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/filekind"
+	"github.com/augen-project/augen/internal/filekind"
 	"github.com/augen-project/augen/release"
 	"github.com/augen-project/augen/unpack"
 )

@@ -19,7 +19,7 @@ import (
 
 	toolkit "github.com/augen-project/augen"
 	"github.com/augen-project/augen/bundle"
-	"github.com/augen-project/augen/filekind"
+	"github.com/augen-project/augen/internal/filekind"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/signer"

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/augen-project/augen/atomicfile"
+	"github.com/augen-project/augen/internal/atomicfile"
 	"github.com/augen-project/augen/unpack"
 )
 

@@ -5,7 +5,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/augen-project/augen/filekind"
+	"github.com/augen-project/augen/internal/filekind"
 	"github.com/augen-project/augen/release"
 	"github.com/augen-project/augen/verify"
 )

@@ -17,10 +17,11 @@ package pbzip2
 import (
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen"
 	"io"
 	"runtime"
 	"sync"
+
+	"github.com/augen-project/augen"
 )
 
 // ErrCorrupt wraps every error about malformed data.

@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen/internal/budget"
 	"io"
 	"math/big"
 	"net"
@@ -22,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/augen-project/augen/internal/budget"
 )
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

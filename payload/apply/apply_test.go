@@ -10,11 +10,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"crypto/sha256"
-	"github.com/augen-project/augen/payload/generate"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/augen-project/augen/payload/generate"
 
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"

@@ -9,10 +9,10 @@ import (
 	"io"
 
 	"github.com/augen-project/augen"
-	"github.com/augen-project/augen/ctxio"
+	"github.com/augen-project/augen/internal/ctxio"
 	"github.com/augen-project/augen/internal/pbzip2"
+	"github.com/augen-project/augen/internal/tempfile"
 	"github.com/augen-project/augen/payload"
-	"github.com/augen-project/augen/tempfile"
 )
 
 // ExtraOptions tune SimulateExtra.

@@ -11,10 +11,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/augen-project/augen"
-	"github.com/augen-project/augen/internal/crafted"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/payload/generate"
+	"github.com/augen-project/augen/payload/internal/crafted"
 )
 
 // extraPayload assembles an unsigned extra of ops whose new hash is that

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/augen-project/augen/internal/crafted"
+	"github.com/augen-project/augen/payload/internal/crafted"
 )
 
 // The differential tests: augen's verdicts checked against the real

@@ -14,9 +14,9 @@ import (
 	"os"
 
 	"github.com/augen-project/augen"
-	"github.com/augen-project/augen/ctxio"
+	"github.com/augen-project/augen/internal/ctxio"
+	"github.com/augen-project/augen/internal/tempfile"
 	"github.com/augen-project/augen/payload"
-	"github.com/augen-project/augen/tempfile"
 )
 
 // ErrMismatch means the payload applied but did not rebuild what its

@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/augen-project/augen/tempfile"
+	"github.com/augen-project/augen/internal/tempfile"
 )
 
 // spoolMem is how much of one operation's output a spool holds in memory

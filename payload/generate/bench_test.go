@@ -3,13 +3,14 @@ package generate_test
 import (
 	"bytes"
 	"context"
-	"github.com/augen-project/augen/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/augen-project/augen/internal/testutil"
 
 	"github.com/augen-project/augen/payload/generate"
 )

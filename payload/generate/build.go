@@ -5,10 +5,11 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/augen-project/augen/payload/apply"
-	"github.com/augen-project/augen/tempfile"
 	"io"
 	"os"
+
+	"github.com/augen-project/augen/internal/tempfile"
+	"github.com/augen-project/augen/payload/apply"
 
 	"github.com/augen-project/augen/payload"
 )

@@ -16,10 +16,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/augen-project/augen"
 	"io"
 	"runtime"
 	"sync"
+
+	"github.com/augen-project/augen"
 
 	"google.golang.org/protobuf/proto"
 

@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/augen-project/augen/internal/crafted"
 	"github.com/augen-project/augen/internal/testutil"
 	"github.com/augen-project/augen/payload"
 	"github.com/augen-project/augen/payload/apply"
 	"github.com/augen-project/augen/payload/generate"
+	"github.com/augen-project/augen/payload/internal/crafted"
 )
 
 // augen's own payloads, applied by the real client's code

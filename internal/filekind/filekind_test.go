@@ -40,9 +40,9 @@ func TestDetect(t *testing.T) {
 
 func TestDetectFile(t *testing.T) {
 	for name, want := range map[string]Kind{
-		"../testdata/vectors/full-signed.bin":     Payload,
-		"../testdata/vectors/usr-new.bin.bz2":     Bzip2,
-		"../testdata/vectors/TEST-ONLY-key-a.pem": PEM,
+		"../../testdata/vectors/full-signed.bin":     Payload,
+		"../../testdata/vectors/usr-new.bin.bz2":     Bzip2,
+		"../../testdata/vectors/TEST-ONLY-key-a.pem": PEM,
 	} {
 		got, err := DetectFile(name)
 		if err != nil || got != want {

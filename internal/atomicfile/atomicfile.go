@@ -5,9 +5,10 @@ package atomicfile
 
 import (
 	"fmt"
-	"github.com/augen-project/augen/tempfile"
 	"os"
 	"path/filepath"
+
+	"github.com/augen-project/augen/internal/tempfile"
 )
 
 // File is an output being written.
