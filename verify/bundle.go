@@ -139,6 +139,49 @@ type Failure struct {
 	Error  string `json:"error"`
 	// Hint, if set, says what to do next.
 	Hint string `json:"hint,omitempty"`
+	// Err is the error the check failed with, when there was one (a
+	// payload rule, a sysext refusal, a signature): errors.Is and
+	// errors.As reach it through a FailedError.
+	Err error `json:"-"`
+}
+
+// FailedError is what Bundle returns when checks failed: every failure,
+// in the order found. Its text is "verify: verification failed: " and the
+// failures joined; errors.Is(err, ErrVerification) holds, and so does
+// errors.Is or errors.As for each failure's own error (apply.ErrMismatch,
+// a rule augen is stricter by, sysext.ErrSysext…).
+type FailedError struct {
+	Failures []Failure
+}
+
+func (e *FailedError) Error() string {
+	s := make([]string, len(e.Failures))
+	for i, f := range e.Failures {
+		s[i] = f.String()
+	}
+	return ErrVerification.Error() + ": " + strings.Join(s, "; ")
+}
+
+// Unwrap gives ErrVerification and each failure's own error.
+func (e *FailedError) Unwrap() []error {
+	errs := []error{ErrVerification}
+	for _, f := range e.Failures {
+		if f.Err != nil {
+			errs = append(errs, f.Err)
+		}
+	}
+	return errs
+}
+
+// Failed says whether a check of this name (Failure.Check: "payload",
+// "secure boot", "sysext", "signatures"…) failed.
+func (e *FailedError) Failed(check string) bool {
+	for _, f := range e.Failures {
+		if f.Check == check {
+			return true
+		}
+	}
+	return false
 }
 
 // String is "member: check: error", the line augen verify prints.
@@ -149,7 +192,13 @@ func (r *Report) fail(member, check, format string, args ...any) {
 }
 
 func (r *Report) failHint(member, check, hint, format string, args ...any) {
-	r.Failures = append(r.Failures, Failure{Member: member, Check: check, Error: fmt.Sprintf(format, args...), Hint: hint})
+	f := Failure{Member: member, Check: check, Error: fmt.Sprintf(format, args...), Hint: hint}
+	for _, a := range args {
+		if err, ok := a.(error); ok && f.Err == nil {
+			f.Err = err
+		}
+	}
+	r.Failures = append(r.Failures, f)
 }
 
 // signHint is what to do when a bundle has too few signatures.
@@ -165,15 +214,6 @@ func untrustedNote(untrusted []string) string {
 // FormatError is the error that stopped the bundle's tar from being read
 // (nil when it was read): what the file holds may say why.
 func (r *Report) FormatError() error { return r.formatErr }
-
-// failed joins the failures for an error message.
-func (r *Report) failed() string {
-	s := make([]string, len(r.Failures))
-	for i, f := range r.Failures {
-		s[i] = f.String()
-	}
-	return strings.Join(s, "; ")
-}
 
 // Member is where a verified member lies in the bundle and what its bytes
 // hash to (the statement's digests, which the bytes were seen to match).
@@ -264,7 +304,7 @@ func Bundle(ctx context.Context, src io.ReaderAt, size int64, trust *Trust, opts
 	rep := &Report{BundleSigners: []string{}, Payloads: []PayloadReport{}, Failures: []Failure{}}
 	// failed ends the verification with every failure found so far.
 	failed := func() (*Verified, *Report, error) {
-		return nil, rep, fmt.Errorf("%w: %s", ErrVerification, rep.failed())
+		return nil, rep, &FailedError{Failures: slices.Clone(rep.Failures)}
 	}
 	// 1. Structure and digests.
 	var envBytes []byte
@@ -614,8 +654,8 @@ func checkKernel(rep *Report, pr *PayloadReport, name, board string, part io.Rea
 // checkSecureBoot checks the rebuilt kernel's Authenticode signature
 // against the policy's Secure Boot certificates (when it names any, the
 // kernel must be signed by one of them) and the statement's record of it
-// (the signer must be the one recorded; a statement that records none
-// needs an unsigned kernel).
+// (the signer must be the one recorded, when one is; a recorded signer
+// needs a signed kernel).
 func checkSecureBoot(rep *Report, pr *PayloadReport, name string, st *bundle.Statement, trust *Trust, kernel io.ReaderAt, size int64) {
 	certs := trust.SecureBootCerts()
 	sig, err := authenticode.Verify(kernel, size, certs)
@@ -639,12 +679,10 @@ func checkSecureBoot(rep *Report, pr *PayloadReport, name string, st *bundle.Sta
 		rep.failHint(name, "secure boot", "sign the kernel with the Secure Boot key the policy names, or add its certificate with policy init --secure-boot-cert", "%v", err)
 	}
 	pr.SecureBoot = &bundle.SecureBoot{Subject: sig.Subject, Fingerprint: sig.Fingerprint, TrustedBy: sig.TrustedBy}
-	if recorded == nil || recorded.Fingerprint != sig.Fingerprint {
-		what := "records no Secure Boot signature"
-		if recorded != nil {
-			what = "records one by " + recorded.Subject + " (SHA-256 " + recorded.Fingerprint + ")"
-		}
-		rep.fail(name, "secure boot", "the kernel is signed by %s (SHA-256 %s), but the statement %s", sig.Subject, sig.Fingerprint, what)
+	// A statement from before the field records nothing; one that records
+	// a signer must record this one.
+	if recorded != nil && recorded.Fingerprint != sig.Fingerprint {
+		rep.fail(name, "secure boot", "the kernel is signed by %s (SHA-256 %s), but the statement records one by %s (SHA-256 %s)", sig.Subject, sig.Fingerprint, recorded.Subject, recorded.Fingerprint)
 	}
 }
 
@@ -672,6 +710,7 @@ func checkSysext(ctx context.Context, rep *Report, pr *PayloadReport, name strin
 	img, err := sysext.Check(ctx, r, size, strings.TrimSuffix(name, ".gz"), rs.host)
 	if err != nil {
 		rep.fail(name, "sysext", "%s", strings.TrimPrefix(err.Error(), sysext.ErrSysext.Error()+": "))
+		rep.Failures[len(rep.Failures)-1].Err = err
 		return
 	}
 	pr.Sysext = &bundle.Sysext{RootHash: img.RootHash, Certificate: img.Certificate, ExtensionRelease: img.ExtensionRelease, Version: img.Version}
