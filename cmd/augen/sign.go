@@ -42,7 +42,7 @@ func signCmd(e *env, args []string) error {
 		return err
 	}
 	if st.Size() != sha256.Size {
-		return fmt.Errorf("%s is %d bytes; a digest from \"augen payload digest\" is %d", *digestPath, st.Size(), sha256.Size)
+		return usagef("%s is %d bytes; a digest from \"augen payload digest\" is %d", *digestPath, st.Size(), sha256.Size)
 	}
 	digest, err := os.ReadFile(*digestPath)
 	if err != nil {
