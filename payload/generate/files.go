@@ -208,6 +208,16 @@ func diffFile(opts DeltaOptions, job fileJob) ([]*op, error) {
 		// diffed (bsdiff would search every position of them for
 		// nothing); like a patch that is not smaller, they are written
 		// in full.
+		// Uncompressed bytes that share nothing with the old ones are
+		// written in full straight away, as a full payload writes them.
+		if !job.compressed && unrelated(srcData, data) {
+			full, err := replaceRaw(o.dst, data)
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, full...)
+			continue
+		}
 		var patch []byte
 		if !job.compressed || similar(srcData, data) {
 			if patch, err = bsdiff.Diff(srcData, data); err != nil {
@@ -301,16 +311,34 @@ func looksRandom(block []byte) bool {
 // similar reports whether at least an eighth of data's content-defined
 // anchors (about one per 256 bytes) occur in old too.
 func similar(old, data []byte) bool {
+	hit, n := shared(old, data)
+	return hit*8 >= n && hit > 0
+}
+
+// unrelated reports whether data shares (almost) nothing with old: of at
+// least 64 content-defined anchors in data (about one per 256 bytes of
+// varied content, so 16 KiB or more), fewer than one in 64 occur in old.
+// Such data (a file replaced by other random or compressed bytes, a
+// rebuilt archive) gives bsdiff nothing to match, but bsdiff would first
+// suffix-sort all of old to find that out: seconds a piece, where the
+// anchors take milliseconds.
+func unrelated(old, data []byte) bool {
+	hit, n := shared(old, data)
+	return n >= 64 && hit*64 < n
+}
+
+// shared counts data's content-defined anchors (n) and those of them that
+// occur in old too (hit).
+func shared(old, data []byte) (hit, n int) {
 	seen := map[uint64]bool{}
 	anchors(old, 0, func(h uint64, _ int64) { seen[h] = true })
-	var n, hit int
 	anchors(data, 0, func(h uint64, _ int64) {
 		n++
 		if seen[h] {
 			hit++
 		}
 	})
-	return hit*8 >= n && hit > 0
+	return hit, n
 }
 
 // blockExtents coalesces blocks (in order) into extents.
