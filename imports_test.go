@@ -28,13 +28,20 @@ var forbidden = map[string][]string{
 
 func within(pkg, tree string) bool { return pkg == tree || strings.HasPrefix(pkg, tree+"/") }
 
-func TestImportDirections(t *testing.T) {
+// packageImports lists every package of the module with its imports
+// ("pkg imp1,imp2,…" lines, from go list).
+func packageImports(t *testing.T) []string {
+	t.Helper()
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports ","}}`, "./...").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n")
+}
+
+func TestImportDirections(t *testing.T) {
 	checked := 0
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+	for _, line := range packageImports(t) {
 		pkg, imports, _ := strings.Cut(line, " ")
 		rel := strings.TrimPrefix(pkg, module)
 		for tree, bad := range forbidden {
@@ -87,12 +94,8 @@ func TestCommandImportsOnlyLibraries(t *testing.T) {
 // libraries built on it (payload/internal/crafted, the crafted corpus, is
 // under payload and may use it).
 func TestInternalImportsPointDown(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports ","}}`, "./...").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
 	checked := 0
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+	for _, line := range packageImports(t) {
 		pkg, imports, _ := strings.Cut(line, " ")
 		i := strings.Index(pkg+"/", "/internal/")
 		if i < 0 {

@@ -85,16 +85,12 @@ func openUSR(ctx context.Context, image, kernel, dir string) (string, *unpack.Re
 // unsigned one (or one that is no PE image: test kernels) recorded as none.
 // A signature that is present but broken is always refused.
 func checkSecureBoot(kernel string, certs []*x509.Certificate, require bool) (*bundle.SecureBoot, error) {
-	f, err := os.Open(kernel)
+	f, size, err := openSized(kernel)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	sig, err := authenticode.Verify(f, st.Size(), certs)
+	sig, err := authenticode.Verify(f, size, certs)
 	must := len(certs) > 0 || require
 	switch {
 	case (errors.Is(err, authenticode.ErrUnsigned) || errors.Is(err, authenticode.ErrNotPE)) && !must:
@@ -107,21 +103,31 @@ func checkSecureBoot(kernel string, certs []*x509.Certificate, require bool) (*b
 	return &bundle.SecureBoot{Subject: sig.Subject, Fingerprint: sig.Fingerprint, TrustedBy: sig.TrustedBy}, nil
 }
 
+// openSized opens a file and says its size.
+func openSized(p string) (*os.File, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
+}
+
 // checkSysexts checks each sysext image against the /usr image usr.
 func checkSysexts(ctx context.Context, usr, board string, images []string) ([]*bundle.Sysext, error) {
 	if len(images) == 0 {
 		return nil, nil
 	}
-	u, err := os.Open(usr)
+	u, size, err := openSized(usr)
 	if err != nil {
 		return nil, err
 	}
 	defer u.Close()
-	st, err := u.Stat()
-	if err != nil {
-		return nil, err
-	}
-	host, err := sysext.ReadHost(ctx, u, st.Size(), board)
+	host, err := sysext.ReadHost(ctx, u, size, board)
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading what the sysexts are checked against: %w", sysext.ErrSysext, err)
 	}
@@ -137,16 +143,12 @@ func checkSysexts(ctx context.Context, usr, board string, images []string) ([]*b
 }
 
 func checkSysext(ctx context.Context, p string, host *sysext.Host) (*bundle.Sysext, error) {
-	f, err := os.Open(p)
+	f, size, err := openSized(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	img, err := sysext.Check(ctx, f, st.Size(), strings.TrimSuffix(filepath.Base(p), ".raw"), host)
+	img, err := sysext.Check(ctx, f, size, strings.TrimSuffix(filepath.Base(p), ".raw"), host)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}

@@ -379,16 +379,12 @@ func usrVersion(ctx context.Context, usr string) (version, from string, err erro
 // usrRead opens the USR image file usr and reads a value from its /usr
 // with read (osrelease.Version, osrelease.Board).
 func usrRead(ctx context.Context, usr string, read func(context.Context, io.ReaderAt, int64) (string, string, error)) (string, string, error) {
-	f, err := os.Open(usr)
+	f, size, err := openSized(usr)
 	if err != nil {
 		return "", "", err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", "", err
-	}
-	return read(ctx, f, st.Size())
+	return read(ctx, f, size)
 }
 
 func checkVersion(ctx context.Context, usr, version string, log augen.Log) error {

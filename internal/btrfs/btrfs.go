@@ -334,19 +334,9 @@ func (fs *FS) entries(dir *inode, fn func(name string, loc key) (bool, error)) e
 // ReadDir lists the names in the directory at p (relative to the
 // filesystem's root) in key order; at most limit of them.
 func (fs *FS) ReadDir(p string, limit int) ([]string, error) {
-	dir, err := fspath.Resolve(fs.paths(), p)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	var names []string
-	err = fs.entries(dir, func(n string, _ key) (bool, error) {
-		names = append(names, n)
-		return len(names) <= limit, nil
+	return fspath.ReadDir(fs.paths(), p, limit, func(dir *inode, fn func(string) bool) error {
+		return fs.entries(dir, func(n string, _ key) (bool, error) { return fn(n), nil })
 	})
-	if err == nil && len(names) > limit {
-		err = fmt.Errorf("%s: more than %d entries", p, limit)
-	}
-	return names, err
 }
 
 // data reads a file's first n bytes (holes read as zeros).

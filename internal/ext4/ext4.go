@@ -341,21 +341,9 @@ func (fs *FS) entries(dir *inode, fn func(name string, ino uint32) bool) error {
 // filesystem's root), without "." and "..", in on-disk order; at most
 // limit of them.
 func (fs *FS) ReadDir(p string, limit int) ([]string, error) {
-	dir, err := fspath.Resolve(fs.paths(), p)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	var names []string
-	err = fs.entries(dir, func(n string, _ uint32) bool {
-		if n != "." && n != ".." {
-			names = append(names, n)
-		}
-		return len(names) <= limit
+	return fspath.ReadDir(fs.paths(), p, limit, func(dir *inode, fn func(string) bool) error {
+		return fs.entries(dir, func(n string, _ uint32) bool { return fn(n) })
 	})
-	if err == nil && len(names) > limit {
-		err = fmt.Errorf("%s: more than %d entries", p, limit)
-	}
-	return names, err
 }
 
 // ReadFile reads the file at p (relative to the filesystem's root),

@@ -104,3 +104,25 @@ func resolve[N any](fs FS[N], p string, links int) (N, error) {
 	}
 	return cur, nil
 }
+
+// ReadDir lists the names in the directory at p, without "." and "..",
+// in the order list gives them: list calls fn for each entry of a
+// directory node until fn returns false. At most limit names: a crafted
+// directory of more is an error, not a long walk.
+func ReadDir[N any](fs FS[N], p string, limit int, list func(dir N, fn func(name string) bool) error) ([]string, error) {
+	dir, err := Resolve(fs, p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	var names []string
+	err = list(dir, func(n string) bool {
+		if n != "." && n != ".." {
+			names = append(names, n)
+		}
+		return len(names) <= limit
+	})
+	if err == nil && len(names) > limit {
+		err = fmt.Errorf("%s: more than %d entries", p, limit)
+	}
+	return names, err
+}
