@@ -3,8 +3,8 @@
 #
 #   scripts/bench.sh CORPUS_DIR [UPDATE_ENGINE_BIN_DIR]
 #
-# CORPUS_DIR is scripts/make-corpus.sh's output (usr-old.img, usr-new.img,
-# image-new.bin.bz2); the kernels are the test vectors'. For each stage the
+# CORPUS_DIR is scripts/make-corpus.sh's output (an ext2/ext4 pair:
+# usr-old.img, usr-new.img); the kernels are the test vectors'. For each stage the
 # two commands run in turn, A B A B … (RUNS, default 3), and the table shows
 # the medians of wall and CPU (user+sys) seconds, A's and B's peak RSS, the
 # bytes each wrote, and A/B:
@@ -15,10 +15,12 @@
 #             vs augen's full build of the same new image
 #   verify    augen payload verify --image --kernel vs the client's chain: signature
 #             check, debug-apply onto a copy of the old image and kernel, cmp
-#   unpack    augen unpack (default: up to USR-A)  vs lbzip2 -dc -n2 of the image
-#   unpack-full  augen unpack --full-check          vs lbzip2 -dc -n2
+#   unpack-real  augen unpack (default: up to USR-A) vs lbzip2 -dc -n2, on a
+#             production image made from the corpus's usr-new.img (its verity
+#             tree, a kernel carrying its root hash, lbzip2 -9 as CI does)
+#   unpack-real-full  augen unpack --full-check    vs lbzip2 -dc -n2
 #   unpack-zeros, unpack-zeros-full: the same on a zero-heavy image (a 1 GiB
-#             USR-A holding a 64 MiB /usr, the rest zeros, lbzip2-compressed)
+#             USR-A holding a 64 MiB /usr, the rest zeros)
 #   sign      augen sign (a digest, key file)        vs openssl pkeyutl
 #
 # Stages whose peer is missing (no UPDATE_ENGINE_BIN_DIR) are skipped and
@@ -31,10 +33,10 @@ runs=${RUNS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 corpus=$(cd "$corpus" && pwd)
 [ -z "$ue" ] || ue=$(cd "$ue" && pwd)
-for tool in /usr/bin/time lbzip2 openssl mke2fs sgdisk go; do
+for tool in /usr/bin/time lbzip2 openssl mke2fs dumpe2fs veritysetup sgdisk mkfs.vfat mcopy go; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool not found" >&2; exit 1; }
 done
-for f in usr-old.img usr-new.img image-new.bin.bz2; do
+for f in usr-old.img usr-new.img; do
   [ -f "$corpus/$f" ] || { echo "bench.sh: $corpus/$f is missing (scripts/make-corpus.sh)" >&2; exit 1; }
 done
 work=$(mktemp -d)
@@ -55,6 +57,7 @@ one() {
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 col() { awk -v c="$2" '{print $c}' "$1" | median; }
 rows=()
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN {if (y > 0) printf "%.2f", x / y; else print "-"}'; }
 # pair STAGE PEER OUT_A OUT_B -- CMD_A... -- CMD_B...: RUNS alternating
 # runs of A and B (after one untimed run of each), one table row.
 pair() {
@@ -78,8 +81,7 @@ pair() {
   ba=$( [ -e "$outa" ] && du -sb "$outa" | cut -f1 || echo -)
   bb=$( [ -e "$outb" ] && du -sb "$outb" | cut -f1 || echo -)
   rows+=("$(printf '%-18s %-30s %7s %7s %6s %7s %7s %6s %5s %5s %11s %11s' "$stage" "$peer" "$wa" "$wb" \
-    "$(awk -v x="$wa" -v y="$wb" 'BEGIN {printf "%.2f", x / y}')" "$ca" "$cb" \
-    "$(awk -v x="$ca" -v y="$cb" 'BEGIN {printf "%.2f", x / y}')" "$ra" "$rb" "$ba" "$bb")")
+    "$(ratio "$wa" "$wb")" "$ca" "$cb" "$(ratio "$ca" "$cb")" "$ra" "$rb" "$ba" "$bb")")
   echo "bench.sh: $stage done" >&2
 }
 skip() { rows+=("$(printf '%-18s %-30s %s' "$1" "$2" "skipped: $3")"); }
@@ -130,31 +132,66 @@ else
   skip verify "client chain" "no UPDATE_ENGINE_BIN_DIR"
 fi
 
-# unpack: the real-data CI image, then a zero-heavy one.
-pair unpack "lbzip2 -dc -n2" "" "" -- \
-  "$augen" unpack "$corpus/image-new.bin.bz2" --usr-size "$(stat -c %s "$corpus/usr-new.img")" -o "$work/u1" -- \
-  sh -c "lbzip2 -dc -n2 '$corpus/image-new.bin.bz2' >/dev/null"
-pair unpack-full "lbzip2 -dc -n2" "" "" -- \
-  "$augen" unpack "$corpus/image-new.bin.bz2" --usr-size "$(stat -c %s "$corpus/usr-new.img")" --full-check -o "$work/u2" -- \
-  sh -c "lbzip2 -dc -n2 '$corpus/image-new.bin.bz2' >/dev/null"
+# unpack: production images made from the corpus's /usr (real data) and
+# from a 64 MiB /usr in a 1 GiB USR-A (zero-heavy), each with its verity
+# tree and a kernel carrying its root hash, lbzip2-compressed as CI does.
+# mkimage USR_IMG PARTITION_BYTES OUT.bin.bz2
+mkimage() {
+  local usr=$1 part=$2 out=$3 d=$work/img
+  rm -rf "$d" && mkdir -p "$d"
+  cp "$usr" "$d/usr.img" && truncate -s "$part" "$d/usr.img"
+  local blocks
+  blocks=$(dumpe2fs -h "$d/usr.img" 2>/dev/null | awk -F: '/^Block count/ {gsub(/ /, "", $2); print $2}')
+  local rh
+  rh=$(veritysetup format --data-blocks "$blocks" --hash-offset $((blocks * 4096)) "$d/usr.img" "$d/usr.img" | awk '/Root hash:/ {print $3}')
+  cp "$newk" "$d/vmlinuz"
+  printf 'HdrS' | dd of="$d/vmlinuz" bs=1 seek=$((0x202)) conv=notrunc status=none
+  printf '%s' "$rh" | dd of="$d/vmlinuz" bs=1 seek=64 conv=notrunc status=none
+  truncate -s 64M "$d/esp.img" && mkfs.vfat -F 16 -n EFI-SYSTEM "$d/esp.img" >/dev/null
+  MTOOLS_SKIP_CHECK=1 mmd -i "$d/esp.img" ::/flatcar && MTOOLS_SKIP_CHECK=1 mcopy -i "$d/esp.img" "$d/vmlinuz" ::/flatcar/vmlinuz-a
+  local sectors=$((part / 512))
+  truncate -s $(( (2048 + 131072 + sectors + 2048) * 512 )) "$d/disk.bin"
+  sgdisk -n 1:2048:+64M -t 1:C12A7328-F81F-11D2-BA4B-00A0C93EC93B -c 1:EFI-SYSTEM \
+    -n 3:$((2048 + 131072)):+$sectors -t 3:5DFBF5F4-2848-4BAC-AA5E-0D9A20B745A6 -c 3:USR-A "$d/disk.bin" >/dev/null
+  dd if="$d/esp.img" of="$d/disk.bin" bs=512 seek=2048 conv=notrunc status=none
+  dd if="$d/usr.img" of="$d/disk.bin" bs=512 seek=$((2048 + 131072)) conv=notrunc status=none
+  lbzip2 -9 -c "$d/disk.bin" >"$out"
+  rm -rf "$d"
+}
+usrsize=$(stat -c %s "$corpus/usr-new.img")
+if [ -f "$corpus/image-new.bin" ]; then
+  # The corpus's own disk (USR-B, OEM and ROOT after USR-A, as Flatcar's),
+  # its USR-A given a verity tree and its EFI-SYSTEM the kernel.
+  d=$work/img && mkdir -p "$d"
+  cp --sparse=always "$corpus/image-new.bin" "$d/disk.bin"
+  first() { sgdisk -i "$1" "$d/disk.bin" | awk '/First sector:/ {print $3}'; }
+  usr0=$(first 3) esp0=$(first 1)
+  cp "$corpus/usr-new.img" "$d/usr.img"
+  blocks=$(dumpe2fs -h "$d/usr.img" 2>/dev/null | awk -F: '/^Block count/ {gsub(/ /, "", $2); print $2}')
+  rh=$(veritysetup format --data-blocks "$blocks" --hash-offset $((blocks * 4096)) "$d/usr.img" "$d/usr.img" | awk '/Root hash:/ {print $3}')
+  dd if="$d/usr.img" of="$d/disk.bin" bs=512 seek="$usr0" conv=notrunc status=none
+  cp "$newk" "$d/vmlinuz"
+  printf 'HdrS' | dd of="$d/vmlinuz" bs=1 seek=$((0x202)) conv=notrunc status=none
+  printf '%s' "$rh" | dd of="$d/vmlinuz" bs=1 seek=64 conv=notrunc status=none
+  MTOOLS_SKIP_CHECK=1 mcopy -o -i "$d/disk.bin@@$((esp0 * 512))" "$d/vmlinuz" ::/flatcar/vmlinuz-a
+  lbzip2 -9 -c "$d/disk.bin" >"$work/real.bin.bz2"
+  rm -rf "$d"
+else
+  mkimage "$corpus/usr-new.img" "$usrsize" "$work/real.bin.bz2"
+fi
 mkdir -p "$work/z/tree" && cp -r /usr/share/common-licenses "$work/z/tree/"
 truncate -s 64M "$work/z/fs.img" && mke2fs -q -F -t ext4 -b 4096 -d "$work/z/tree" "$work/z/fs.img"
-z=$work/z/disk.bin MiB=$((1 << 20))
-truncate -s $(( (2048 + 2 * 1024 * 2048 + 2048) * 512 )) "$z"
-sgdisk -n 1:2048:+64M -t 1:C12A7328-F81F-11D2-BA4B-00A0C93EC93B -c 1:EFI-SYSTEM \
-  -n 3:0:+1G -t 3:5DFBF5F4-2848-4BAC-AA5E-0D9A20B745A6 -c 3:USR-A "$z" >/dev/null
-start=$(sgdisk -i 3 "$z" | awk '/First sector:/ {print $3}')
-dd if="$work/z/fs.img" of="$z" bs=512 seek="$start" conv=notrunc status=none
-truncate -s $((64 * MiB)) "$work/z/esp.img" && mkfs.vfat -F 16 -n EFI-SYSTEM "$work/z/esp.img" >/dev/null
-MTOOLS_SKIP_CHECK=1 mmd -i "$work/z/esp.img" ::/flatcar && MTOOLS_SKIP_CHECK=1 mcopy -i "$work/z/esp.img" "$newk" ::/flatcar/vmlinuz-a
-dd if="$work/z/esp.img" of="$z" bs=512 seek=2048 conv=notrunc status=none
-lbzip2 -c "$z" >"$work/zeros.bin.bz2" && rm -f "$z"
-pair unpack-zeros "lbzip2 -dc -n2" "" "" -- \
-  "$augen" unpack "$work/zeros.bin.bz2" --usr-size 1GiB -o "$work/u3" -- \
-  sh -c "lbzip2 -dc -n2 '$work/zeros.bin.bz2' >/dev/null"
-pair unpack-zeros-full "lbzip2 -dc -n2" "" "" -- \
-  "$augen" unpack "$work/zeros.bin.bz2" --usr-size 1GiB --full-check -o "$work/u4" -- \
-  sh -c "lbzip2 -dc -n2 '$work/zeros.bin.bz2' >/dev/null"
+mkimage "$work/z/fs.img" $((1 << 30)) "$work/zeros.bin.bz2"
+for img in real zeros; do
+  size=$usrsize
+  [ "$img" = zeros ] && size=1GiB
+  pair "unpack-$img" "lbzip2 -dc -n2" "" "" -- \
+    "$augen" unpack "$work/$img.bin.bz2" --usr-size "$size" -o "$work/u-$img" -- \
+    sh -c "lbzip2 -dc -n2 '$work/$img.bin.bz2' >/dev/null"
+  pair "unpack-$img-full" "lbzip2 -dc -n2" "" "" -- \
+    "$augen" unpack "$work/$img.bin.bz2" --usr-size "$size" --full-check -o "$work/u-$img-full" -- \
+    sh -c "lbzip2 -dc -n2 '$work/$img.bin.bz2' >/dev/null"
+done
 
 # sign: one digest.
 head -c 32 /dev/urandom >"$work/digest"
