@@ -33,6 +33,8 @@ const (
 	layoutFlatInline = 2
 
 	direntSize = 12
+
+	knownIncompat = 0x7f
 )
 
 // ErrFormat wraps every error about a malformed image.
@@ -70,6 +72,15 @@ func Open(r io.ReaderAt, size int64) (*FS, error) {
 	le := binary.LittleEndian
 	if le.Uint32(sb) != magic {
 		return nil, fmt.Errorf("%w: no EROFS magic", ErrFormat)
+	}
+	// Incompatible features this reader knows (zero padding, compression
+	// configs and big pclusters, chunked files, the device table or
+	// compression head2, tail packing, fragments or dedupe, xattr
+	// prefixes): none changes how an uncompressed file or a directory is
+	// laid out. A newer one (48-bit block addresses, 0x80) may, and is
+	// refused rather than misread.
+	if incompat := le.Uint32(sb[80:]); incompat&^knownIncompat != 0 {
+		return nil, fmt.Errorf("%w: incompatible features %#x that augen does not know", ErrFormat, incompat&^knownIncompat)
 	}
 	bits := uint(sb[12])
 	if bits < 9 || bits > 16 {

@@ -65,6 +65,17 @@ func TestRefusesDamage(t *testing.T) {
 	}
 }
 
+// TestRefusesUnknownFeatures: an incompatible feature this reader does
+// not know (48-bit block addresses) is refused, not misread.
+func TestRefusesUnknownFeatures(t *testing.T) {
+	src, _ := testutil.FSTree(t)
+	img := bytes.Clone(testutil.MakeFS(t, "erofs", src))
+	img[superOffset+80] |= 0x80
+	if _, err := Open(bytes.NewReader(img), int64(len(img))); !errors.Is(err, ErrFormat) {
+		t.Fatalf("got %v", err)
+	}
+}
+
 func FuzzReadFile(f *testing.F) {
 	src, _ := testutil.FSTree(f)
 	f.Add(testutil.MakeFS(f, "erofs", src)[:1<<16])
