@@ -633,7 +633,7 @@ var boardArch = map[string]string{"amd64-usr": "amd64", "arm64-usr": "arm64"}
 // machine would boot the new slot into a verity failure. A kernel that is
 // neither kind of image (test payloads) is noted in the report, not failed.
 func checkKernel(rep *Report, pr *PayloadReport, name, board string, part io.ReaderAt, partSize int64, kernel io.ReaderAt, kernelSize int64) {
-	arch, err := kernelMatchesUsr(part, partSize, kernel, kernelSize)
+	arch, vr, err := kernelMatchesUsr(part, partSize, kernel, kernelSize)
 	if arch == "" && err == nil {
 		pr.KernelNote = "kernel not checked against the board and /usr: it is neither an x86 bzImage nor an arm64 Image"
 		return
@@ -646,9 +646,7 @@ func checkKernel(rep *Report, pr *PayloadReport, name, board string, part io.Rea
 		rep.fail(name, "kernel", "%v", err)
 		return
 	}
-	if res, _ := verity.Check(part, partSize, kernelHead(kernel, kernelSize)); res != nil {
-		pr.VerityRootHash = res.RootHash
-	}
+	pr.VerityRootHash = vr.RootHash
 }
 
 // checkSecureBoot checks the rebuilt kernel's Authenticode signature
@@ -736,24 +734,26 @@ func kernelHead(kernel io.ReaderAt, size int64) []byte {
 }
 
 // kernelMatchesUsr reads the kernel's architecture and checks that the
-// dm-verity root hash it carries is the one of the /usr part: "" and nil
-// for a kernel that is neither an x86 bzImage nor an arm64 Image.
-func kernelMatchesUsr(part io.ReaderAt, partSize int64, kernel io.ReaderAt, kernelSize int64) (string, error) {
+// dm-verity root hash it carries is the one of the /usr part (the tree is
+// computed once, and returned): "" and nil for a kernel that is neither an
+// x86 bzImage nor an arm64 Image.
+func kernelMatchesUsr(part io.ReaderAt, partSize int64, kernel io.ReaderAt, kernelSize int64) (string, *verity.Result, error) {
 	head := kernelHead(kernel, kernelSize)
 	_, arch, err := verity.KernelRootHash(head)
 	if arch == "" {
-		return "", nil
+		return "", nil, nil
 	}
 	if err != nil {
-		return arch, err
+		return arch, nil, err
 	}
 	if part == nil {
-		return arch, fmt.Errorf("the rebuilt /usr was not available to check the kernel's root hash against")
+		return arch, nil, fmt.Errorf("the rebuilt /usr was not available to check the kernel's root hash against")
 	}
-	if _, err := verity.Check(part, partSize, head); err != nil {
-		return arch, fmt.Errorf("the kernel does not match its /usr: %w", err)
+	vr, err := verity.Check(part, partSize, head)
+	if err != nil {
+		return arch, nil, fmt.Errorf("the kernel does not match its /usr: %w", err)
 	}
-	return arch, nil
+	return arch, vr, nil
 }
 
 // checkOldVersion checks that the old image given for a delta declares

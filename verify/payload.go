@@ -138,7 +138,7 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 	}
 	var sbErr, sysextErr error
 	sources.InspectKernel = func(r io.ReaderAt, size int64) {
-		res.KernelArch, kernelErr = kernelMatchesUsr(usr, usrSize, r, size)
+		res.KernelArch, _, kernelErr = kernelMatchesUsr(usr, usrSize, r, size)
 		if res.Host == nil && usr != nil && res.KernelArch != "" {
 			if h, err := sysext.ReadHost(ctx, usr, usrSize, BoardOfArch(res.KernelArch)); err == nil {
 				res.Host = &Host{h}

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync/atomic"
 )
 
 // ErrInvalid wraps every error about malformed or inconsistent metadata.
@@ -106,7 +108,6 @@ func Tree(r io.ReaderAt, sb *Superblock) (root, tree []byte, err error) {
 	if sb.DataBlocks == 0 {
 		return nil, nil, invalidf("the superblock covers no data blocks")
 	}
-	bs := int(sb.DataBlockSize)
 	hs := int(sb.HashBlockSize)
 	per := hs / sha256.Size
 	hash := func(block []byte) []byte {
@@ -115,19 +116,11 @@ func Tree(r io.ReaderAt, sb *Superblock) (root, tree []byte, err error) {
 		h.Write(block)
 		return h.Sum(nil)
 	}
-	// Level 0, streamed: the data is read once, 1 MiB at a time.
-	var level []byte
-	buf := make([]byte, 256*bs)
-	sr := io.NewSectionReader(r, 0, int64(sb.DataBlocks)*int64(bs))
-	for done := uint64(0); done < sb.DataBlocks; {
-		n, err := io.ReadFull(sr, buf[:min(uint64(len(buf)), (sb.DataBlocks-done)*uint64(bs))])
-		if err != nil {
-			return nil, nil, invalidf("reading data block %d: %v", done, err)
-		}
-		for off := 0; off < n; off += bs {
-			level = append(level, hash(buf[off:off+bs])...)
-		}
-		done += uint64(n / bs)
+	// Level 0: the data read once, 1 MiB at a time, by one reader per core
+	// (SHA-256 of the data is most of the work), each digest put in place.
+	level, err := levelZero(r, sb)
+	if err != nil {
+		return nil, nil, err
 	}
 	var levels [][]byte
 	for {
@@ -149,6 +142,55 @@ func Tree(r io.ReaderAt, sb *Superblock) (root, tree []byte, err error) {
 			level = append(level, hash(packed[i*hs:(i+1)*hs])...)
 		}
 	}
+}
+
+// levelZero hashes the first DataBlocks blocks of r, salt first, on
+// every core: r must allow concurrent ReadAt (a file, a section of one).
+func levelZero(r io.ReaderAt, sb *Superblock) ([]byte, error) {
+	const chunk = 256 // blocks a read
+	bs := uint64(sb.DataBlockSize)
+	if sb.DataBlocks > (1<<62)/sha256.Size {
+		return nil, invalidf("%d data blocks", sb.DataBlocks)
+	}
+	level := make([]byte, sb.DataBlocks*sha256.Size)
+	chunks := (sb.DataBlocks + chunk - 1) / chunk
+	var next atomic.Uint64
+	workers := int(min(uint64(runtime.GOMAXPROCS(0)), chunks))
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			buf := make([]byte, chunk*bs)
+			h := sha256.New()
+			for {
+				c := next.Add(1) - 1
+				if c >= chunks {
+					errs <- nil
+					return
+				}
+				first := c * chunk
+				n := min(chunk, sb.DataBlocks-first)
+				if _, err := r.ReadAt(buf[:n*bs], int64(first*bs)); err != nil {
+					next.Store(chunks) // the others stop at their next chunk
+					errs <- invalidf("reading data block %d: %v", first, err)
+					return
+				}
+				for i := range n {
+					h.Reset()
+					h.Write(sb.Salt)
+					h.Write(buf[i*bs : (i+1)*bs])
+					// Sum appends into level's own room: in place.
+					h.Sum(level[(first+i)*sha256.Size : (first+i)*sha256.Size])
+				}
+			}
+		}()
+	}
+	var err error
+	for range workers {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	return level, err
 }
 
 // KernelRootHash returns the 32-byte root hash Flatcar's build writes into
