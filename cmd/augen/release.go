@@ -67,7 +67,9 @@ than V0 must not update to this release directly (they first need a floor:
 a release at or above V0 that "augen push --floor-reason" marked as one);
 push refuses a channel where they would be offered it directly.
 
-Example:
+Examples:
+  augen release amd64-usr/4459.2.1/ --signing-key buildbot.asc --secure-boot-cert db.crt \
+      --key 'pkcs11:object=10;type=private' --delta-from 4426.0.0=amd64-usr/4426.0.0/ -o release.tar
   augen release flatcar_production_image.bin.bz2 --version 4459.2.1 \
       --key 'pkcs11:object=10;type=private' \
       --delta-from 4426.0.0=flatcar_production_image-4426.0.0.bin.bz2 -o release.tar
