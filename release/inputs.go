@@ -90,15 +90,14 @@ func checkSecureBoot(kernel string, certs []*x509.Certificate, require bool) (*b
 		return nil, err
 	}
 	defer f.Close()
-	sig, err := authenticode.Verify(f, size, certs)
-	must := len(certs) > 0 || require
+	sig, err := authenticode.Check(f, size, certs, require)
 	switch {
-	case (errors.Is(err, authenticode.ErrUnsigned) || errors.Is(err, authenticode.ErrNotPE)) && !must:
-		return nil, nil
 	case errors.Is(err, authenticode.ErrUnsigned) || errors.Is(err, authenticode.ErrNotPE):
 		return nil, fmt.Errorf("%w: %s is not signed for Secure Boot (%v): it boots nowhere Secure Boot is enforced; give the kernel sbsign_util.sh signed", ErrKernel, kernel, err)
 	case err != nil:
 		return nil, fmt.Errorf("%w: %s: %v", ErrKernel, kernel, err)
+	case sig == nil:
+		return nil, nil
 	}
 	return &bundle.SecureBoot{Subject: sig.Subject, Fingerprint: sig.Fingerprint, TrustedBy: sig.TrustedBy}, nil
 }

@@ -227,14 +227,11 @@ func compareRebuilt(rebuilt []apply.Rebuilt, target, path string) error {
 // require) it must be signed by one of them; without, an unsigned kernel
 // (or one that is no PE image) gives nil. A broken signature is an error.
 func secureBoot(kernel io.ReaderAt, size int64, certs []*x509.Certificate, require bool) (*bundle.SecureBoot, error) {
-	sig, err := authenticode.Verify(kernel, size, certs)
-	unsigned := errors.Is(err, authenticode.ErrUnsigned) || errors.Is(err, authenticode.ErrNotPE)
+	sig, err := authenticode.Check(kernel, size, certs, require)
 	switch {
-	case unsigned && len(certs) == 0 && !require:
-		return nil, nil
-	case unsigned:
+	case errors.Is(err, authenticode.ErrUnsigned) || errors.Is(err, authenticode.ErrNotPE):
 		return nil, fmt.Errorf("the kernel is not signed for Secure Boot (%v): it boots nowhere Secure Boot is enforced", err)
-	case err != nil:
+	case err != nil || sig == nil:
 		return nil, err
 	}
 	return &bundle.SecureBoot{Subject: sig.Subject, Fingerprint: sig.Fingerprint, TrustedBy: sig.TrustedBy}, nil

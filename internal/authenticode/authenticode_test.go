@@ -143,3 +143,35 @@ func FuzzVerify(f *testing.F) {
 		Verify(bytes.NewReader(b), int64(len(b)), nil)
 	})
 }
+
+// TestCraftedPE: a PE whose sections overlap (96 of them over the same
+// bytes would have the file hashed 96 times) and one whose certificate
+// table lies past the file's end are refused before anything is hashed;
+// an unsigned kernel is no error where nothing requires a signature.
+func TestCraftedPE(t *testing.T) {
+	dir := folder(t)
+	b := testutil.Read(t, filepath.Join(dir, "amd64-usr/4799.0.0/flatcar_production_image.vmlinuz"))
+	pe := 0x80
+	opt := pe + 24
+	sec := opt + 240
+	overlap := bytes.Clone(b)
+	// The second section starts where the first does.
+	copy(overlap[sec+40+20:sec+40+24], overlap[sec+20:sec+24])
+	if _, err := Verify(bytes.NewReader(overlap), int64(len(overlap)), nil); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "overlaps") {
+		t.Fatalf("overlapping sections: %v", err)
+	}
+	past := bytes.Clone(b)
+	dd := opt + 112 + 4*8
+	past[dd+4], past[dd+5], past[dd+6] = 0xff, 0xff, 0x7f // certificate table size
+	if _, err := Verify(bytes.NewReader(past), int64(len(past)), nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("certificate table past the end: %v", err)
+	}
+	unsigned := testutil.Folder(t, t.TempDir(), "4799.0.0", "amd64", "KERNEL_SIGNER=none") + "/flatcar_production_image.vmlinuz"
+	u := testutil.Read(t, unsigned)
+	if sig, err := Check(bytes.NewReader(u), int64(len(u)), nil, false); sig != nil || err != nil {
+		t.Fatalf("unsigned, not required: %v %v", sig, err)
+	}
+	if _, err := Check(bytes.NewReader(u), int64(len(u)), nil, true); !errors.Is(err, ErrUnsigned) {
+		t.Fatalf("unsigned, required: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package erofs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
@@ -88,4 +89,34 @@ func FuzzReadFile(f *testing.F) {
 			return fs.ReadFile, nil
 		})
 	})
+}
+
+// TestRefusesLyingInodes: a directory that claims more than the reader
+// reads whole, and a root inode number past the image's end, are refused
+// before anything is allocated for them.
+func TestRefusesLyingInodes(t *testing.T) {
+	src, _ := testutil.FSTree(t)
+	img := testutil.MakeFS(t, "erofs", src)
+	fs := open(t, img)
+	root, err := fs.inode(fs.rootNID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Clone(img)
+	base := fs.metaAddr + int64(root.nid)*32
+	if big[base]&1 == 1 { // an extended inode: a 64-bit size at byte 8
+		binary.LittleEndian.PutUint64(big[base+8:], 1<<40)
+	} else {
+		binary.LittleEndian.PutUint32(big[base+8:], 1<<30)
+	}
+	if _, err := open(t, big).ReadFile("lib/os-release", 1<<16); !errors.Is(err, ErrFormat) {
+		t.Fatalf("a huge root directory: %v", err)
+	}
+	past := bytes.Clone(img)
+	binary.LittleEndian.PutUint16(past[superOffset+14:], 0xffff)
+	if fs, err := Open(bytes.NewReader(past[:64<<10]), 64<<10); err == nil {
+		if _, err := fs.ReadFile("lib/os-release", 1<<16); err == nil {
+			t.Fatal("a root inode past the end was read")
+		}
+	}
 }

@@ -405,3 +405,25 @@ func TestFileDeltaProperty(t *testing.T) {
 		planWithMaps(t, old, new, om, nm) // fails unless it rebuilds new
 	}
 }
+
+// unrelated decides, on anchors alone, that a file replaced by other
+// random bytes has nothing for bsdiff, and that an edited text does; too
+// little varied content to judge is never called unrelated.
+func TestUnrelated(t *testing.T) {
+	a, b := make([]byte, 1<<20), make([]byte, 1<<20)
+	r1, r2 := rand.NewChaCha8([32]byte{1}), rand.NewChaCha8([32]byte{2})
+	r1.Read(a)
+	r2.Read(b)
+	text := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog, "), 20000)
+	edited := append(bytes.Clone(text[:400000]), append([]byte("an edit"), text[400000:]...)...)
+	switch {
+	case !unrelated(a, b):
+		t.Error("two random files are related")
+	case unrelated(a, a[1000:]):
+		t.Error("a file and its shifted copy are unrelated")
+	case unrelated(text, edited):
+		t.Error("an edited text is unrelated to its old version")
+	case unrelated(a[:4096], b[:4096]):
+		t.Error("4 KiB (too few anchors) judged unrelated")
+	}
+}
