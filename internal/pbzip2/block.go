@@ -1,9 +1,10 @@
 package pbzip2
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
+	"math/bits"
 )
 
 // Magics, 48 bits each, at any bit offset of a bzip2 stream.
@@ -48,6 +49,16 @@ func newBitReader(data []byte, bit uint64) *bitReader {
 }
 
 func (b *bitReader) fill() {
+	if b.pos+8 <= len(b.data) {
+		// Eight bytes at once, as many whole bytes kept as fit. The bits
+		// below n that do not fit are the stream's own next bits, so
+		// loading them again later changes nothing.
+		b.acc |= binary.BigEndian.Uint64(b.data[b.pos:]) >> b.n
+		k := (63 - b.n) >> 3
+		b.pos += int(k)
+		b.n += k << 3
+		return
+	}
 	for b.n <= 56 {
 		var c byte
 		if b.pos < len(b.data) {
@@ -63,10 +74,12 @@ func (b *bitReader) fill() {
 
 func (b *bitReader) peek(k uint) uint32 { return uint32(b.acc >> (64 - k)) }
 
+// consume drops k bits; at least 32 are always ready after it, enough for
+// any peek.
 func (b *bitReader) consume(k uint) {
 	b.acc <<= k
 	b.n -= k
-	if b.n <= 56 {
+	if b.n < 32 {
 		b.fill()
 	}
 }
@@ -151,6 +164,8 @@ func (h *huffman) decode(br *bitReader) (uint16, error) {
 // decoder holds the buffers one worker reuses for every block.
 type decoder struct {
 	tt    []uint32
+	lf    []uint32 // the inverse BWT's backward links
+	raw   []byte   // the block before run-length decoding
 	trees [6]huffman
 	sel   []uint8
 	// maxOut, if > 0, bounds a block's output: runs expand up to ~50x,
@@ -299,10 +314,9 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 	}
 	tt := d.tt[:0]
 	var counts [256]int
+	// The move-to-front list holds the bytes themselves.
 	var mtf [256]byte
-	for i := range mtf {
-		mtf[i] = byte(i)
-	}
+	copy(mtf[:], seqToUnseq[:])
 	eob := uint16(inUse + 1)
 	run, runShift := 0, uint(0)
 	flush := func() error {
@@ -312,7 +326,7 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 		if len(tt)+run > maxN {
 			return fmt.Errorf("block longer than level %d allows", level)
 		}
-		c := seqToUnseq[mtf[0]]
+		c := mtf[0]
 		counts[c] += run
 		for ; run > 0; run-- {
 			tt = append(tt, uint32(c))
@@ -353,7 +367,7 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 		if idx >= inUse {
 			return nil, errors.New("bad MTF index")
 		}
-		v := mtf[idx]
+		c := mtf[idx]
 		if idx < 16 { // most indexes are small: no memmove call
 			for k := idx; k > 0; k-- {
 				mtf[k] = mtf[k-1]
@@ -361,8 +375,7 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 		} else {
 			copy(mtf[1:idx+1], mtf[:idx])
 		}
-		mtf[0] = v
-		c := seqToUnseq[v]
+		mtf[0] = c
 		counts[c]++
 		if len(tt) >= maxN {
 			return nil, fmt.Errorf("block longer than level %d allows", level)
@@ -375,61 +388,59 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 		return nil, fmt.Errorf("origin pointer %d outside the %d-byte block", origPtr, n)
 	}
 	b.n = n
-	// Inverse BWT: link every position to the next in the original order.
+	// Inverse BWT, walked from both ends at once: T (in tt's high 24
+	// bits) links every position to the one after it in the original
+	// order, and LF (in lf) to the one before it. The original block is
+	// the row origPtr; its first half is read forwards along T and its
+	// second half backwards along LF. Each step of a walk is a load from
+	// a random place in a 3.6 MB array, a cache miss that waits on the one
+	// before it; two independent walks keep two misses in flight, which
+	// is most of what makes this stage faster than one walk.
 	var cftab [256]int
 	sum := 0
 	for i := 0; i < 256; i++ {
 		cftab[i] = sum
 		sum += counts[i]
 	}
+	if cap(d.lf) < maxBlock {
+		d.lf = make([]uint32, maxBlock)
+		d.raw = make([]byte, maxBlock)
+	}
+	lf, raw := d.lf[:n], d.raw[:n]
 	for i := 0; i < n; i++ {
 		c := tt[i] & 0xff
-		tt[cftab[c]] |= uint32(i) << 8
+		j := cftab[c]
+		tt[j] |= uint32(i) << 8
+		lf[i] = uint32(j)<<8 | c
 		cftab[c]++
 	}
-	// Walk it, undoing the initial run-length encoding (4 equal bytes and
-	// a count of more); runs are filled in bulk.
-	// Bytes go to o[k] with the capacity checked by hand: this loop is
-	// most of a decoder's time.
-	o := out[:cap(out)]
-	k := 0
-	p := tt[origPtr] >> 8
-	last, same := -1, 0
-	for i := 0; i < n; i++ {
-		e := tt[p]
-		p = e >> 8
-		c := byte(e)
-		if same == 4 {
-			if c > 0 {
-				if d.maxOut > 0 && k+int(c) > d.maxOut {
-					return nil, errTooLarge
-				}
-				if k+int(c) > len(o) {
-					o = grow(o, k, int(c), int(c)+n-i, tt, p, i, n, -1, 0, d.maxOut)
-				}
-				fill(o[k:k+int(c)], byte(last))
-				k += int(c)
-			}
-			same, last = 0, -1
-			continue
-		}
-		if int(c) == last {
-			same++
-		} else {
-			last, same = int(c), 1
-		}
-		if k == len(o) {
-			o = grow(o, k, 1, n-i, tt, p, i, n, last, same, d.maxOut)
-		}
-		o[k] = c
-		k++
+	h := n / 2
+	pf, pb := tt[origPtr]>>8, uint32(origPtr)
+	for k := 0; k < h; k++ {
+		ef, eb := tt[pf], lf[pb]
+		raw[k], raw[n-1-k] = byte(ef), byte(eb)
+		pf, pb = ef>>8, eb>>8
 	}
-	out = o[:k]
+	if n%2 == 1 {
+		raw[h] = byte(tt[pf])
+	}
+	// Undo the initial run-length encoding (4 equal bytes and a count of
+	// more), sized first: a block of long runs (up to ~46 MB from 900 kB)
+	// is allocated once, exactly, and one past the caller's bound is
+	// refused before it is written.
+	size, tooLarge := rle1Size(raw, d.maxOut)
+	if tooLarge {
+		return nil, errTooLarge
+	}
+	if size > cap(out) {
+		out = make([]byte, size)
+	}
+	out = out[:size]
 	// Four equal bytes at the very end want a count byte the block does
 	// not have: libbzip2 reads on past the block and fails with
 	// BZ_DATA_ERROR once it gets there (after emitting a run whose length
 	// is the block's first byte).
-	b.pendingRun = same == 4
+	b.pendingRun = rle1Expand(raw, out)
 	b.out = out
 	if crc := crc32(out); crc != b.crc {
 		b.crcErr = fmt.Errorf("block CRC mismatch (stored %08x, computed %08x)", b.crc, crc)
@@ -440,46 +451,74 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 	return b, nil
 }
 
-// grow makes room in o (k bytes used) for the now bytes step i writes; by
-// default for at least need more (doubling). A large block of long runs
-// (up to ~46 MB from 900 kB) is sized once, exactly, by counting what the
-// rest of the walk will write (cheap next to the walk that writes it): a
-// verifier then holds each block's output once, not a copy twice its
-// size. p is the next symbol's position and last/same the run state after
-// step i.
-func grow(o []byte, k, now, need int, tt []uint32, p uint32, i, n, last, same int, maxOut int) []byte {
-	want := max(need, k)
-	if k+need > 1<<20 {
-		exact := now + restOfBlock(tt, p, i, n, last, same)
-		if maxOut <= 0 || k+exact <= maxOut+n {
-			want = exact
+// The initial run-length encoding: four equal bytes are followed by a
+// count (0–255) of more. Scanning from a point where no run is pending,
+// the first four equal bytes are always a run (a count byte ends one and
+// starts the scan afresh), so the expansion copies what lies between
+// runs in bulk and fills the runs.
+
+// nextRun returns the first i ≥ s where raw[i:i+4] are four equal bytes,
+// or len(raw) when there is none.
+func nextRun(raw []byte, s int) int {
+	i := s
+	for ; i+11 <= len(raw); i += 8 {
+		x := binary.LittleEndian.Uint64(raw[i:])
+		z := (x ^ binary.LittleEndian.Uint64(raw[i+1:])) |
+			(x ^ binary.LittleEndian.Uint64(raw[i+2:])) |
+			(x ^ binary.LittleEndian.Uint64(raw[i+3:]))
+		// A zero byte of z at lane j: raw[i+j:i+j+4] are equal. The
+		// lowest flagged lane is the first such j.
+		if m := (z - 0x0101010101010101) &^ z & 0x8080808080808080; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
 		}
 	}
-	o = slices.Grow(o[:k], want)
-	return o[:cap(o)]
+	for ; i+4 <= len(raw); i++ {
+		if c := raw[i]; raw[i+1] == c && raw[i+2] == c && raw[i+3] == c {
+			return i
+		}
+	}
+	return len(raw)
 }
 
-// restOfBlock counts the bytes the inverse-BWT walk writes after step i,
-// by the decoding loop's own rules, from the run state last/same.
-func restOfBlock(tt []uint32, p uint32, i, n, last, same int) int {
-	total := 0
-	for j := i + 1; j < n; j++ {
-		e := tt[p]
-		p = e >> 8
-		c := int(byte(e))
-		if same == 4 {
-			total += c
-			same, last = 0, -1
-			continue
+// rle1Size returns how many bytes raw expands to, and whether, with
+// maxOut > 0, a run would take the output past maxOut (the bound is
+// checked where a run is added, as the decoder always has).
+func rle1Size(raw []byte, maxOut int) (int, bool) {
+	k := 0
+	for s := 0; s < len(raw); {
+		i := nextRun(raw, s)
+		if i+4 >= len(raw) { // no run, or one without its count
+			return k + len(raw) - s, false
 		}
-		if c == last {
-			same++
-		} else {
-			last, same = c, 1
+		k += i + 4 - s
+		c := int(raw[i+4])
+		if maxOut > 0 && k+c > maxOut {
+			return 0, true
 		}
-		total++
+		k += c
+		s = i + 5
 	}
-	return total
+	return k, false
+}
+
+// rle1Expand writes raw's expansion to out, which rle1Size sized, and
+// reports whether raw ends in four equal bytes without their count.
+func rle1Expand(raw, out []byte) (pending bool) {
+	k := 0
+	for s := 0; s < len(raw); {
+		i := nextRun(raw, s)
+		if i+4 >= len(raw) {
+			copy(out[k:], raw[s:])
+			return i+4 == len(raw)
+		}
+		k += copy(out[k:], raw[s:i+4])
+		if c := int(raw[i+4]); c > 0 {
+			fill(out[k:k+c], raw[i])
+			k += c
+		}
+		s = i + 5
+	}
+	return false
 }
 
 // fill sets every byte of s to c.

@@ -202,6 +202,11 @@ func (z *Reader) dispatch() {
 // take waits for the job at bit, dispatching and reading as needed.
 func (z *Reader) take(bit uint64) (*job, error) {
 	for {
+		// Keep every worker busy: top the window up before waiting, not
+		// only when it has run dry.
+		if err := z.topUp(); err != nil {
+			return nil, err
+		}
 		if j := z.jobs[bit]; j != nil {
 			<-j.done
 			// Everything queued before it was a false magic: drop it.
@@ -226,6 +231,20 @@ func (z *Reader) take(bit uint64) (*job, error) {
 			if err := z.fill(); err != nil {
 				return nil, err
 			}
+		}
+	}
+}
+
+// topUp dispatches candidates until the window is full, reading more input
+// while a candidate waits only for its lookahead.
+func (z *Reader) topUp() error {
+	for {
+		z.dispatch()
+		if z.eof || len(z.queued) >= 2*z.workers || len(z.cands) == 0 {
+			return nil
+		}
+		if err := z.fill(); err != nil {
+			return err
 		}
 	}
 }

@@ -1,0 +1,54 @@
+package pbzip2
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+)
+
+// rle1Reference is the initial run-length decoding as libbzip2 does it,
+// one byte at a time: after four equal bytes the next byte is a count.
+func rle1Reference(raw []byte) ([]byte, bool) {
+	var out []byte
+	last, same := -1, 0
+	for _, c := range raw {
+		if same == 4 {
+			out = append(out, bytes.Repeat([]byte{byte(last)}, int(c))...)
+			last, same = -1, 0
+			continue
+		}
+		if int(c) == last {
+			same++
+		} else {
+			last, same = int(c), 1
+		}
+		out = append(out, c)
+	}
+	return out, same == 4
+}
+
+// TestRLE1 checks the bulk expansion against the byte-at-a-time rule on
+// inputs full of runs of every length, at every alignment.
+func TestRLE1(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for iter := range 20000 {
+		n := r.IntN(64)
+		raw := make([]byte, 0, n)
+		for len(raw) < n {
+			c := byte(r.IntN(3))
+			for range r.IntN(7) + 1 {
+				raw = append(raw, c)
+			}
+		}
+		raw = raw[:n]
+		want, wantPending := rle1Reference(raw)
+		size, big := rle1Size(raw, 0)
+		if big || size != len(want) {
+			t.Fatalf("%d: %x: size %d, want %d", iter, raw, size, len(want))
+		}
+		out := make([]byte, size)
+		if pending := rle1Expand(raw, out); pending != wantPending || !bytes.Equal(out, want) {
+			t.Fatalf("%d: %x: got %x (pending %v), want %x (%v)", iter, raw, out, pending, want, wantPending)
+		}
+	}
+}
