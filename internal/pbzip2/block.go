@@ -164,8 +164,8 @@ func (h *huffman) decode(br *bitReader) (uint16, error) {
 // decoder holds the buffers one worker reuses for every block.
 type decoder struct {
 	tt    []uint32
-	lf    []uint32 // the inverse BWT's backward links
-	raw   []byte   // the block before run-length decoding
+	raw   []byte // the block before run-length decoding
+	w     walker
 	trees [6]huffman
 	sel   []uint8
 	// maxOut, if > 0, bounds a block's output: runs expand up to ~50x,
@@ -388,42 +388,25 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 		return nil, fmt.Errorf("origin pointer %d outside the %d-byte block", origPtr, n)
 	}
 	b.n = n
-	// Inverse BWT, walked from both ends at once: T (in tt's high 24
-	// bits) links every position to the one after it in the original
-	// order, and LF (in lf) to the one before it. The original block is
-	// the row origPtr; its first half is read forwards along T and its
-	// second half backwards along LF. Each step of a walk is a load from
-	// a random place in a 3.6 MB array, a cache miss that waits on the one
-	// before it; two independent walks keep two misses in flight, which
-	// is most of what makes this stage faster than one walk.
+	// Inverse BWT: T (in tt's high 24 bits) links every row to the one
+	// after it in the original order; the block is the walk from the row
+	// origPtr (walk.go).
 	var cftab [256]int
 	sum := 0
 	for i := 0; i < 256; i++ {
 		cftab[i] = sum
 		sum += counts[i]
 	}
-	if cap(d.lf) < maxBlock {
-		d.lf = make([]uint32, maxBlock)
-		d.raw = make([]byte, maxBlock)
-	}
-	lf, raw := d.lf[:n], d.raw[:n]
 	for i := 0; i < n; i++ {
 		c := tt[i] & 0xff
-		j := cftab[c]
-		tt[j] |= uint32(i) << 8
-		lf[i] = uint32(j)<<8 | c
+		tt[cftab[c]] |= uint32(i) << 8
 		cftab[c]++
 	}
-	h := n / 2
-	pf, pb := tt[origPtr]>>8, uint32(origPtr)
-	for k := 0; k < h; k++ {
-		ef, eb := tt[pf], lf[pb]
-		raw[k], raw[n-1-k] = byte(ef), byte(eb)
-		pf, pb = ef>>8, eb>>8
+	if cap(d.raw) < maxBlock {
+		d.raw = make([]byte, maxBlock)
 	}
-	if n%2 == 1 {
-		raw[h] = byte(tt[pf])
-	}
+	raw := d.raw[:n]
+	d.w.walk(tt, origPtr, raw)
 	// Undo the initial run-length encoding (4 equal bytes and a count of
 	// more), sized first: a block of long runs (up to ~46 MB from 900 kB)
 	// is allocated once, exactly, and one past the caller's bound is
