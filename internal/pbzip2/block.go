@@ -312,76 +312,110 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 	if cap(d.tt) < maxBlock {
 		d.tt = make([]uint32, maxBlock)
 	}
-	tt := d.tt[:0]
+	tt := d.tt[:maxN]
+	k := 0 // symbols in tt
 	var counts [256]int
 	// The move-to-front list holds the bytes themselves.
 	var mtf [256]byte
 	copy(mtf[:], seqToUnseq[:])
 	eob := uint16(inUse + 1)
 	run, runShift := 0, uint(0)
-	flush := func() error {
-		if run == 0 {
-			return nil
-		}
-		if len(tt)+run > maxN {
-			return fmt.Errorf("block longer than level %d allows", level)
-		}
-		c := mtf[0]
-		counts[c] += run
-		for ; run > 0; run-- {
-			tt = append(tt, uint32(c))
-		}
-		runShift = 0
-		return nil
-	}
+	// The loop below is most of a block's decoding: the bit reader's
+	// state is kept in locals (written back before anything else reads
+	// it), and each group's table is looked up once per 50 symbols.
+	acc, nb, pos, data := br.acc, br.n, br.pos, br.data
+	var tree *huffman
 	for g, left := 0, 0; ; left-- {
 		if left == 0 {
+			br.acc, br.n, br.pos = acc, nb, pos
+			if br.past() { // checked once a group: past the end, zeros
+				return nil, errTruncated
+			}
 			if g >= len(d.sel) {
 				return nil, errors.New("ran out of selectors")
 			}
+			tree = &d.trees[d.sel[g]]
 			left = 50
 			g++
 		}
-		sym, err := d.trees[d.sel[g-1]].decode(br)
-		if err != nil {
-			return nil, err
-		}
-		if br.past() {
-			return nil, errTruncated
+		var sym uint16
+		if e := tree.table[acc>>(64-lookupBits)]; e != 0 {
+			l := uint(e & 31)
+			acc <<= l
+			nb -= l
+			sym = e >> 5
+			if nb < 32 {
+				if pos+8 <= len(data) {
+					acc |= binary.BigEndian.Uint64(data[pos:]) >> nb
+					m := (63 - nb) >> 3
+					pos += int(m)
+					nb += m << 3
+				} else {
+					br.acc, br.n, br.pos = acc, nb, pos
+					br.fill()
+					acc, nb, pos = br.acc, br.n, br.pos
+				}
+			}
+		} else {
+			br.acc, br.n, br.pos = acc, nb, pos
+			var err error
+			if sym, err = tree.decode(br); err != nil {
+				return nil, err
+			}
+			acc, nb, pos = br.acc, br.n, br.pos
 		}
 		if sym <= 1 { // RUNA, RUNB
 			if runShift > 20 {
+				br.acc, br.n, br.pos = acc, nb, pos
 				return nil, errors.New("run too long")
 			}
 			run += int(sym+1) << runShift
 			runShift++
 			continue
 		}
-		if err := flush(); err != nil {
-			return nil, err
+		if run > 0 {
+			if k+run > maxN {
+				br.acc, br.n, br.pos = acc, nb, pos
+				return nil, fmt.Errorf("block longer than level %d allows", level)
+			}
+			c := mtf[0]
+			counts[c] += run
+			for i := k; i < k+run; i++ {
+				tt[i] = uint32(c)
+			}
+			k += run
+			run, runShift = 0, 0
 		}
 		if sym == eob {
 			break
 		}
 		idx := int(sym - 1)
 		if idx >= inUse {
+			br.acc, br.n, br.pos = acc, nb, pos
 			return nil, errors.New("bad MTF index")
 		}
 		c := mtf[idx]
 		if idx < 16 { // most indexes are small: no memmove call
-			for k := idx; k > 0; k-- {
-				mtf[k] = mtf[k-1]
+			for i := idx; i > 0; i-- {
+				mtf[i] = mtf[i-1]
 			}
 		} else {
 			copy(mtf[1:idx+1], mtf[:idx])
 		}
 		mtf[0] = c
 		counts[c]++
-		if len(tt) >= maxN {
+		if k >= maxN {
+			br.acc, br.n, br.pos = acc, nb, pos
 			return nil, fmt.Errorf("block longer than level %d allows", level)
 		}
-		tt = append(tt, uint32(c))
+		tt[k] = uint32(c)
+		k++
 	}
+	br.acc, br.n, br.pos = acc, nb, pos
+	if br.past() {
+		return nil, errTruncated
+	}
+	tt = tt[:k]
 	b.endBit = br.bitPos()
 	n := len(tt)
 	if origPtr >= n {
