@@ -95,6 +95,26 @@ type PayloadResult struct {
 //
 // src must be read twice; a pipe has to be spooled first.
 func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.PublicKey, opts PayloadOptions) (*PayloadResult, error) {
+	// The files the rebuilt targets are compared with are hashed while
+	// the payload is checked and applied (the check's pass reads and
+	// hashes on one core), not after.
+	part := "partition"
+	if opts.Extra {
+		part = "image"
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	var wants []*wantFile
+	for _, w := range []wantFile{{path: opts.WantPartition, target: part}, {path: opts.WantKernel, target: "KERNEL"}} {
+		if w.path != "" {
+			wants = append(wants, w.hash(hctx))
+		}
+	}
+	defer func() {
+		cancel()
+		for _, w := range wants {
+			<-w.done
+		}
+	}()
 	s, err := payload.Check(ctxio.Reader(ctx, io.NewSectionReader(src, 0, size)), pubs)
 	if err != nil {
 		return nil, err
@@ -182,15 +202,8 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 	if hex.EncodeToString(pr2.SignedHash()) != s.SignedHash {
 		return nil, fmt.Errorf("%w: the payload changed while it was verified", ErrVerification)
 	}
-	part := "partition"
-	if opts.Extra {
-		part = "image"
-	}
-	for _, want := range []struct{ path, target string }{{opts.WantPartition, part}, {opts.WantKernel, "KERNEL"}} {
-		if want.path == "" {
-			continue
-		}
-		if err := compareRebuilt(rebuilt, want.target, want.path); err != nil {
+	for _, w := range wants {
+		if err := w.compare(rebuilt); err != nil {
 			return nil, err
 		}
 	}
@@ -198,29 +211,52 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 	return res, nil
 }
 
-// compareRebuilt checks that the rebuilt target equals the file at path.
-func compareRebuilt(rebuilt []apply.Rebuilt, target, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return err
+// wantFile is a file a rebuilt target must equal, hashed in the
+// background.
+type wantFile struct {
+	path, target string
+	n            int64
+	sum          []byte
+	err          error
+	done         chan struct{}
+}
+
+// hash starts hashing the file and returns w with done to wait on.
+func (w wantFile) hash(ctx context.Context) *wantFile {
+	w.done = make(chan struct{})
+	go func() {
+		defer close(w.done)
+		f, err := os.Open(w.path)
+		if err != nil {
+			w.err = err
+			return
+		}
+		defer f.Close()
+		h := sha256.New()
+		if w.n, w.err = ctxio.Copy(ctx, h, f); w.err == nil {
+			w.sum = h.Sum(nil)
+		}
+	}()
+	return &w
+}
+
+// compare checks that the rebuilt target equals the file.
+func (w *wantFile) compare(rebuilt []apply.Rebuilt) error {
+	<-w.done
+	if w.err != nil {
+		return w.err
 	}
 	for _, r := range rebuilt {
-		if r.Name != target {
+		if r.Name != w.target {
 			continue
 		}
-		if uint64(n) != r.Size || !bytes.Equal(h.Sum(nil), r.SHA256[:]) {
+		if uint64(w.n) != r.Size || !bytes.Equal(w.sum, r.SHA256[:]) {
 			return fmt.Errorf("%w: the payload rebuilds a %s of %d bytes (sha256 %x), but %s is %d bytes (sha256 %x)",
-				apply.ErrMismatch, target, r.Size, r.SHA256, path, n, h.Sum(nil))
+				apply.ErrMismatch, w.target, r.Size, r.SHA256, w.path, w.n, w.sum)
 		}
 		return nil
 	}
-	return fmt.Errorf("%w: the payload has no %s to compare with %s", apply.ErrMismatch, target, path)
+	return fmt.Errorf("%w: the payload has no %s to compare with %s", apply.ErrMismatch, w.target, w.path)
 }
 
 // secureBoot checks a kernel's Authenticode signature: with certs (or
