@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"sync"
 )
 
 // Magics, 48 bits each, at any bit offset of a bzip2 stream.
@@ -457,9 +458,10 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 	// not have: libbzip2 reads on past the block and fails with
 	// BZ_DATA_ERROR once it gets there (after emitting a run whose length
 	// is the block's first byte).
-	b.pendingRun = rle1Expand(raw, out)
+	var crc uint32
+	b.pendingRun, crc = rle1Expand(raw, out)
 	b.out = out
-	if crc := crc32(out); crc != b.crc {
+	if crc != b.crc {
 		b.crcErr = fmt.Errorf("block CRC mismatch (stored %08x, computed %08x)", b.crc, crc)
 		if !d.lazyCRC {
 			return nil, b.crcErr
@@ -519,23 +521,56 @@ func rle1Size(raw []byte, maxOut int) (int, bool) {
 }
 
 // rle1Expand writes raw's expansion to out, which rle1Size sized, and
-// reports whether raw ends in four equal bytes without their count.
-func rle1Expand(raw, out []byte) (pending bool) {
+// returns its CRC and whether raw ends in four equal bytes without their
+// count. The CRC is taken as the bytes are written, while they are in
+// cache; a longest run of zeros (the free space of a disk image) is
+// taken in four table lookups (crcZeros255).
+func rle1Expand(raw, out []byte) (pending bool, crc uint32) {
 	k := 0
+	crc = ^uint32(0)
 	for s := 0; s < len(raw); {
 		i := nextRun(raw, s)
 		if i+4 >= len(raw) {
-			copy(out[k:], raw[s:])
-			return i+4 == len(raw)
+			crc = crcUpdate(crc, out[k:k+copy(out[k:], raw[s:])])
+			return i+4 == len(raw), ^crc
 		}
-		k += copy(out[k:], raw[s:i+4])
+		n := copy(out[k:], raw[s:i+4])
+		crc = crcUpdate(crc, out[k:k+n])
+		k += n
 		if c := int(raw[i+4]); c > 0 {
 			fill(out[k:k+c], raw[i])
+			if c == 255 && raw[i] == 0 {
+				crc = crcZeros255(crc)
+			} else {
+				crc = crcUpdate(crc, out[k:k+c])
+			}
 			k += c
 		}
 		s = i + 5
 	}
-	return false
+	return false, ^crc
+}
+
+// zeros255 is the CRC's state change for 255 zero bytes, which is linear:
+// the XOR of what each byte of the state becomes, one table per byte.
+var zeros255 = sync.OnceValue(func() *[4][256]uint32 {
+	var t [4][256]uint32
+	for j := range 4 {
+		for b := range 256 {
+			s := uint32(b) << (8 * j)
+			for range 255 {
+				s = s<<8 ^ crcTable[s>>24]
+			}
+			t[j][b] = s
+		}
+	}
+	return &t
+})
+
+// crcZeros255 advances the CRC state crc over 255 zero bytes.
+func crcZeros255(crc uint32) uint32 {
+	t := zeros255()
+	return t[0][crc&0xff] ^ t[1][crc>>8&0xff] ^ t[2][crc>>16&0xff] ^ t[3][crc>>24]
 }
 
 // fill sets every byte of s to c.
@@ -552,8 +587,10 @@ func fill(s []byte, c byte) {
 
 // crc32 is bzip2's CRC-32 of b (polynomial 0x04c11db7, MSB first, inverted
 // in and out), eight bytes at a time.
-func crc32(b []byte) uint32 {
-	crc := ^uint32(0)
+func crc32(b []byte) uint32 { return ^crcUpdate(^uint32(0), b) }
+
+// crcUpdate advances the CRC state crc (not inverted) over b.
+func crcUpdate(crc uint32, b []byte) uint32 {
 	for len(b) >= 8 {
 		crc ^= uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 		crc = crcTables[7][crc>>24] ^ crcTables[6][crc>>16&0xff] ^ crcTables[5][crc>>8&0xff] ^ crcTables[4][crc&0xff] ^
@@ -563,7 +600,7 @@ func crc32(b []byte) uint32 {
 	for _, c := range b {
 		crc = crc<<8 ^ crcTable[byte(crc>>24)^c]
 	}
-	return ^crc
+	return crc
 }
 
 // crcTables[k][b] is the CRC contribution of byte b followed by k zero bytes.

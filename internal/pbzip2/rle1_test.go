@@ -39,6 +39,9 @@ func TestRLE1(t *testing.T) {
 			for range r.IntN(7) + 1 {
 				raw = append(raw, c)
 			}
+			if r.IntN(4) == 0 { // a longest run's count
+				raw = append(raw, 255)
+			}
 		}
 		raw = raw[:n]
 		want, wantPending := rle1Reference(raw)
@@ -47,8 +50,21 @@ func TestRLE1(t *testing.T) {
 			t.Fatalf("%d: %x: size %d, want %d", iter, raw, size, len(want))
 		}
 		out := make([]byte, size)
-		if pending := rle1Expand(raw, out); pending != wantPending || !bytes.Equal(out, want) {
+		pending, crc := rle1Expand(raw, out)
+		if pending != wantPending || !bytes.Equal(out, want) || crc != crc32(want) {
 			t.Fatalf("%d: %x: got %x (pending %v), want %x (%v)", iter, raw, out, pending, want, wantPending)
+		}
+	}
+}
+
+// TestCRCZeros251 checks the table step against the byte-at-a-time CRC.
+func TestCRCZeros251(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	zeros := make([]byte, 255)
+	for range 1000 {
+		s := r.Uint32()
+		if got, want := crcZeros255(s), crcUpdate(s, zeros); got != want {
+			t.Fatalf("state %08x: %08x, want %08x", s, got, want)
 		}
 	}
 }

@@ -154,6 +154,14 @@ func levelZero(r io.ReaderAt, sb *Superblock) ([]byte, error) {
 	}
 	level := make([]byte, sb.DataBlocks*sha256.Size)
 	chunks := (sb.DataBlocks + chunk - 1) / chunk
+	// Free space is zeros, and every zero block has the same hash: it is
+	// computed once, and a block is compared with zeros (far cheaper
+	// than hashing it) before it is hashed.
+	zero := make([]byte, bs)
+	zh := sha256.New()
+	zh.Write(sb.Salt)
+	zh.Write(zero)
+	zeroHash := zh.Sum(nil)
 	var next atomic.Uint64
 	workers := int(min(uint64(runtime.GOMAXPROCS(0)), chunks))
 	errs := make(chan error, workers)
@@ -175,9 +183,14 @@ func levelZero(r io.ReaderAt, sb *Superblock) ([]byte, error) {
 					return
 				}
 				for i := range n {
+					blk := buf[i*bs : (i+1)*bs]
+					if bytes.Equal(blk, zero) {
+						copy(level[(first+i)*sha256.Size:], zeroHash)
+						continue
+					}
 					h.Reset()
 					h.Write(sb.Salt)
-					h.Write(buf[i*bs : (i+1)*bs])
+					h.Write(blk)
 					// Sum appends into level's own room: in place.
 					h.Sum(level[(first+i)*sha256.Size : (first+i)*sha256.Size])
 				}
