@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 )
 
@@ -68,10 +67,12 @@ type Reader struct {
 	ops          []opRef
 	dataSize     uint64 // sum of all operations' data
 
-	pos    int64     // bytes consumed from the file
-	signed hash.Hash // SHA-256 of bytes before the Signatures blob
-	file   *fileHasher
-	buf    []byte
+	pos int64 // bytes consumed from the file
+	// file hashes every byte read; the signed hash (the SHA-256 of the
+	// bytes before the Signatures blob) is its SHA-256 taken before that
+	// blob is read, so the payload is hashed once, not twice.
+	file *fileHasher
+	buf  []byte
 
 	next       int
 	err        error
@@ -88,7 +89,7 @@ type opRef struct {
 // NewReader reads and checks the header and manifest. Limits are checked
 // before anything is allocated.
 func NewReader(r io.Reader, opts *ReaderOptions) (*Reader, error) {
-	pr := &Reader{r: bufio.NewReaderSize(r, 1<<16), signed: sha256.New(), file: newFileHasher()}
+	pr := &Reader{r: bufio.NewReaderSize(r, 1<<16), file: newFileHasher()}
 	if opts != nil {
 		pr.opts = *opts
 	}
@@ -104,9 +105,13 @@ func NewReader(r io.Reader, opts *ReaderOptions) (*Reader, error) {
 	return pr, nil
 }
 
-// consume reads exactly n bytes, hashing them as part of the signed region
-// when signed is true.
+// consume reads exactly n bytes and hashes them. Only the signatures blob,
+// read last, is not signed (signed false); finish takes the signed hash
+// before it.
 func (pr *Reader) consume(n int64, signed bool, what string) ([]byte, error) {
+	if signed && pr.signedHash != nil {
+		return nil, fmt.Errorf("payload: %s read after the signed hash was taken", what)
+	}
 	if int64(cap(pr.buf)) < n {
 		pr.buf = make([]byte, n)
 	}
@@ -119,9 +124,6 @@ func (pr *Reader) consume(n int64, signed bool, what string) ([]byte, error) {
 		return nil, fmt.Errorf("payload: reading %s at byte %d: %w", what, pr.pos, err)
 	}
 	pr.pos += n
-	if signed {
-		pr.signed.Write(b)
-	}
 	pr.file.Write(b)
 	return b, nil
 }
@@ -223,7 +225,7 @@ func (pr *Reader) nextOp() (*Op, error) {
 }
 
 func (pr *Reader) finish() error {
-	pr.signedHash = pr.signed.Sum(nil)
+	pr.signedHash = pr.file.s256.Sum(nil) // Sum leaves the state as it was
 	m := pr.manifest
 	if (m.SignaturesSize != nil) && !pr.opts.Prepared {
 		blob, err := pr.consume(int64(m.GetSignaturesSize()), false, "the signatures blob")
