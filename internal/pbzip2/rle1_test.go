@@ -6,25 +6,21 @@ import (
 	"testing"
 )
 
-// rle1Reference is the initial run-length decoding as libbzip2 does it,
-// one byte at a time: after four equal bytes the next byte is a count.
-func rle1Reference(raw []byte) ([]byte, bool) {
-	var out []byte
+// rle1Pending reports whether raw ends in four equal bytes without their
+// count, by libbzip2's byte-at-a-time rule (unRLE1 gives the bytes).
+func rle1Pending(raw []byte) bool {
 	last, same := -1, 0
 	for _, c := range raw {
-		if same == 4 {
-			out = append(out, bytes.Repeat([]byte{byte(last)}, int(c))...)
+		switch {
+		case same == 4:
 			last, same = -1, 0
-			continue
-		}
-		if int(c) == last {
+		case int(c) == last:
 			same++
-		} else {
+		default:
 			last, same = int(c), 1
 		}
-		out = append(out, c)
 	}
-	return out, same == 4
+	return same == 4
 }
 
 // TestRLE1 checks the bulk expansion against the byte-at-a-time rule on
@@ -44,7 +40,7 @@ func TestRLE1(t *testing.T) {
 			}
 		}
 		raw = raw[:n]
-		want, wantPending := rle1Reference(raw)
+		want, wantPending := unRLE1(raw), rle1Pending(raw)
 		size, big := rle1Size(raw, 0)
 		if big || size != len(want) {
 			t.Fatalf("%d: %x: size %d, want %d", iter, raw, size, len(want))
