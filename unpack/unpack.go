@@ -379,13 +379,21 @@ func (s *stream) copySparse(dst io.WriterAt, h hash.Hash, n int64) error {
 		if h != nil {
 			h.Write(b)
 		}
-		for off := 0; off < len(b); off += 4096 {
-			blk := b[off:min(off+4096, len(b))]
-			if bytes.Equal(blk, zero[:len(blk)]) {
+		// Each stretch of non-zero blocks is one write, not one a block.
+		from := -1 // start of the pending stretch
+		for off := 0; from >= 0 || off < len(b); off += 4096 {
+			end := min(off+4096, len(b))
+			if off < len(b) && !bytes.Equal(b[off:end], zero[:end-off]) {
+				if from < 0 {
+					from = off
+				}
 				continue
 			}
-			if _, err := dst.WriteAt(blk, done+int64(off)); err != nil {
-				return err
+			if from >= 0 { // a zero block or the end: write the stretch
+				if _, err := dst.WriteAt(b[from:min(off, len(b))], done+int64(from)); err != nil {
+					return err
+				}
+				from = -1
 			}
 		}
 		// Make sure the file has its full length even if it ends in zeros.
