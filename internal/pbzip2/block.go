@@ -395,15 +395,29 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 			br.acc, br.n, br.pos = acc, nb, pos
 			return nil, errors.New("bad MTF index")
 		}
-		c := mtf[idx]
-		if idx < 16 { // most indexes are small: no memmove call
-			for i := idx; i > 0; i-- {
-				mtf[i] = mtf[i-1]
-			}
-		} else {
+		var c byte
+		switch {
+		case idx < 8: // most indexes: the move is done in one word
+			x := binary.LittleEndian.Uint64(mtf[:8])
+			sh := uint(idx) * 8
+			c = byte(x >> sh)
+			below := x & (1<<sh - 1)
+			x = x&^(1<<(sh+8)-1) | below<<8 | uint64(c) // sh+8 = 64: none above
+			binary.LittleEndian.PutUint64(mtf[:8], x)
+		case idx < 16: // in two words: the first's top byte moves to the second
+			x0 := binary.LittleEndian.Uint64(mtf[:8])
+			x1 := binary.LittleEndian.Uint64(mtf[8:16])
+			sh := uint(idx-8) * 8
+			c = byte(x1 >> sh)
+			below := x1 & (1<<sh - 1)
+			x1 = x1&^(1<<(sh+8)-1) | below<<8 | x0>>56
+			binary.LittleEndian.PutUint64(mtf[8:16], x1)
+			binary.LittleEndian.PutUint64(mtf[:8], x0<<8|uint64(c))
+		default:
+			c = mtf[idx]
 			copy(mtf[1:idx+1], mtf[:idx])
+			mtf[0] = c
 		}
-		mtf[0] = c
 		counts[c]++
 		if k >= maxN {
 			br.acc, br.n, br.pos = acc, nb, pos
