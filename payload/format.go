@@ -127,7 +127,8 @@ func (h Hashes) OmahaSHA1() string { return base64.StdEncoding.EncodeToString(h.
 // HexSHA256 is the hex SHA-256, the encoding of extra files' hash_sha256.
 func (h Hashes) HexSHA256() string { return hex.EncodeToString(h.SHA256[:]) }
 
-// fileHasher computes Hashes over everything written to it.
+// fileHasher computes Hashes over everything written to it (no SHA-1
+// when sha1 is nil).
 type fileHasher struct {
 	n    int64
 	sha1 hash.Hash
@@ -140,7 +141,9 @@ func newFileHasher() *fileHasher {
 
 func (h *fileHasher) Write(p []byte) (int, error) {
 	h.n += int64(len(p))
-	h.sha1.Write(p)
+	if h.sha1 != nil {
+		h.sha1.Write(p)
+	}
 	h.s256.Write(p)
 	return len(p), nil
 }
@@ -148,7 +151,9 @@ func (h *fileHasher) Write(p []byte) (int, error) {
 func (h *fileHasher) sum() Hashes {
 	var out Hashes
 	out.Size = h.n
-	h.sha1.Sum(out.SHA1[:0])
+	if h.sha1 != nil {
+		h.sha1.Sum(out.SHA1[:0])
+	}
 	h.s256.Sum(out.SHA256[:0])
 	return out
 }

@@ -20,6 +20,10 @@ type ReaderOptions struct {
 	// manifest reserves the Signatures blob but the file ends before it
 	// (the output of Prepare / `augen payload digest`).
 	Prepared bool
+	// NoSHA1 skips the whole file's SHA-1 (Omaha's second hash): for a
+	// second pass over a payload whose hashes the first pass took. Hashes
+	// then has a zero SHA1.
+	NoSHA1 bool
 }
 
 // DefaultMaxBlobSize bounds one operation's data, which a verifier holds in
@@ -92,6 +96,9 @@ func NewReader(r io.Reader, opts *ReaderOptions) (*Reader, error) {
 	pr := &Reader{r: bufio.NewReaderSize(r, 1<<16), file: newFileHasher()}
 	if opts != nil {
 		pr.opts = *opts
+	}
+	if pr.opts.NoSHA1 {
+		pr.file.sha1 = nil
 	}
 	if pr.opts.MaxManifestSize <= 0 {
 		pr.opts.MaxManifestSize = MaxManifestSize

@@ -128,7 +128,8 @@ func Payload(ctx context.Context, src io.ReaderAt, size int64, pubs []crypto.Pub
 			return nil, err
 		}
 	}
-	pr2, err := payload.NewReader(ctxio.Reader(ctx, io.NewSectionReader(src, 0, size)), nil)
+	// The second pass needs the signed hash, not Omaha's SHA-1 again.
+	pr2, err := payload.NewReader(ctxio.Reader(ctx, io.NewSectionReader(src, 0, size)), &payload.ReaderOptions{NoSHA1: true})
 	if err != nil {
 		return nil, err
 	}
