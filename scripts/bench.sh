@@ -3,8 +3,8 @@
 #
 #   scripts/bench.sh CORPUS_DIR [UPDATE_ENGINE_BIN_DIR]
 #
-# CORPUS_DIR is scripts/make-corpus.sh's output (an ext2/ext4 pair:
-# usr-old.img, usr-new.img); the kernels are the test vectors'. For each stage the
+# CORPUS_DIR is scripts/make-corpus.sh's output (an ext4, ext2 or btrfs
+# pair: usr-old.img, usr-new.img); the kernels are the test vectors'. For each stage the
 # two commands run in turn, A B A B … (RUNS, default 3), and the table shows
 # the medians of wall and CPU (user+sys) seconds, A's and B's peak RSS, the
 # bytes each wrote, and A/B:
@@ -135,13 +135,24 @@ fi
 # unpack: production images made from the corpus's /usr (real data) and
 # from a 64 MiB /usr in a 1 GiB USR-A (zero-heavy), each with its verity
 # tree and a kernel carrying its root hash, lbzip2-compressed as CI does.
+# fsblocks IMG: the 4 KiB blocks of the ext2/4 or btrfs file system in IMG
+# (the data blocks its verity tree covers).
+fsblocks() {
+  local b
+  b=$(dumpe2fs -h "$1" 2>/dev/null | awk -F: '/^Block count/ {gsub(/ /, "", $2); print $2}')
+  if [ -z "$b" ] && command -v btrfs >/dev/null; then
+    b=$(btrfs inspect-internal dump-super "$1" 2>/dev/null | awk '/^total_bytes/ {print $2 / 4096}')
+  fi
+  [ -n "$b" ] || { echo "bench.sh: $1 holds no ext2/4 or btrfs file system" >&2; exit 1; }
+  echo "$b"
+}
 # mkimage USR_IMG PARTITION_BYTES OUT.bin.bz2
 mkimage() {
   local usr=$1 part=$2 out=$3 d=$work/img
   rm -rf "$d" && mkdir -p "$d"
   cp "$usr" "$d/usr.img" && truncate -s "$part" "$d/usr.img"
   local blocks
-  blocks=$(dumpe2fs -h "$d/usr.img" 2>/dev/null | awk -F: '/^Block count/ {gsub(/ /, "", $2); print $2}')
+  blocks=$(fsblocks "$d/usr.img")
   local rh
   rh=$(veritysetup format --data-blocks "$blocks" --hash-offset $((blocks * 4096)) "$d/usr.img" "$d/usr.img" | awk '/Root hash:/ {print $3}')
   cp "$newk" "$d/vmlinuz"
@@ -167,7 +178,7 @@ if [ -f "$corpus/image-new.bin" ]; then
   first() { sgdisk -i "$1" "$d/disk.bin" | awk '/First sector:/ {print $3}'; }
   usr0=$(first 3) esp0=$(first 1)
   cp "$corpus/usr-new.img" "$d/usr.img"
-  blocks=$(dumpe2fs -h "$d/usr.img" 2>/dev/null | awk -F: '/^Block count/ {gsub(/ /, "", $2); print $2}')
+  blocks=$(fsblocks "$d/usr.img")
   rh=$(veritysetup format --data-blocks "$blocks" --hash-offset $((blocks * 4096)) "$d/usr.img" "$d/usr.img" | awk '/Root hash:/ {print $3}')
   dd if="$d/usr.img" of="$d/disk.bin" bs=512 seek="$usr0" conv=notrunc status=none
   cp "$newk" "$d/vmlinuz"
