@@ -66,6 +66,7 @@ type Reader struct {
 
 	cur  []byte
 	prev []byte // the consumed block output, recycled on the next block
+	big  bool   // the last block decoded to more than bigBlock
 	err  error
 	pool sync.Pool
 }
@@ -176,7 +177,7 @@ func (z *Reader) fill() error {
 // dispatch hands candidates to workers, in order, while few are in flight
 // and their data is (or can no longer become) complete.
 func (z *Reader) dispatch() {
-	for len(z.cands) > 0 && len(z.queued) < 2*z.workers {
+	for len(z.cands) > 0 && len(z.queued) < z.window() {
 		c := z.cands[0]
 		if c.bit < z.expect {
 			z.cands = z.cands[1:] // inside a block already decoded
@@ -240,7 +241,7 @@ func (z *Reader) take(bit uint64) (*job, error) {
 func (z *Reader) topUp() error {
 	for {
 		z.dispatch()
-		if z.eof || len(z.queued) >= 2*z.workers || len(z.cands) == 0 {
+		if z.eof || len(z.queued) >= z.window() || len(z.cands) == 0 {
 			return nil
 		}
 		if err := z.fill(); err != nil {
@@ -248,6 +249,19 @@ func (z *Reader) topUp() error {
 		}
 	}
 }
+
+// window is how many blocks may be in flight: two a worker, so that none
+// waits for the reader; one a worker while blocks decode to more than
+// bigBlock (long runs: up to ~46 MB each), which bounds memory instead.
+func (z *Reader) window() int {
+	if z.big {
+		return z.workers
+	}
+	return 2 * z.workers
+}
+
+// bigBlock is the output above which a block counts as big for window.
+const bigBlock = 4 << 20
 
 func (z *Reader) recycle(j *job) {
 	if j.res != nil && cap(j.res.out) > 0 {
@@ -357,6 +371,7 @@ func (z *Reader) next() error {
 				z.pool.Put(z.prev[:0])
 			}
 			z.cur, z.prev = j.res.out, j.res.out
+			z.big = len(j.res.out) > bigBlock
 			return nil
 		default:
 			return z.corrupt("stream %d: expected a block or the end of the stream at %s, after block %d", z.streams, where(z.expect), z.blocks)
