@@ -14,7 +14,7 @@ import "slices"
 
 const (
 	walkLanes    = 8
-	walkPivots   = 256     // segments per block (fewer for small blocks)
+	walkPivots   = 256     // segments per block, besides origPtr's
 	walkMinBlock = 1 << 14 // below this, one chain
 	pivotFlag    = 1 << 31
 	rowMask      = 1<<20 - 1 // rows of a 900 kB block fit in 20 bits
@@ -54,8 +54,10 @@ func (w *walker) walk(tt []uint32, origPtr int, raw []byte) {
 		tt[r] |= pivotFlag
 	}
 	w.segs = slices.Grow(w.segs[:0], len(w.pivots))[:len(w.pivots)]
-	// A lane's share is about n/walkLanes; twice that is room enough for
-	// any valid block.
+	// A lane's share is about n/walkLanes, and twice that is room enough
+	// unless the pivots fall very unevenly along the walk (a crafted
+	// block can make them): a lane that runs out of room sends the block
+	// to one chain, which gives the same bytes.
 	share := 2 * n / walkLanes
 	if len(w.buf) < share*walkLanes {
 		w.buf = make([]byte, share*walkLanes)
@@ -94,7 +96,7 @@ func (w *walker) walk(tt []uint32, origPtr int, raw []byte) {
 			if seg[l] < 0 {
 				continue
 			}
-			if at[l] == limit[l] { // only a corrupt block gets here
+			if at[l] == limit[l] { // uneven pivots, or a corrupt block
 				active = -1
 				break
 			}

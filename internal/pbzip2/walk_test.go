@@ -43,3 +43,35 @@ func TestWalk(t *testing.T) {
 		}
 	}
 }
+
+// TestWalkUneven walks one cycle that visits every pivot row first, so
+// that one segment holds nearly the whole block: more than a lane has
+// room for, which sends the block to one chain.
+func TestWalkUneven(t *testing.T) {
+	n := 100000
+	r := rand.New(rand.NewPCG(11, 12))
+	var order []int // rows in walk order: the pivots, then the rest
+	isPivot := make([]bool, n)
+	for k := range walkPivots {
+		isPivot[k*n/walkPivots] = true
+		order = append(order, k*n/walkPivots)
+	}
+	for _, row := range r.Perm(n) {
+		if !isPivot[row] {
+			order = append(order, row)
+		}
+	}
+	tt := make([]uint32, n)
+	for i, row := range order {
+		tt[row] = uint32(order[(i+1)%n])<<8 | uint32(r.IntN(256))
+	}
+	origPtr := order[0]
+	want := make([]byte, n)
+	walkOne(tt, origPtr, want)
+	got := make([]byte, n)
+	var w walker
+	w.walk(tt, origPtr, got)
+	if !bytes.Equal(got, want) {
+		t.Fatal("the walk differs from one chain's")
+	}
+}
