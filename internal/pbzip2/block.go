@@ -49,15 +49,24 @@ func newBitReader(data []byte, bit uint64) *bitReader {
 	return br
 }
 
+// refill8 loads the eight bytes at pos below acc's nb valid bits (nb ≤
+// 56) and keeps as many whole bytes as fit; ok is false, with nothing
+// changed, when fewer than eight bytes remain. The bits below the kept
+// ones are the stream's own next bits, so loading them again later
+// changes nothing. The decoding loop calls it on its own copy of a
+// bitReader's state.
+func refill8(data []byte, pos int, acc uint64, nb uint) (uint64, uint, int, bool) {
+	if pos+8 > len(data) {
+		return acc, nb, pos, false
+	}
+	acc |= binary.BigEndian.Uint64(data[pos:]) >> nb
+	k := (63 - nb) >> 3
+	return acc, nb + k<<3, pos + int(k), true
+}
+
 func (b *bitReader) fill() {
-	if b.pos+8 <= len(b.data) {
-		// Eight bytes at once, as many whole bytes kept as fit. The bits
-		// below n that do not fit are the stream's own next bits, so
-		// loading them again later changes nothing.
-		b.acc |= binary.BigEndian.Uint64(b.data[b.pos:]) >> b.n
-		k := (63 - b.n) >> 3
-		b.pos += int(k)
-		b.n += k << 3
+	var ok bool
+	if b.acc, b.n, b.pos, ok = refill8(b.data, b.pos, b.acc, b.n); ok {
 		return
 	}
 	for b.n <= 56 {
@@ -346,12 +355,8 @@ func (d *decoder) decodeBlockBits(br *bitReader, out []byte) (*block, error) {
 			nb -= l
 			sym = e >> 5
 			if nb < 32 {
-				if pos+8 <= len(data) {
-					acc |= binary.BigEndian.Uint64(data[pos:]) >> nb
-					m := (63 - nb) >> 3
-					pos += int(m)
-					nb += m << 3
-				} else {
+				var ok bool
+				if acc, nb, pos, ok = refill8(data, pos, acc, nb); !ok {
 					br.acc, br.n, br.pos = acc, nb, pos
 					br.fill()
 					acc, nb, pos = br.acc, br.n, br.pos
