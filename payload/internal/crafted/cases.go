@@ -142,6 +142,9 @@ func Cases() []*Case {
 	add(rbz("replace-bz-pending-run", Reject, pbzip2.CraftStream(9, [][]byte{p8}, nil, nil)))
 	add(rbz("replace-bz-bad-block-crc", Reject, badCRC(span(3, 2))))
 	add(rbz("replace-bz-bad-stream-crc", Reject, badStream(span(3, 2))))
+	// Zeros: runs of 4+255, whose CRC the decoder takes by table.
+	add(rbz("replace-bz-zeros", Accept, BZ(make([]byte, 2*bs))))
+	add(rbz("replace-bz-zeros-bad-block-crc", Reject, badCRC(make([]byte, 2*bs))))
 	add(rbz("replace-bz-trailing-byte", Reject, append(BZ(span(3, 2)), 0)))
 	add(rbz("replace-bz-two-streams", Reject, append(BZ(span(3, 1)), BZ(blk(4))...)))
 	add(rbz("replace-bz-no-blocks", Accept, BZ(nil)))
