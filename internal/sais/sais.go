@@ -97,18 +97,22 @@ func sais[T symbol](t []T, sa []int32, k int, r *Sorter, bwt []byte, posOff int)
 	tails(cnt, bkt)
 	pos := r.pos[posOff:]
 	n1 := 0
+	// Every position is written to pos and kept when it is LMS, without a
+	// branch: which positions are LMS is a coin flip on binary data.
+	// pos has room for n entries, so the write one past the kept ones is
+	// in bounds.
 	for i, sNext := n-2, uint8(0); i >= 0; i-- {
 		sCur := sType(t[i], t[i+1], sNext)
-		if sCur < sNext {
-			c := t[i+1]
-			bkt[c]--
-			sa[bkt[c]] = int32(i + 1)
-			pos[n1] = int32(i + 1)
-			n1++
-		}
+		pos[n1] = int32(i + 1)
+		n1 += int(sNext &^ sCur)
 		sNext = sCur
 	}
 	pos = pos[:n1]
+	for _, p := range pos {
+		c := t[p]
+		bkt[c]--
+		sa[bkt[c]] = p
+	}
 	induce(t, sa, cnt, bkt, nil, true, r)
 
 	// Gather the sorted LMS positions, marked by induce, at the front.
@@ -285,8 +289,9 @@ func induce[T symbol](t []T, sa []int32, cnt, bkt []int32, bwt []byte, markLMS b
 		sa[bkt[c]] = v
 		bkt[c]++
 	}
-	for i := 0; i < n; i++ {
-		p := sa[i]
+	// range reads each entry when it comes to it, after the writes of
+	// the entries before.
+	for _, p := range sa {
 		if p <= 0 {
 			continue
 		}
@@ -296,17 +301,43 @@ func induce[T symbol](t []T, sa []int32, cnt, bkt []int32, bwt []byte, markLMS b
 		if t[max(v-1, 0)] < c0 { // false for v = 0: t[0] is c0
 			w = ^v
 		}
-		sa[bkt[c0]] = w
-		bkt[c0]++
+		b := bkt[c0]
+		sa[b] = w
+		bkt[c0] = b + 1
 	}
 	tails(cnt, bkt)
 	var flag int32
 	if markLMS {
 		flag = lmsFlag
 	}
-	if bwt != nil {
-		bwt = bwt[:n]
+	if bwt == nil {
+		for i := n - 1; i >= 0; i-- {
+			p := sa[i]
+			if p >= -1 {
+				continue
+			}
+			x := ^p
+			sa[i] = x
+			v := x - 1
+			c0 := t[v]
+			w := v // 0: no predecessor, and not LMS
+			if v > 0 {
+				w = v | flag
+				if t[v-1] <= c0 {
+					w = ^v
+				}
+			}
+			b := bkt[c0] - 1
+			bkt[c0] = b
+			sa[b] = w
+		}
+		return
 	}
+	// The same, writing the symbol before each suffix to bwt: it is the
+	// symbol the entry induces from, read once.
+	bwt = bwt[:n]
+	last := t[n-1]
+	want, orig := r.want, r.orig
 	for i := n - 1; i >= 0; i-- {
 		p := sa[i]
 		x := p
@@ -314,31 +345,30 @@ func induce[T symbol](t []T, sa []int32, cnt, bkt []int32, bwt []byte, markLMS b
 			x = ^p
 			sa[i] = x
 		}
-		if bwt != nil {
-			if x == 0 {
-				bwt[i] = byte(t[n-1])
-			} else {
-				bwt[i] = byte(t[x-1])
-			}
-			if x == r.want {
-				r.orig = i
-			}
+		c := last
+		if x != 0 {
+			c = t[x-1]
+		}
+		bwt[i] = byte(c)
+		if x == want {
+			orig = i
 		}
 		if p >= -1 {
 			continue
 		}
 		v := x - 1
-		c0 := t[v]
-		w := v // 0: no predecessor, and not LMS
+		w := v
 		if v > 0 {
 			w = v | flag
-			if t[v-1] <= c0 {
+			if t[v-1] <= c {
 				w = ^v
 			}
 		}
-		bkt[c0]--
-		sa[bkt[c0]] = w
+		b := bkt[c] - 1
+		bkt[c] = b
+		sa[b] = w
 	}
+	r.orig = orig
 }
 
 // lmsFlag marks LMS entries in stage 1 (positions are below 2^30).
