@@ -1,8 +1,6 @@
 package pbzip2
 
 import (
-	"bytes"
-	"encoding/binary"
 	"math/bits"
 )
 
@@ -28,15 +26,14 @@ type huffState struct {
 	mtfFreq [maxAlpha]int32
 	// Tables indexed by symbol have 512 entries so that v&511 needs no
 	// bounds check (symbols are below 258).
-	length  [nGroupsMax][512]uint8
-	code    [nGroupsMax][512]uint32
-	rfreq   [nGroupsMax][512]int32
-	rfreq2  [nGroupsMax][512]int32
-	pack    [512]uint64 // lengths in tables 0–3, 16 bits each
-	pack45  [512]uint32 // lengths in tables 4 and 5
-	nInUse  int
-	unToSeq [256]byte
-	hb      heapBuf
+	length [nGroupsMax][512]uint8
+	code   [nGroupsMax][512]uint32
+	rfreq  [nGroupsMax][512]int32
+	rfreq2 [nGroupsMax][512]int32
+	pack   [512]uint64 // lengths in tables 0–3, 16 bits each
+	pack45 [512]uint32 // lengths in tables 4 and 5
+	nInUse int
+	hb     heapBuf
 }
 
 type heapBuf struct {
@@ -47,21 +44,25 @@ type heapBuf struct {
 
 // generateMTF turns the sorted block into move-to-front values with runs
 // of zeros coded as RUNA/RUNB digits, ending with EOB, and counts them.
+//
+// libbzip2 moves the bytes' ranks among the bytes in use (unToSeq) to the
+// front; the list here holds the bytes themselves, in the same order (the
+// in-use bytes ascending, as the ranks are), so the positions and the
+// values are the same without a lookup per byte.
 func (e *Encoder) generateMTF() int {
 	h := &e.huff
 	h.nInUse = 0
+	// The list: entry i is byte i%8 of word i/8. Entries past the bytes
+	// in use are never reached: every byte of the block is found before.
+	var yy [32]uint64
 	for i, used := range e.inUse {
 		if used {
-			h.unToSeq[i] = byte(h.nInUse)
+			yy[h.nInUse>>3] |= uint64(i) << (8 * (h.nInUse & 7))
 			h.nInUse++
 		}
 	}
 	eob := h.nInUse + 1
 	clear(h.mtfFreq[:eob+1])
-	var yy [256]byte
-	for i := range h.nInUse {
-		yy[i] = byte(i)
-	}
 	n := e.nblock
 	mtfv := e.mtfv
 	freq := &h.mtfFreq
@@ -85,33 +86,44 @@ func (e *Encoder) generateMTF() int {
 		zPend = 0
 	}
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	// The first 8 entries live in a register (entry i is byte i of
-	// front), the rest in yy[8:]: most ranks are small, and a word
-	// updated in place does not wait on memory.
-	front := binary.LittleEndian.Uint64(yy[:8])
+	// The first word lives in a register: most ranks are small, and a
+	// word updated in place does not wait on memory.
+	front := yy[0]
 	for _, c := range e.bwt[:n] {
-		ll := h.unToSeq[c]
-		if byte(front) == ll {
+		if byte(front) == c {
 			zPend++
 			continue
 		}
 		if zPend > 0 {
 			flushZeros()
 		}
-		// Move ll to the front; k is where it was. Within the first 8:
-		// the lowest zero byte of front^(ll×8) (a borrow can only mark
-		// bytes above a real zero). Beyond: the vectorised routines.
+		// Move c to the front; k is where it was: the lowest zero byte of
+		// w^(c×8) in the word that holds it (a borrow can only mark bytes
+		// above a real zero). The words before it shift up by one byte,
+		// each taking the top byte of the one before.
 		var k int
-		x := front ^ ones*uint64(ll)
+		x := front ^ ones*uint64(c)
 		if z := (x - ones) &^ x & highs; z != 0 {
 			k = bits.TrailingZeros64(z) >> 3
 			mask := uint64(1)<<(8*(k+1)) - 1
-			front = front&^mask | (front<<8|uint64(ll))&mask
+			front = front&^mask | (front<<8|uint64(c))&mask
 		} else {
-			k = bytes.IndexByte(yy[8:], ll) + 8
-			copy(yy[9:k+1], yy[8:k])
-			yy[8] = byte(front >> 56)
-			front = front<<8 | uint64(ll)
+			carry := front >> 56
+			front = front<<8 | uint64(c)
+			for j := 1; ; j++ {
+				w := yy[j&31]
+				x := w ^ ones*uint64(c)
+				if z := (x - ones) &^ x & highs; z != 0 {
+					kk := bits.TrailingZeros64(z) >> 3
+					// For kk = 7 the shift is 64 and mask all ones.
+					mask := uint64(1)<<(8*(kk+1)) - 1
+					yy[j&31] = w&^mask | (w<<8|carry)&mask
+					k = j*8 + kk
+					break
+				}
+				yy[j&31] = w<<8 | carry
+				carry = w >> 56
+			}
 		}
 		mtfv[wr] = uint16(k + 1)
 		freq[k+1]++
