@@ -318,18 +318,7 @@ func induce[T symbol](t []T, sa []int32, cnt, bkt []int32, bwt []byte, markLMS b
 			}
 			x := ^p
 			sa[i] = x
-			v := x - 1
-			c0 := t[v]
-			w := v // 0: no predecessor, and not LMS
-			if v > 0 {
-				w = v | flag
-				if t[v-1] <= c0 {
-					w = ^v
-				}
-			}
-			b := bkt[c0] - 1
-			bkt[c0] = b
-			sa[b] = w
+			induceS(t, sa, bkt, x-1, t[x-1], flag)
 		}
 		return
 	}
@@ -356,19 +345,25 @@ func induce[T symbol](t []T, sa []int32, cnt, bkt []int32, bwt []byte, markLMS b
 		if p >= -1 {
 			continue
 		}
-		v := x - 1
-		w := v
-		if v > 0 {
-			w = v | flag
-			if t[v-1] <= c {
-				w = ^v
-			}
-		}
-		b := bkt[c] - 1
-		bkt[c] = b
-		sa[b] = w
+		induceS(t, sa, bkt, x-1, c, flag)
 	}
 	r.orig = orig
+}
+
+// induceS places the S-type suffix v, whose first symbol is c0, at its
+// bucket's tail: complemented when its predecessor is S-type too (it is
+// to induce in turn), else with flag; 0 has no predecessor and is not LMS.
+func induceS[T symbol](t []T, sa, bkt []int32, v int32, c0 T, flag int32) {
+	w := v
+	if v > 0 {
+		w = v | flag
+		if t[v-1] <= c0 {
+			w = ^v
+		}
+	}
+	b := bkt[c0] - 1
+	bkt[c0] = b
+	sa[b] = w
 }
 
 // lmsFlag marks LMS entries in stage 1 (positions are below 2^30).
