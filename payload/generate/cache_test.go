@@ -51,3 +51,31 @@ func TestBlobCache(t *testing.T) {
 		t.Fatal("a 1 MiB blob was kept")
 	}
 }
+
+// chunkKey is the chunk's SHA-256, whether or not the chunk is a whole
+// chunk of zeros (which it recognises without hashing).
+func TestChunkKey(t *testing.T) {
+	zeros := make([]byte, ChunkSize)
+	last := make([]byte, ChunkSize)
+	last[ChunkSize-1] = 1
+	for _, raw := range [][]byte{zeros, last, zeros[:ChunkSize-1], zeros[:4096], nil} {
+		if chunkKey(raw) != sha256.Sum256(raw) {
+			t.Fatalf("%d bytes: the key is not the SHA-256", len(raw))
+		}
+	}
+}
+
+func BenchmarkChunkKeyZeros(b *testing.B) {
+	zeros := make([]byte, ChunkSize)
+	b.SetBytes(ChunkSize)
+	b.Run("compare", func(b *testing.B) {
+		for b.Loop() {
+			chunkKey(zeros)
+		}
+	})
+	b.Run("sha256", func(b *testing.B) {
+		for b.Loop() {
+			sha256.Sum256(zeros)
+		}
+	})
+}

@@ -12,6 +12,7 @@
 package generate
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -282,7 +283,7 @@ var workers = sync.Pool{New: func() any { return &worker{enc: pbzip2.NewEncoder(
 // that is not smaller.
 func (w *worker) compress(j *job, cache *blobCache) {
 	raw := j.raw[:j.n]
-	key := sha256.Sum256(raw)
+	key := chunkKey(raw)
 	if cached, ok := cache.get(key); cache != nil && ok {
 		j.out = append(j.out[:0], cached.blob...)
 		j.typ, j.sum = cached.typ, cached.sum
@@ -302,6 +303,23 @@ func (w *worker) compress(j *job, cache *blobCache) {
 	}
 	j.blob = j.out
 }
+
+// chunkKey is the SHA-256 of a chunk, the blob cache's key. A chunk of
+// zeros (free space: most of a 2 GiB USR partition) is recognised by
+// comparison, about 30 times faster than hashing it, and given the zero
+// chunk's hash, computed once.
+func chunkKey(raw []byte) [sha256.Size]byte {
+	if len(raw) == ChunkSize && bytes.Equal(raw, zeroChunk[:]) {
+		return zeroChunkSum()
+	}
+	return sha256.Sum256(raw)
+}
+
+// zeroChunk is never written: its pages stay the kernel's zero page.
+var (
+	zeroChunk    [ChunkSize]byte
+	zeroChunkSum = sync.OnceValue(func() [sha256.Size]byte { return sha256.Sum256(zeroChunk[:]) })
+)
 
 // blobCache remembers the compressed form of small-compressing chunks by
 // their content hash. Images repeat chunks (free space is zeros), and the
