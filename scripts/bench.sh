@@ -10,6 +10,8 @@
 # bytes each wrote, and A/B:
 #
 #   full      augen payload build (USR + kernel)   vs delta_generator (needs the client tools)
+#   full-2g   the same with the USR image grown to 2 GiB (zeros), the
+#             partition size of installs since 2025-09
 #   delta     augen payload build --old            vs augen's own full build of the new image
 #   random    a delta whose one 64 MiB file was replaced by other random bytes
 #             vs augen's full build of the same new image
@@ -108,6 +110,19 @@ if [ -n "$ue" ]; then
 else
   skip full delta_generator "no UPDATE_ENGINE_BIN_DIR"
   "$augen" payload build --image "$corpus/usr-new.img" --kernel "$newk" --key "file:$work/key.pem" -o "$work/full-a.gz" 2>/dev/null
+fi
+
+# full-2g: the same /usr in a 2 GiB USR partition, the layout of installs
+# since 2025-09 (the rest zeros, as the partition the client hashes).
+if [ -n "$ue" ]; then
+  cp --sparse=always "$corpus/usr-new.img" "$work/usr-2g.img" && truncate -s 2G "$work/usr-2g.img"
+  pair full-2g "delta_generator" "$work/full2g-a.gz" "$work/full2g-b.gz" -- \
+    "$augen" payload build --image "$work/usr-2g.img" --kernel "$newk" --key "file:$work/key.pem" -o "$work/full2g-a.gz" -- \
+    "$ue/delta_generator" -new_image "$work/usr-2g.img" -new_kernel "$newk" -private_key "$work/key.pem" -out_file "$work/full2g-b.gz"
+  cmp -s "$work/full2g-a.gz" "$work/full2g-b.gz" || echo "bench.sh: warning: augen's 2 GiB full payload differs from delta_generator's" >&2
+  rm -f "$work/usr-2g.img" "$work/full2g-a.gz" "$work/full2g-b.gz"
+else
+  skip full-2g delta_generator "no UPDATE_ENGINE_BIN_DIR"
 fi
 
 # delta: augen's delta against augen's full build of the new image.
